@@ -1,0 +1,46 @@
+"""Orbax checkpoints of the method state together with the grain iterator state."""
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+  """Keeps the newest `keep` checkpoints under `workdir/checkpoints`; async saves."""
+
+  def __init__(self, workdir: str, keep: int = 3):
+    self.directory = os.path.join(os.path.abspath(workdir), 'checkpoints')
+    self.manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+        item_names=('state', 'data'))
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def save(self, step: int, state, data_state: dict | None = None, force: bool = False):
+    args = {'state': ocp.args.StandardSave(state)}
+    if data_state is not None:
+      args['data'] = ocp.args.JsonSave(data_state)
+    self.manager.save(step, args=ocp.args.Composite(**args), force=force)
+
+  def restore(self, abstract_state, step: int | None = None, with_data: bool = True):
+    """abstract_state: a pytree of jax.ShapeDtypeStruct (with shardings) like the state."""
+    step = self.latest_step() if step is None else step
+    args = {'state': ocp.args.StandardRestore(abstract_state)}
+    if with_data and os.path.isdir(os.path.join(self.directory, str(step), 'data')):
+      args['data'] = ocp.args.JsonRestore()
+    out = self.manager.restore(step, args=ocp.args.Composite(**args))
+    return out['state'], (out['data'] if 'data' in args else None)
+
+  def wait(self):
+    self.manager.wait_until_finished()
+
+  def close(self):
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+def abstract_like(tree, sharding):
+  return jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)

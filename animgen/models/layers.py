@@ -1,0 +1,118 @@
+"""Shared flax.linen layers (NHWC). Parameters keep the layout of a plain conv so that
+official checkpoints convert one-to-one; the fast paths below are exact rewrites."""
+from typing import Any, Callable, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# PyTorch's default conv init (kaiming_uniform a=sqrt(5)) is U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+torch_default_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
+
+
+def torch_bias_init(fan_in: int) -> Callable:
+  bound = 1.0 / float(fan_in) ** 0.5
+  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
+  """x: [B, H, W, C] -> [B, H + 2p, W + 2p, C] with reflection (edge excluded)."""
+  if pad == 0:
+    return x
+  return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
+
+
+def conv2d(x, kernel, stride=1, padding='VALID'):
+  return jax.lax.conv_general_dilated(
+      x, kernel.astype(x.dtype), (stride, stride), padding,
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
+  """[B, H, W, C] -> [B, fH, fW, C]."""
+  b, h, w, c = x.shape
+  x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, factor, w, factor, c))
+  return x.reshape(b, h * factor, w * factor, c)
+
+
+# Row/column tap matrices of a nearest x2 upsample followed by a 3x3 conv, per output phase:
+# phase 0 reads input rows (i-1, i) with weights (W0, W1+W2), phase 1 rows (i, i+1) with (W0+W1, W2).
+_PHASE_TAPS = jnp.array([[[1., 0., 0.], [0., 1., 1.]],
+                         [[1., 1., 0.], [0., 0., 1.]]])
+
+
+def upsample2_conv3x3_reflect(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+  """Exactly conv3x3(reflect_pad(upsample_nearest(x, 2), 1)) + bias, at 16/36 of the FLOPs.
+
+  Reflection padding of a nearest-upsampled map equals edge padding of the input, and each of
+  the four output phases is a 2x2 conv of the input; the four are computed as one 2x2 conv with
+  4 * Cout outputs and interleaved (depth-to-space). x: [B, H, W, Cin] -> [B, 2H, 2W, Cout].
+  """
+  b, h, w, _ = x.shape
+  cout = kernel.shape[-1]
+  taps = _PHASE_TAPS.astype(kernel.dtype)
+  k2 = jnp.einsum('apk,bql,klio->pqiabo', taps, taps, kernel)  # [2, 2, Cin, 2, 2, Cout]
+  k2 = k2.reshape(2, 2, kernel.shape[2], 4 * cout)
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode='edge')
+  y = conv2d(xp, k2)  # [B, H+1, W+1, 4*Cout]
+  y = y.reshape(b, h + 1, w + 1, 2, 2, cout)
+  rows = [jnp.stack([y[:, a:a + h, c:c + w, a, c] for c in range(2)], axis=3) for a in range(2)]
+  out = jnp.stack(rows, axis=2)  # [B, H, 2, W, 2, Cout]
+  return out.reshape(b, 2 * h, 2 * w, cout) + bias.astype(x.dtype)
+
+
+class Conv(nn.Module):
+  """Conv with reflection padding, PyTorch default init, and optional exact fast paths.
+
+  `z` (if given, [B, Z]) is tiled and concatenated to the input channels before the conv
+  (Table 1, Concat(z)); with `fast=True` its contribution is added as a per-sample bias, which
+  is exact because a reflection-padded constant map stays constant.
+  """
+  features: int
+  kernel_size: int
+  stride: int = 1
+  pad: Optional[int] = None  # default: kernel_size // 2
+  upsample: bool = False     # nearest x2 upsample before the conv (Table 1, Upsample(2))
+  fast: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, z=None):
+    k = self.kernel_size
+    pad = k // 2 if self.pad is None else self.pad
+    cin = x.shape[-1] + (0 if z is None else z.shape[-1])
+    kernel = self.param('kernel', torch_default_init, (k, k, cin, self.features))
+    bias = self.param('bias', torch_bias_init(cin * k * k), (self.features,))
+    x = x.astype(self.dtype)
+    if self.upsample and self.fast and k == 3 and pad == 1 and z is None and self.stride == 1:
+      return upsample2_conv3x3_reflect(x, kernel, bias)
+    if self.upsample:
+      x = upsample_nearest(x)
+    if z is not None and self.fast:
+      kx, kz = kernel[:, :, :x.shape[-1]], kernel[:, :, x.shape[-1]:]
+      y = conv2d(reflect_pad(x, pad), kx, self.stride)
+      zb = jnp.einsum('bz,zo->bo', z.astype(self.dtype), kz.sum((0, 1)).astype(self.dtype))
+      return y + (bias.astype(self.dtype) + zb)[:, None, None, :]
+    if z is not None:
+      zt = jnp.broadcast_to(z[:, None, None, :].astype(x.dtype), x.shape[:3] + z.shape[-1:])
+      x = jnp.concatenate([x, zt], axis=-1)
+    return conv2d(reflect_pad(x, pad), kernel, self.stride) + bias.astype(self.dtype)
+
+
+class InstanceNorm(nn.Module):
+  """Per-sample, per-channel normalisation over H, W with biased variance.
+
+  Official custom InstanceNorm: eps 1e-9, scale initialised U(0, 1), shift 0 (REFERENCE.md).
+  """
+  epsilon: float = 1e-9
+
+  @nn.compact
+  def __call__(self, x):
+    c = x.shape[-1]
+    scale = self.param('scale', nn.initializers.uniform(1.0), (c,))
+    shift = self.param('bias', nn.initializers.zeros, (c,))
+    xf = x.astype(jnp.float32)
+    mean = xf.mean(axis=(1, 2), keepdims=True)
+    var = jnp.square(xf - mean).mean(axis=(1, 2), keepdims=True)
+    y = (xf - mean) * jax.lax.rsqrt(var + self.epsilon)
+    return (y * scale + shift).astype(x.dtype)

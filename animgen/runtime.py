@@ -1,0 +1,53 @@
+"""Process set-up shared by the entry points, and the one place user errors become exit 2."""
+import contextlib
+import os
+import sys
+
+# glibc malloc settings measured by bench/landscape.py: XLA:CPU otherwise maps and unmaps its
+# large scratch buffers on every call (hundreds of thousands of page faults per step).
+MALLOC_ENV = {
+    'MALLOC_ARENA_MAX': '1',
+    'MALLOC_MMAP_MAX_': '0',
+    'MALLOC_TRIM_THRESHOLD_': str(8 << 30),
+    'MALLOC_TOP_PAD_': str(256 << 20),
+}
+
+
+def configure():
+  """Re-executes the process once with the tuned allocator (it must be set before start-up).
+
+  ANIMGEN_NO_TUNING=1 keeps the environment as it is."""
+  if os.environ.get('ANIMGEN_NO_TUNING') or os.environ.get('ANIMGEN_TUNED'):
+    return
+  if not sys.platform.startswith('linux'):
+    return
+  env = dict(os.environ, ANIMGEN_TUNED='1')
+  for k, v in MALLOC_ENV.items():
+    env.setdefault(k, v)
+  argv = list(getattr(sys, 'orig_argv', []))
+  if not argv:
+    return
+  sys.stdout.flush(); sys.stderr.flush()
+  os.execve(sys.executable, [sys.executable] + argv[1:], env)
+
+
+@contextlib.contextmanager
+def user_errors():
+  """InputError (and bad flags) -> one line on stderr, exit code 2, no traceback."""
+  from absl import flags
+  from animgen.errors import InputError
+  try:
+    yield
+  except InputError as e:
+    print(f'animgen: error: {e}', file=sys.stderr, flush=True)
+    sys.exit(2)
+  except flags.Error as e:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    print(f'animgen: error: {msg} (see --help)', file=sys.stderr, flush=True)
+    sys.exit(2)
+  except Exception as e:  # the trainer's divergence stop is a user-facing message too
+    from animgen.trainer import TrainingDiverged
+    if isinstance(e, TrainingDiverged):
+      print(f'animgen: error: {e}', file=sys.stderr, flush=True)
+      sys.exit(1)
+    raise

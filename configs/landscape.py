@@ -1,0 +1,94 @@
+"""Animating Landscape, motion predictor + encoder (Endo et al. 2019, Sec. 4.1, 4.3).
+
+  python -m animgen.main --config=configs/landscape.py          # paper settings (256 px, batch 8)
+  python -m animgen.main --config=configs/landscape.py:cpu      # 128 px, batch 4: a CPU run
+  python -m animgen.main --config=configs/landscape.py:smoke    # tiny network, for tests
+  python -m animgen.main --config=configs/landscape.py:sky      # real Sky Timelapse (manual_dir)
+"""
+import ml_collections
+
+
+def get_config(arg: str | None = None):
+  c = ml_collections.ConfigDict()
+  c.method = 'landscape_motion'
+  c.dataset = 'synthetic_timelapse/default'
+  c.data_dir = '~/tensorflow_datasets'
+  c.manual_dir = ''
+  c.seed = 0
+  c.dtype = 'float32'
+  c.image_size = 256             # Sec. 4.3: 256x256 predictors
+  c.batch_size = 8               # Sec. 4.3 (the official train.py used 1)
+
+  c.model = ml_collections.ConfigDict()
+  c.model.widths = (128, 256, 512)          # Table 1
+  c.model.num_res_blocks = 5
+  c.model.beta = 1.0 / 64.0                 # Sec. 4.1, flows restricted to [-1/64, 1/64]
+  c.model.latent_dim = 8
+  c.model.encoder_size = 128                # encoders see 128x128 (Sec. 4.3)
+  c.model.encoder_widths = (64, 128, 192, 256)  # Table 2
+  c.model.fast = True                       # exact fast conv paths (models/layers.py)
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.lambda_p = 1.0                     # Eq. 4
+  c.loss.lambda_tv = 1.0
+  c.loss.sigma = 0.1                        # Eq. 3
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.learning_rate = 1e-4              # Adam, Sec. 4.3
+  c.optim.b1 = 0.5
+  c.optim.b2 = 0.999
+
+  c.data = ml_collections.ConfigDict()
+  c.data.crop = 0                           # 0: no crop (frames already at image_size)
+  # Flips are off: a flipped pair would contradict its clip's common motion field (Alg. 2).
+  c.data.flip = False
+  c.data.threads = 2
+
+  c.train = ml_collections.ConfigDict()
+  c.train.num_steps = 40_000
+  c.train.log_every = 50
+  c.train.checkpoint_every = 1000
+  c.train.keep_checkpoints = 3
+  c.train.sample_every = 2000
+  c.train.check_finite_every = 1
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.batch_size = 8
+  c.eval.pairs_per_clip = 4
+
+  c.sample = ml_collections.ConfigDict()
+  c.sample.num_frames = 16
+
+  c.codebook = ml_collections.ConfigDict()
+  c.codebook.max_codes = 100                # KMeans(100), sorted by the first PCA component
+
+  if arg == 'cpu':
+    c.dataset = 'synthetic_timelapse/default'
+    c.image_size = 128
+    c.batch_size = 4
+    c.train.num_steps = 3000
+    c.train.checkpoint_every = 250
+    c.train.sample_every = 500
+  elif arg == 'smoke':
+    c.dataset = 'synthetic_timelapse/tiny'
+    c.image_size = 32
+    c.batch_size = 8
+    c.model.widths = (8, 16, 32)
+    c.model.num_res_blocks = 1
+    c.model.encoder_size = 32
+    c.model.encoder_widths = (8, 8, 8, 8)
+    c.optim.learning_rate = 1e-3
+    c.train.num_steps = 4
+    c.train.log_every = 2
+    c.train.checkpoint_every = 2
+    c.train.sample_every = 4
+    c.data.threads = 0
+    c.eval.batch_size = 8
+    c.eval.pairs_per_clip = 2
+    c.sample.num_frames = 4
+    c.codebook.max_codes = 3
+  elif arg == 'sky':
+    c.dataset = 'sky_timelapse/default'
+  elif arg:
+    raise ValueError(f'unknown variant {arg!r} of configs/landscape.py: use cpu, smoke or sky')
+  return c
