@@ -1,0 +1,173 @@
+"""Sky Timelapse (Xiong et al. 2018) clips with the pair filter of Endo 2019 Sec. 6.1.
+
+Reads the extracted dataset from `manual_dir`:
+  <manual_dir>/sky_timelapse/sky_train/<video_id>/<clip#>/<video_id>_frames_XXXXXXXX.jpg
+  <manual_dir>/sky_timelapse/sky_test/...
+(`manual_dir` may also be the folder that holds sky_train/ and sky_test/ directly.)
+
+Per clip (one <video_id>/<clip#> folder): frames sorted by their number XXXXXXXX, every other
+frame kept, each resized to size x size (PIL bilinear, aspect not kept). Pair (t, t+1) of the
+kept frames is valid (`pair_ok`) iff their numbers differ by exactly 2 and the mean absolute
+difference of the two resized uint8 frames, in [0, 1], is >= 0.02. Clips with fewer than two
+kept frames or no valid pair are skipped; `clip_id` numbers the remaining clips 0..N-1 in sorted
+(video_id, clip#) order, and record i of a split holds clip_id i.
+"""
+import concurrent.futures
+import dataclasses
+import os
+import re
+
+from absl import logging
+import numpy as np
+from PIL import Image
+import tensorflow_datasets as tfds
+
+from animgen.errors import InputError
+
+MIN_MEAN_ABS_DIFF = 0.02   # Endo 2019 Sec. 6.1
+FRAME_STEP = 2             # every other frame
+_FRAME_RE = re.compile(r'_frames_(\d+)\.jpe?g$', re.IGNORECASE)
+_SPLIT_DIRS = {'train': 'sky_train', 'test': 'sky_test'}
+_LAYOUT = ('<manual_dir>/sky_timelapse/sky_train/<video>/<clip>/<video>_frames_XXXXXXXX.jpg '
+           '(and sky_test/...)')
+
+
+@dataclasses.dataclass(eq=False)
+class SkyTimelapseConfig(tfds.core.BuilderConfig):
+  size: int = 256
+
+
+def _layout_error(what: str) -> InputError:
+  return InputError(f'sky_timelapse: {what}: expected {_LAYOUT}')
+
+
+def find_root(manual_dir) -> str:
+  """The folder holding sky_train/ and sky_test/ (manual_dir/sky_timelapse or manual_dir)."""
+  if manual_dir is None or not os.path.isdir(manual_dir):
+    raise _layout_error(f'manual_dir {manual_dir} does not exist')
+  for root in (os.path.join(manual_dir, 'sky_timelapse'), manual_dir):
+    if all(os.path.isdir(os.path.join(root, d)) for d in _SPLIT_DIRS.values()):
+      return root
+  raise _layout_error(f'no sky_train/ and sky_test/ folders in {manual_dir} '
+                      f'or {os.path.join(manual_dir, "sky_timelapse")}')
+
+
+def frame_number(filename: str):
+  """XXXXXXXX of '<video>_frames_XXXXXXXX.jpg' as int, or None for other files."""
+  m = _FRAME_RE.search(filename)
+  return int(m.group(1)) if m else None
+
+
+def list_clips(split_dir: str):
+  """Sorted [(video_id, clip, [(frame_number, path), ...sorted])] of clips with >= 1 frame."""
+  clips = []
+  for video in sorted(os.listdir(split_dir)):
+    vdir = os.path.join(split_dir, video)
+    if not os.path.isdir(vdir):
+      continue
+    for clip in sorted(os.listdir(vdir)):
+      cdir = os.path.join(vdir, clip)
+      if not os.path.isdir(cdir):
+        continue
+      frames = sorted((n, os.path.join(cdir, f)) for f in os.listdir(cdir)
+                      if (n := frame_number(f)) is not None)
+      if frames:
+        clips.append((video, clip, frames))
+  return clips
+
+
+def pair_filter(numbers, frames: np.ndarray) -> np.ndarray:
+  """pair_ok [T-1] for kept frame numbers [T] and frames [T, H, W, 3] uint8 (Endo 2019 Sec. 6.1)."""
+  numbers = np.asarray(numbers, np.int64)
+  f = frames.astype(np.float32) / 255.0
+  mad = np.abs(f[1:] - f[:-1]).mean(axis=(1, 2, 3))
+  return (np.diff(numbers) == FRAME_STEP) & (mad >= MIN_MEAN_ABS_DIFF)
+
+
+def _load(path: str, size: int) -> np.ndarray:
+  with Image.open(path) as im:
+    return np.asarray(im.convert('RGB').resize((size, size), Image.Resampling.BILINEAR), np.uint8)
+
+
+def load_clip(frames, size: int):
+  """(numbers, frames [T, size, size, 3] uint8, pair_ok [T-1]) of every other frame, or None."""
+  kept = frames[::FRAME_STEP]
+  if len(kept) < 2:
+    return None
+  numbers = [n for n, _ in kept]
+  images = np.stack([_load(p, size) for _, p in kept])
+  ok = pair_filter(numbers, images)
+  if not ok.any():
+    return None
+  return numbers, images, ok
+
+
+class SkyTimelapse(tfds.core.GeneratorBasedBuilder):
+  """Sky Timelapse clips, every other frame, with Endo 2019 pair validity."""
+
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  BUILDER_CONFIGS = [SkyTimelapseConfig(name='default', size=256, description='256x256 frames.'),
+                     SkyTimelapseConfig(name='s128', size=128, description='128x128 frames.')]
+  DEFAULT_CONFIG_NAME = 'default'
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+      'Download Sky Timelapse (github.com/weixiong-ur/mdgan) and extract it so that '
+      f'{_LAYOUT} exists; pass the folder as manual_dir '
+      '(tfds.download.DownloadConfig(manual_dir=...)).')
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    s = self.builder_config.size
+    return self.dataset_info_from_configs(
+        description=__doc__.splitlines()[0],
+        features=tfds.features.FeaturesDict({
+            'frames': tfds.features.Tensor(shape=(None, s, s, 3), dtype=np.uint8),
+            'pair_ok': tfds.features.Tensor(shape=(None,), dtype=np.bool_),
+            'clip_id': tfds.features.Tensor(shape=(), dtype=np.int64),
+        }),
+        homepage='https://github.com/weixiong-ur/mdgan',
+        disable_shuffling=True,  # record i holds clip_id i
+    )
+
+  def _split_generators(self, dl_manager):
+    manual_dir = getattr(dl_manager, '_manual_dir', None)
+    try:
+      manual_dir = dl_manager.manual_dir
+    except AssertionError:   # tfds: missing or empty manual dir (multi-line message)
+      raise _layout_error(f'manual_dir {manual_dir} does not exist or is empty') from None
+    root = find_root(os.fspath(manual_dir))
+    splits = {}
+    for split, dirname in _SPLIT_DIRS.items():
+      clips = list_clips(os.path.join(root, dirname))
+      if not clips:
+        raise _layout_error(f'no clips with <video>_frames_N.jpg frames under '
+                            f'{os.path.join(root, dirname)}')
+      splits[split] = self._generate_examples(split, clips)
+    return splits
+
+  def _generate_examples(self, split: str, clips):
+    size = self.builder_config.size
+    workers = max(1, min(8, os.cpu_count() or 1))
+    chunk = 4 * workers   # bounded look-ahead keeps memory at a few clips per worker
+    clip_id = skipped = 0
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+      for start in range(0, len(clips), chunk):
+        batch = clips[start:start + chunk]
+        for loaded in pool.map(lambda c: load_clip(c[2], size), batch):
+          if loaded is None:
+            skipped += 1
+            continue
+          _, images, ok = loaded
+          yield clip_id, {'frames': images, 'pair_ok': ok, 'clip_id': np.int64(clip_id)}
+          clip_id += 1
+        logging.info('sky_timelapse %s: %d/%d clips read, %d kept',
+                     split, start + len(batch), len(clips), clip_id)
+    if clip_id == 0:
+      raise InputError(f'sky_timelapse: none of the {len(clips)} {split} clips has two frames '
+                       f'{FRAME_STEP} apart with mean abs difference >= {MIN_MEAN_ABS_DIFF}')
+    logging.info('sky_timelapse %s: kept %d clips, skipped %d', split, clip_id, skipped)
+
+
+def make_builder(data_dir, name: str = 'default') -> SkyTimelapse:
+  """Builder for config 'default' (256) or 's128'; prepare with
+  `b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=...))`."""
+  return SkyTimelapse(data_dir=data_dir, config=name, file_format='array_record')

@@ -1,0 +1,343 @@
+"""Procedural landscape time-lapse clips with exact ground-truth flow (offline Sky Timelapse proxy).
+
+Each clip is a still landscape under a moving sky: spectral-fBm clouds over a sky gradient,
+advected by a stationary, smoothly varying per-clip wind; a static land silhouette; optionally a
+water band with its own horizontal ripple drift; and a slow global colour drift.
+
+Flow convention (pixels, channel order (dx, dy), pixel centres at integer coordinates, i.e.
+align_corners=True): `frame[t+1][y, x] ~= bilinear(frame[t], x + dx, y + dy)`. Convert with
+`animgen.ops.warp.pixels_to_normalised` for the motion network.
+
+How the frames are made to match the flow exactly: the backward flow f is an analytic function
+of position, and with Phi(p) = p + f(p) the moving layer at time t is a periodic texture sampled
+at C_t = Phi^t(grid). Because Phi^(t+1) = Phi^t o Phi = Phi o Phi^t, the coordinates update as
+C_(t+1) = C_t + f(C_t), and layer_(t+1)(p) = layer_t(p + f(p)) holds for every pixel. The whole
+sky layer (gradient and clouds) is advected; the wind's vertical component fades toward the
+horizon (perspective), so the horizon glow stays put. Warping frame t by flow[t] therefore gives
+frame t+1 up to bilinear resampling, uint8 rounding, the colour drift (< 0.2 % per frame) and
+disocclusions at land edges and image borders. The flow is stationary: flow[t] is the same for
+every t. Speeds: |flow| <= max_speed(size) = 0.9 * size / 128 px/frame (water <= 0.5 of that).
+"""
+import dataclasses
+import time
+
+from absl import logging
+import numpy as np
+import tensorflow_datasets as tfds
+
+_MAX_SPEED_AT_128 = 0.9   # px/frame at size 128; scales linearly with size
+_TEX_SCALE = 2            # texture samples per image pixel
+# Cloud texture spectrum. Detail below ~6 px would make bilinear warping of the frames (what the
+# motion network and the test do) differ from the true motion by more than uint8 rounding.
+_MIN_WAVELENGTH = 6.0     # px, absolute floor of the detail cut-off
+_MIN_WL_REL = 0.05        # detail cut-off relative to size (6.4 px at 128)
+_CLOUD_MAXWL_REL = 0.35   # largest puff scale relative to size
+_CLOUD_BETA = (0.7, 1.1)  # amplitude spectrum exponent range (fBm roughness)
+_CLOUD_SOFTNESS = (0.2, 0.4)  # sigmoid width of the cloud threshold, in noise std units
+_DRIFT = 0.02             # colour drift scale: up to ~2x this fraction per 24 frames
+_SKY_GAMMA = 2.0          # sky gradient exponent (colour change concentrated near the horizon)
+
+
+@dataclasses.dataclass(eq=False)
+class SyntheticTimelapseConfig(tfds.core.BuilderConfig):
+  """size: H = W in pixels; frames: T per clip; *_clips: clips per split; seed: base seed."""
+  size: int = 128
+  frames: int = 24
+  train_clips: int = 64
+  test_clips: int = 16
+  seed: int = 0
+
+
+CONFIGS = {
+    'default': SyntheticTimelapseConfig(
+        name='default', size=128, frames=24, train_clips=64, test_clips=16,
+        description='128x128, 24 frames, 64 train / 16 test clips.'),
+    'tiny': SyntheticTimelapseConfig(
+        name='tiny', size=32, frames=6, train_clips=4, test_clips=2,
+        description='32x32, 6 frames, 4 train / 2 test clips (tests).'),
+}
+
+
+def max_speed(size: int) -> float:
+  """Largest per-pixel |flow| in px/frame that clips of this size contain."""
+  return _MAX_SPEED_AT_128 * size / 128.0
+
+
+class SyntheticTimelapse(tfds.core.GeneratorBasedBuilder):
+  """Procedural sky/land/water time-lapse clips with exact backward flow in pixels."""
+
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  BUILDER_CONFIGS = list(CONFIGS.values())
+  DEFAULT_CONFIG_NAME = 'default'
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    s = self.builder_config.size
+    return self.dataset_info_from_configs(
+        description=__doc__.splitlines()[0],
+        features=tfds.features.FeaturesDict({
+            'frames': tfds.features.Tensor(shape=(None, s, s, 3), dtype=np.uint8),
+            'pair_ok': tfds.features.Tensor(shape=(None,), dtype=np.bool_),
+            'clip_id': tfds.features.Tensor(shape=(), dtype=np.int64),
+            'flow': tfds.features.Tensor(shape=(None, s, s, 2), dtype=np.float32),
+        }),
+        disable_shuffling=True,  # record i holds clip_id i
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    c = self.builder_config
+    _check_config(c)
+    return {'train': self._generate_examples('train', c.train_clips),
+            'test': self._generate_examples('test', c.test_clips)}
+
+  def _generate_examples(self, split: str, num_clips: int):
+    c = self.builder_config
+    start = time.time()
+    every = max(1, num_clips // 8)
+    for i in range(num_clips):
+      frames, flow = render_clip(c.size, c.frames, split, i, seed=c.seed)
+      yield i, {'frames': frames, 'flow': flow, 'clip_id': np.int64(i),
+                'pair_ok': np.ones((c.frames - 1,), np.bool_)}
+      if (i + 1) % every == 0 or i + 1 == num_clips:
+        logging.info('synthetic_timelapse/%s %s: %d/%d clips (%.1f s)',
+                     c.name, split, i + 1, num_clips, time.time() - start)
+
+
+def _check_config(c: SyntheticTimelapseConfig):
+  if c.size < 8 or c.frames < 2 or c.train_clips < 1 or c.test_clips < 1:
+    raise ValueError(f'synthetic_timelapse config {c.name!r} needs size >= 8, frames >= 2 and '
+                     f'at least one clip per split, got size={c.size} frames={c.frames} '
+                     f'train_clips={c.train_clips} test_clips={c.test_clips}')
+
+
+def make_builder(data_dir, name: str = 'default', **overrides) -> SyntheticTimelapse:
+  """Builder for config `name`, optionally with fields (size, frames, ...) overridden.
+
+  An overridden config gets a name that encodes its fields (e.g. 'default_s64_f12_tr64_te16'),
+  so differently sized variants live side by side in `data_dir`.
+  """
+  if name not in CONFIGS:
+    raise ValueError(f'unknown synthetic_timelapse config {name!r}; known: {sorted(CONFIGS)}')
+  config = CONFIGS[name]
+  if overrides:
+    config = dataclasses.replace(config, **overrides)
+    suffix = f'_s{config.size}_f{config.frames}_tr{config.train_clips}_te{config.test_clips}'
+    if config.seed:
+      suffix += f'_seed{config.seed}'
+    config = dataclasses.replace(config, name=name + suffix,
+                                 description=f'{name} with {overrides}')
+  _check_config(config)
+  return SyntheticTimelapse(data_dir=data_dir, config=config, file_format='array_record')
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def _spectral_noise(rng, n: int, scale: float, beta: float, min_wl: float, max_wl: float,
+                    aniso: float = 1.0, angle: float = 0.0, channels: int = 1) -> np.ndarray:
+  """Periodic fBm-like field [channels, n, n], zero mean, unit std, by spectral synthesis.
+
+  Wavelengths are in image pixels (the grid has `scale` samples per pixel). Amplitude falls as
+  k^-beta between max_wl and min_wl; aniso > 1 suppresses frequencies along `angle`, which
+  stretches features along that direction.
+  """
+  fy = np.fft.fftfreq(n)[:, None] * scale   # cycles per image pixel
+  fx = np.fft.rfftfreq(n)[None, :] * scale
+  ca, sa = np.cos(angle), np.sin(angle)
+  along, across = fx * ca + fy * sa, -fx * sa + fy * ca
+  k = np.sqrt((aniso * along) ** 2 + across ** 2)
+  k0 = 1.0 / max_wl
+  amp = (k ** 2 + k0 ** 2) ** (-beta / 2) * np.exp(-(k * min_wl) ** 2)
+  amp[0, 0] = 0.0
+  white = rng.standard_normal((channels, n, n))
+  field = np.fft.irfft2(np.fft.rfft2(white) * amp, s=(n, n))
+  field -= field.mean(axis=(1, 2), keepdims=True)
+  field /= field.std(axis=(1, 2), keepdims=True) + 1e-12
+  return field
+
+
+def _noise_1d(rng, n: int, beta: float, min_wl: float, max_wl: float) -> np.ndarray:
+  """Smooth 1-D noise of length n (unit std) for silhouettes."""
+  m = 2 * n
+  f = np.fft.rfftfreq(m)
+  amp = (f ** 2 + (1.0 / max_wl) ** 2) ** (-beta / 2) * np.exp(-(f * min_wl / 2.0) ** 2)
+  amp[0] = 0.0
+  x = np.fft.irfft(np.fft.rfft(rng.standard_normal(m)) * amp, n=m)[:n]
+  return (x - x.mean()) / (x.std() + 1e-12)
+
+
+def _sample_periodic(tex: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+  """Bilinear sample of a periodic texture [n, n, C] at texture coordinates x, y -> [..., C]."""
+  n = tex.shape[0]
+  x0, y0 = np.floor(x), np.floor(y)
+  fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+  x0 = x0.astype(np.int64) % n
+  y0 = y0.astype(np.int64) % n
+  x1, y1 = (x0 + 1) % n, (y0 + 1) % n
+  top = tex[y0, x0] * (1 - fx) + tex[y0, x1] * fx
+  bottom = tex[y1, x0] * (1 - fx) + tex[y1, x1] * fx
+  return top * (1 - fy) + bottom * fy
+
+
+def _sigmoid(x):
+  return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+_PALETTES = (  # (zenith, horizon, cloud lit, cloud shadow), linear-ish RGB in [0, 1]
+    ((0.16, 0.36, 0.72), (0.66, 0.80, 0.93), (0.97, 0.97, 0.97), (0.62, 0.66, 0.74)),  # day
+    ((0.20, 0.34, 0.62), (0.96, 0.70, 0.42), (1.00, 0.88, 0.72), (0.55, 0.45, 0.50)),  # golden
+    ((0.22, 0.20, 0.45), (0.93, 0.55, 0.52), (0.98, 0.75, 0.70), (0.38, 0.32, 0.45)),  # dusk
+    ((0.45, 0.50, 0.56), (0.72, 0.75, 0.78), (0.86, 0.87, 0.88), (0.50, 0.52, 0.56)),  # overcast
+)
+
+
+class _Wind:
+  """Stationary backward flow field of the sky, analytic in continuous pixel coordinates."""
+
+  def __init__(self, rng, size: int, horizon: float):
+    vmax = max_speed(size)
+    self.vmax = vmax
+    self.size = size
+    self.horizon = horizon
+    self.theta0 = rng.uniform(0, 2 * np.pi)             # wind direction (image coords, y down)
+    self.v0 = rng.uniform(0.6, 0.9) * vmax              # speed high in the sky
+    self.near = rng.uniform(0.4, 0.6)                    # relative speed at the horizon
+    # low-frequency perturbations of direction and speed: (amplitude, kx, ky, phase)
+    self.dir_waves = [(rng.uniform(0.1, 0.35), *rng.uniform(-1.5, 1.5, 2), rng.uniform(0, 6.3))
+                      for _ in range(2)]
+    self.speed_waves = [(rng.uniform(0.05, 0.12), *rng.uniform(-2, 2, 2), rng.uniform(0, 6.3))
+                        for _ in range(2)]
+
+  def __call__(self, x: np.ndarray, y: np.ndarray):
+    """Backward flow (dx, dy) in px at positions (x, y)."""
+    u, v = x / self.size, y / self.size
+    theta = np.full_like(x, self.theta0)
+    for a, kx, ky, ph in self.dir_waves:
+      theta = theta + a * np.sin(2 * np.pi * (kx * u + ky * v) + ph)
+    mod = np.ones_like(x)
+    for a, kx, ky, ph in self.speed_waves:
+      mod = mod + a * np.sin(2 * np.pi * (kx * u + ky * v) + ph)
+    height = np.clip((self.horizon - y) / max(self.horizon, 1.0), 0.0, 1.0)  # 0 at horizon
+    # perspective of a cloud layer: slower toward the horizon, vertical motion even more so
+    along_x = self.near + (1.0 - self.near) * height ** 0.7
+    along_y = along_x * (0.25 + 0.75 * height)
+    vx = self.v0 * mod * along_x * np.cos(theta)
+    vy = self.v0 * mod * along_y * np.sin(theta)
+    shrink = np.minimum(1.0, self.vmax / np.maximum(np.hypot(vx, vy), 1e-12))
+    return -vx * shrink, -vy * shrink   # backward flow = minus the motion
+
+
+def render_clip(size: int, frames: int, split: str, index: int, seed: int = 0):
+  """One clip: frames [T, S, S, 3] uint8 and backward flow [T-1, S, S, 2] float32 (px, (dx, dy)).
+
+  Deterministic in (size, frames, split, index, seed).
+  """
+  frames_f, flow = _render_float(size, frames, split, index, seed)
+  return np.clip(np.round(frames_f * 255.0), 0, 255).astype(np.uint8), flow
+
+
+def _render_float(size: int, frames: int, split: str, index: int, seed: int):
+  """As render_clip, with frames in float [0, 1] (before quantisation)."""
+  rng = np.random.default_rng([seed, {'train': 0, 'test': 1}.get(split, 2), index])
+  s = size
+  ys, xs = np.mgrid[0:s, 0:s].astype(np.float64)
+
+  # --- layout: hills silhouette, optional water band
+  horizon = rng.uniform(0.45, 0.62) * s
+  far = horizon + 0.06 * s * _noise_1d(rng, s, 2.0, max(0.08 * s, 3.0), 0.8 * s)
+  near = (horizon + rng.uniform(0.05, 0.12) * s
+          + 0.05 * s * _noise_1d(rng, s, 1.6, max(0.05 * s, 3.0), 0.5 * s)
+          + 0.012 * s * _noise_1d(rng, s, 0.5, 2.0, 0.05 * s))       # jagged treeline
+  far, near = np.minimum(far, s - 2), np.minimum(near, s - 2)
+  has_water = rng.uniform() < 0.5
+  shore = rng.uniform(0.74, 0.86) * s if has_water else float(s)
+  sky_top = np.minimum(far, near)                                   # per column
+  sky = ys < sky_top[None, :]
+  water = (ys >= shore) & ~sky
+  land = ~sky & ~water
+  sky_horizon = float(sky_top.mean())
+
+  # --- colours
+  zenith, hor, lit, shade = (np.array(c) for c in _PALETTES[rng.integers(len(_PALETTES))])
+  jitter = rng.uniform(-0.05, 0.05, 3)
+  zenith, hor = np.clip(zenith + jitter, 0, 1), np.clip(hor + jitter, 0, 1)
+
+  def sky_gradient(y):  # zenith -> horizon colour, [..., 3]
+    g = np.clip(y / max(sky_horizon, 1.0), 0.0, 1.0)[..., None] ** _SKY_GAMMA
+    return zenith * (1 - g) + hor * g
+
+  # --- clouds: periodic texture (alpha, shading) sampled at advected coordinates
+  wind = _Wind(rng, s, sky_horizon)
+  travel = wind.vmax * frames + 4
+  n = int(2 ** np.ceil(np.log2((s + 2 * travel) * _TEX_SCALE)))
+  streak = rng.uniform(1.3, 2.2)
+  noise = _spectral_noise(rng, n, _TEX_SCALE, beta=rng.uniform(*_CLOUD_BETA),
+                          min_wl=max(_MIN_WAVELENGTH, _MIN_WL_REL * s), max_wl=_CLOUD_MAXWL_REL * s,
+                          aniso=streak, angle=wind.theta0, channels=2)
+  # large-scale coverage: cloud banks and clear patches
+  banks = _spectral_noise(rng, n, _TEX_SCALE, beta=2.0, min_wl=0.15 * s, max_wl=0.8 * s,
+                          aniso=streak, angle=wind.theta0)[0]
+  cover = rng.uniform(-0.3, 0.6) - rng.uniform(0.3, 0.9) * banks
+  softness = rng.uniform(*_CLOUD_SOFTNESS)
+  opacity = rng.uniform(0.75, 1.0)
+  alpha = opacity * _sigmoid((noise[0] - cover) / softness)
+  light = _sigmoid(1.5 * noise[1] + 0.8 * noise[0])
+  cloud_tex = np.stack([alpha, light], axis=-1)                    # [n, n, 2]
+  ox, oy = rng.uniform(0, n, 2)
+
+  # --- water: horizontal ripples drifting at a speed growing toward the viewer
+  if has_water:
+    w_speed = rng.uniform(0.2, 0.5) * wind.vmax * rng.choice([-1.0, 1.0])
+    depth = np.clip((ys - shore) / max(s - shore, 1.0), 0, 1)
+    water_dx = -w_speed * (0.6 + 0.4 * depth)                        # backward flow, dy = 0
+    ripples = _spectral_noise(rng, n, _TEX_SCALE, beta=0.9, min_wl=max(_MIN_WAVELENGTH, 0.05 * s),
+                              max_wl=0.2 * s, aniso=2.5, angle=0.0, channels=1)[0]
+    ripple_tex = np.stack([ripples, _sigmoid((ripples - 1.0) / 0.3)], axis=-1)  # waves, glints
+    mirror = np.clip((2 * shore - ys) / max(sky_horizon, 1.0), 0, 1)[..., None] ** 1.3
+    water_base = (zenith * (1 - mirror) + hor * mirror) * np.array([0.62, 0.7, 0.76])
+    wx, wy = rng.uniform(0, n, 2)
+  else:
+    water_dx = np.zeros((s, s))
+
+  # --- land: static textured ridges
+  land_tex = _spectral_noise(rng, n, _TEX_SCALE, beta=1.2, min_wl=2.0, max_wl=0.3 * s,
+                             channels=1)[0]
+  lt = _sample_periodic(land_tex[..., None], xs * _TEX_SCALE, ys * _TEX_SCALE)
+  far_col = hor * 0.45 + np.array([0.10, 0.14, 0.16])
+  near_col = np.array([0.10, 0.16, 0.08]) * rng.uniform(0.7, 1.3) + 0.08 * hor
+  is_near = ys >= near[None, :]
+  land_rgb = np.where(is_near[..., None], near_col, far_col) * (1 + 0.18 * lt)
+  haze = np.where(is_near[..., None], 1.0, 1.0 - 0.25 * np.clip(
+      (ys - far[None, :]) / (0.1 * s), 0, 1)[..., None])         # far ridge fades downward
+  land_rgb = land_rgb * haze
+
+  # --- slow colour drift (a few % per 24 frames), e.g. warming and dimming toward sunset
+  drift = _DRIFT * (rng.uniform(-1, 1, 3) + rng.uniform(-1, 0.5)) / 23.0   # per frame
+
+  # --- flow: stationary, identical for every pair
+  sky_dx, sky_dy = wind(xs, ys)
+  flow = np.zeros((s, s, 2))
+  flow[..., 0] = np.where(sky, sky_dx, np.where(water, water_dx, 0.0))
+  flow[..., 1] = np.where(sky, sky_dy, 0.0)
+
+  cx, cy = xs.copy(), ys.copy()           # cloud coordinates C_t (image px)
+  wcx = xs.copy()                         # water coordinates (x only; y is fixed)
+  out = np.empty((frames, s, s, 3))
+  for t in range(frames):
+    cl = _sample_periodic(cloud_tex, (cx + ox) * _TEX_SCALE, (cy + oy) * _TEX_SCALE)
+    a, li = cl[..., :1], cl[..., 1:]
+    cloud_rgb = shade * (1 - li) + lit * li
+    img = sky_gradient(cy) * (1 - a) + cloud_rgb * a   # the whole sky layer is advected
+    if has_water:
+      r = _sample_periodic(ripple_tex, (wcx + wx) * _TEX_SCALE, (ys + wy) * _TEX_SCALE)
+      water_rgb = water_base * (0.8 + 0.25 * r[..., :1]) + 0.3 * hor * r[..., 1:]
+      img = np.where(water[..., None], water_rgb, img)
+    img = np.where(land[..., None], land_rgb, img)
+    img = img * (1.0 + drift * t)
+    out[t] = img
+    dx, dy = wind(cx, cy)                 # C_(t+1) = C_t + f(C_t)
+    cx, cy = cx + dx, cy + dy
+    wcx = wcx + water_dx
+  flows = np.broadcast_to(flow.astype(np.float32), (frames - 1, s, s, 2)).copy()
+  return out, flows

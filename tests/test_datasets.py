@@ -1,0 +1,322 @@
+"""Tests for the synthetic_timelapse and sky_timelapse builders (array_record, read without TF)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+from PIL import Image
+import pytest
+import tensorflow_datasets as tfds
+
+import animgen.datasets  # noqa: F401  (registers the builders)
+from animgen.datasets import sky_timelapse
+from animgen.datasets import synthetic_timelapse
+from animgen.errors import InputError
+
+tfds.disable_progress_bar()
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def bilinear_warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+  """img [H, W, C] sampled at (x + dx, y + dy), pixel centres at integers, border clamp."""
+  h, w = img.shape[:2]
+  ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+  x = np.clip(xs + flow[..., 0], 0, w - 1)
+  y = np.clip(ys + flow[..., 1], 0, h - 1)
+  x0 = np.clip(np.floor(x).astype(int), 0, w - 2)
+  y0 = np.clip(np.floor(y).astype(int), 0, h - 2)
+  fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+  return (img[y0, x0] * (1 - fx) * (1 - fy) + img[y0, x0 + 1] * fx * (1 - fy)
+          + img[y0 + 1, x0] * (1 - fx) * fy + img[y0 + 1, x0 + 1] * fx * fy)
+
+
+def erode(mask: np.ndarray, r: int) -> np.ndarray:
+  """Binary erosion by a (2r+1)^2 square; pixels within r of the border are False."""
+  out = np.zeros_like(mask)
+  h, w = mask.shape
+  inner = np.ones((h - 2 * r, w - 2 * r), bool)
+  for dy in range(-r, r + 1):
+    for dx in range(-r, r + 1):
+      inner &= mask[r + dy:h - r + dy, r + dx:w - r + dx]
+  out[r:h - r, r:w - r] = inner
+  return out
+
+
+def read_split(source):
+  return [source[i] for i in range(len(source))]
+
+
+# ----------------------------------------------------------------------------- synthetic
+
+
+@pytest.fixture(scope='module')
+def tiny_dir(tmp_path_factory):
+  data_dir = tmp_path_factory.mktemp('tfds_tiny')
+  synthetic_timelapse.make_builder(data_dir, 'tiny').download_and_prepare()
+  return data_dir
+
+
+@pytest.fixture(scope='module')
+def s128_clips(tmp_path_factory):
+  """A custom-size variant (128 px, 4 frames) for the flow check: at 32 px the motion is
+  ~0.2 px/frame and uint8 rounding dominates the frame differences."""
+  data_dir = tmp_path_factory.mktemp('tfds_128')
+  builder = synthetic_timelapse.make_builder(data_dir, 'tiny', size=128, frames=4)
+  builder.download_and_prepare()
+  return builder, read_split(builder.as_data_source()['train'])
+
+
+def test_tiny_reads_back_through_data_source(tiny_dir):
+  src = tfds.data_source('synthetic_timelapse/tiny', data_dir=tiny_dir)
+  cfg = synthetic_timelapse.CONFIGS['tiny']
+  assert len(src['train']) == cfg.train_clips == 4
+  assert len(src['test']) == cfg.test_clips == 2
+  for split, n in (('train', 4), ('test', 2)):
+    clips = read_split(src[split])
+    assert [int(c['clip_id']) for c in clips] == list(range(n))   # dense, record i = clip i
+    for c in clips:
+      assert c['frames'].shape == (6, 32, 32, 3) and c['frames'].dtype == np.uint8
+      assert c['flow'].shape == (5, 32, 32, 2) and c['flow'].dtype == np.float32
+      assert c['pair_ok'].shape == (5,) and c['pair_ok'].dtype == np.bool_
+      assert c['pair_ok'].all()
+      assert c['frames'].astype(float).std() > 20             # not a constant image
+      assert np.abs(c['frames'][0].astype(float) - c['frames'][-1]).mean() > 0.2  # it moves
+    for a, b in zip(clips, clips[1:]):                       # clips differ from each other
+      assert np.abs(a['frames'].astype(float) - b['frames']).mean() > 10
+  # train and test are different scenes
+  assert np.abs(src['train'][0]['frames'].astype(float) - src['test'][0]['frames']).mean() > 10
+
+
+def test_tiny_is_deterministic_and_matches_renderer(tiny_dir, tmp_path):
+  synthetic_timelapse.make_builder(tmp_path, 'tiny').download_and_prepare()
+  a = tfds.data_source('synthetic_timelapse/tiny', data_dir=tiny_dir)['train'][1]
+  b = tfds.data_source('synthetic_timelapse/tiny', data_dir=tmp_path)['train'][1]
+  assert a['frames'].tobytes() == b['frames'].tobytes()
+  assert a['flow'].tobytes() == b['flow'].tobytes()
+  frames, flow = synthetic_timelapse.render_clip(32, 6, 'train', 1)
+  np.testing.assert_array_equal(a['frames'], frames)
+  np.testing.assert_array_equal(a['flow'], flow)
+
+
+def test_tiny_flow_bounds_land_static(tiny_dir):
+  vmax = synthetic_timelapse.max_speed(32)
+  assert vmax == pytest.approx(0.9 * 32 / 128)
+  for c in read_split(tfds.data_source('synthetic_timelapse/tiny', data_dir=tiny_dir)['train']):
+    speed = np.linalg.norm(c['flow'], axis=-1)
+    assert speed.max() <= vmax + 1e-6
+    assert speed[:, :6].min() > 0                       # top rows are sky: all moving
+    assert np.percentile(speed[:, :6], 50) > 0.3 * vmax   # typical sky speed
+    land = (speed == 0).all(axis=0)
+    assert land.mean() > 0.1                            # a static land silhouette exists
+    f = c['frames'].astype(np.int32)
+    assert np.abs(f[1:] - f[:-1])[:, land].max() <= 2   # zero-flow pixels do not move
+
+
+def test_flow_reconstructs_next_frame(s128_clips):
+  builder, clips = s128_clips
+  assert builder.builder_config.size == 128 and builder.builder_config.name != 'tiny'
+  vmax = synthetic_timelapse.max_speed(128)
+  n_water = 0
+  for c in clips:
+    frames = c['frames'].astype(np.float64) / 255.0
+    flow = c['flow'].astype(np.float64)
+    assert frames.shape == (4, 128, 128, 3) and flow.shape == (3, 128, 128, 2)
+    speed = np.linalg.norm(flow, axis=-1)
+    assert speed.max() <= vmax + 1e-6
+    land = speed[0] == 0
+    sky = np.abs(flow[0, ..., 1]) > 0          # only sky moves vertically (water: dx only)
+    assert sky.mean() > 0.25
+    away = erode(~land, 2)                     # sky and water, away from land and borders
+    water = erode(~land & ~sky, 2)
+    n_water += water.any()
+    if water.any():                            # horizontal drift, slower than the sky
+      assert np.all(flow[:, ~land & ~sky, 1] == 0)
+      assert 0.1 * vmax < np.abs(flow[0, water, 0]).max() <= 0.5 * vmax + 1e-6
+    errs, diffs, wrong = [], [], []
+    for t in range(len(frames) - 1):
+      gain = frames[t + 1][land].mean(0) / frames[t][land].mean(0)   # global colour drift
+      recon = bilinear_warp(frames[t], flow[t]) * gain
+      gy, gx = np.gradient(frames[t].mean(-1))
+      textured = away & (np.abs(gx * flow[t, ..., 0] + gy * flow[t, ..., 1]) > 1.5 / 255)
+      assert textured.sum() > 200
+      err = np.abs(recon - frames[t + 1]).mean(-1)
+      diff = np.abs(frames[t] - frames[t + 1]).mean(-1)
+      backwards = np.abs(bilinear_warp(frames[t], -flow[t]) * gain - frames[t + 1]).mean(-1)
+      errs.append(err[textured].mean())
+      diffs.append(diff[textured].mean())
+      wrong.append(backwards[textured].mean())
+      assert err[away].mean() < 0.75 * diff[away].mean()   # all moving pixels, incl. clear sky
+      if water.any():
+        assert err[water].mean() < 0.6 * diff[water].mean()
+    err, diff = np.mean(errs), np.mean(diffs)
+    assert err < 0.5 * diff, (err, diff)
+    assert err < 0.01                            # ~2.5 grey levels
+    assert np.mean(wrong) > 1.5 * diff          # the opposite sign convention is far off
+  assert n_water > 0                            # the seeded clips include a water band
+
+
+def test_prepare_and_read_without_tensorflow(tmp_path):
+  """TensorFlow is installed here (for clu); hide it and check the data path does not need it."""
+  code = textwrap.dedent(f"""
+      import importlib.machinery, sys
+      _find = importlib.machinery.PathFinder.find_spec
+      def find_spec(name, path=None, target=None):
+        if name.split('.')[0] == 'tensorflow':
+          return None                                   # as if not installed
+        return _find(name, path, target)
+      importlib.machinery.PathFinder.find_spec = staticmethod(find_spec)
+      import tensorflow_datasets as tfds
+      from animgen.datasets import synthetic_timelapse
+      b = synthetic_timelapse.make_builder({os.fspath(tmp_path)!r}, 'tiny', frames=3)
+      b.download_and_prepare()
+      src = tfds.data_source('synthetic_timelapse/' + b.builder_config.name,
+                             data_dir={os.fspath(tmp_path)!r})
+      ex = src['test'][1]
+      assert 'tensorflow' not in sys.modules
+      print('OK', len(src['train']), ex['frames'].shape, ex['flow'].shape, int(ex['clip_id']))
+  """)
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert 'OK 4 (3, 32, 32, 3) (2, 32, 32, 2) 1' in out.stdout
+
+
+def test_make_builder_rejects_unknown_and_bad_configs(tmp_path):
+  with pytest.raises(ValueError, match='unknown'):
+    synthetic_timelapse.make_builder(tmp_path, 'nope')
+  with pytest.raises(ValueError, match='frames >= 2'):
+    synthetic_timelapse.make_builder(tmp_path, 'tiny', frames=1)
+
+
+# ----------------------------------------------------------------------------- sky_timelapse
+
+
+def _write_clip(clip_dir, video, numbers, images):
+  os.makedirs(clip_dir, exist_ok=True)
+  for n, img in zip(numbers, images):
+    Image.fromarray(img).save(os.path.join(clip_dir, f'{video}_frames_{n:08d}.jpg'), quality=95)
+
+
+def _distinct(rng, k):
+  """k unrelated blocky 24x40 RGB images (pairwise mean abs diff ~0.3)."""
+  small = rng.integers(0, 256, (k, 3, 5, 3), dtype=np.uint8)
+  return [np.kron(s, np.ones((8, 8, 1), np.uint8)) for s in small]
+
+
+def _near_identical(rng, base, k):
+  """k copies of base with +-1 level noise (pairwise mean abs diff << 0.02)."""
+  return [np.clip(base.astype(int) + rng.integers(-1, 2, base.shape), 0, 255).astype(np.uint8)
+          for _ in range(k)]
+
+
+@pytest.fixture(scope='module')
+def fake_sky(tmp_path_factory):
+  """Fake Sky Timelapse tree; returns (manual_dir, expected pair_ok per split in clip order)."""
+  rng = np.random.default_rng(0)
+  manual = tmp_path_factory.mktemp('manual')
+  train = os.path.join(manual, 'sky_timelapse', 'sky_train')
+  test = os.path.join(manual, 'sky_timelapse', 'sky_test')
+  # vidA/1: frames 1..8, all different -> kept 1,3,5,7
+  _write_clip(os.path.join(train, 'vidA', '1'), 'vidA', range(1, 9), _distinct(rng, 8))
+  # vidA/2: frame 14 missing -> sorted 10,11,12,13,15,16,17,18 -> kept 10,12,15,17
+  _write_clip(os.path.join(train, 'vidA', '2'), 'vidA', [10, 11, 12, 13, 15, 16, 17, 18],
+              _distinct(rng, 8))
+  # vidB/1: frames 1..4 near-identical, then different -> kept 1,3,5,7
+  base = _distinct(rng, 1)[0]
+  _write_clip(os.path.join(train, 'vidB', '1'), 'vidB', range(1, 9),
+              _near_identical(rng, base, 4) + _distinct(rng, 4))
+  # vidB/2: static clip -> no valid pair -> skipped
+  _write_clip(os.path.join(train, 'vidB', '2'), 'vidB', range(1, 7), _near_identical(rng, base, 6))
+  # vidC/1: one frame -> skipped; plus files that are not frames
+  _write_clip(os.path.join(train, 'vidC', '1'), 'vidC', [3], _distinct(rng, 1))
+  Image.fromarray(base).save(os.path.join(train, 'vidC', '1', 'thumbnail.jpg'))
+  with open(os.path.join(train, 'README.txt'), 'w') as f:
+    f.write('not a video folder')
+  # test: vidD/1 frames 1..4 -> kept 1,3; vidD/2 frames 5,7,9 -> kept 5,9 (gap of 4) -> skipped
+  _write_clip(os.path.join(test, 'vidD', '1'), 'vidD', range(1, 5), _distinct(rng, 4))
+  _write_clip(os.path.join(test, 'vidD', '2'), 'vidD', [5, 7, 9], _distinct(rng, 3))
+  expected = {
+      'train': [('vidA/1', [1, 3, 5, 7], [True, True, True]),
+                ('vidA/2', [10, 12, 15, 17], [True, False, True]),
+                ('vidB/1', [1, 3, 5, 7], [False, True, True])],
+      'test': [('vidD/1', [1, 3], [True])],
+  }
+  return manual, expected
+
+
+def _prepare_sky(data_dir, manual_dir, config='s128'):
+  builder = sky_timelapse.make_builder(data_dir, config)
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)))
+  return builder
+
+
+def test_sky_timelapse_pair_filter_and_resize(fake_sky, tmp_path):
+  manual, expected = fake_sky
+  _prepare_sky(tmp_path, manual)
+  src = tfds.data_source('sky_timelapse/s128', data_dir=tmp_path)
+  for split, clips in expected.items():
+    got = read_split(src[split])
+    assert len(got) == len(clips)
+    for i, (c, (name, numbers, ok)) in enumerate(zip(got, clips)):
+      assert int(c['clip_id']) == i
+      assert c['pair_ok'].dtype == np.bool_ and c['pair_ok'].tolist() == ok, name
+      assert c['frames'].dtype == np.uint8 and c['frames'].shape == (len(numbers), 128, 128, 3)
+      video, clip = name.split('/')
+      split_dir = 'sky_train' if split == 'train' else 'sky_test'
+      path = os.path.join(manual, 'sky_timelapse', split_dir, video, clip,
+                          f'{video}_frames_{numbers[-1]:08d}.jpg')
+      with Image.open(path) as im:   # last kept frame, PIL bilinear, aspect not kept
+        want = np.asarray(im.convert('RGB').resize((128, 128), Image.Resampling.BILINEAR))
+      np.testing.assert_array_equal(c['frames'][-1], want)
+
+
+def test_sky_timelapse_accepts_dir_holding_splits(fake_sky, tmp_path):
+  manual, expected = fake_sky
+  _prepare_sky(tmp_path, os.path.join(manual, 'sky_timelapse'))
+  src = tfds.data_source('sky_timelapse/s128', data_dir=tmp_path)
+  assert len(src['train']) == len(expected['train']) and len(src['test']) == 1
+
+
+def test_pair_filter_rule():
+  a = np.zeros((1, 10, 10, 3), np.uint8)
+  # mean abs diffs: 5/255 = 0.0196 (< 0.02), 6/255 = 0.0235, 6/255, 0
+  frames = np.concatenate([a, a + 5, a + 11, a + 5, a + 5])
+  assert sky_timelapse.pair_filter([0, 2, 4, 6, 8], frames).tolist() == [False, True, True, False]
+  # a frame-number gap other than 2 invalidates a pair whatever the difference
+  assert sky_timelapse.pair_filter([0, 2, 5, 7, 9], frames).tolist() == [False, False, True, False]
+
+
+def _assert_layout_error(excinfo):
+  msg = str(excinfo.value)
+  assert '\n' not in msg
+  assert msg.startswith('sky_timelapse:')
+  assert 'sky_train/<video>/<clip>/<video>_frames_XXXXXXXX.jpg' in msg and 'sky_test' in msg
+
+
+def test_sky_timelapse_missing_manual_dir(tmp_path):
+  with pytest.raises(InputError) as excinfo:
+    _prepare_sky(tmp_path / 'data', tmp_path / 'does_not_exist')
+  _assert_layout_error(excinfo)
+  assert 'does_not_exist' in str(excinfo.value)
+
+
+def test_sky_timelapse_malformed_manual_dir(tmp_path):
+  wrong = tmp_path / 'wrong'
+  (wrong / 'videos').mkdir(parents=True)         # no sky_train / sky_test
+  (wrong / 'videos' / 'a.jpg').write_bytes(b'')
+  with pytest.raises(InputError) as excinfo:
+    _prepare_sky(tmp_path / 'data1', wrong)
+  _assert_layout_error(excinfo)
+
+  empty = tmp_path / 'empty' / 'sky_timelapse'
+  for d in ('sky_train/v/1', 'sky_test/v/1'):
+    (empty / d).mkdir(parents=True)
+    (empty / d / 'frame.png').write_bytes(b'')   # not <video>_frames_N.jpg
+  with pytest.raises(InputError) as excinfo:
+    _prepare_sky(tmp_path / 'data2', tmp_path / 'empty')
+  _assert_layout_error(excinfo)
+  assert 'no clips' in str(excinfo.value) and 'sky_train' in str(excinfo.value)
