@@ -5,7 +5,6 @@
 --mode=finalize rebuilds the run's artefacts (e.g. the motion codebook).
 """
 import os
-import sys
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -27,6 +26,9 @@ def default_workdir(config_path: str) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  from absl import logging
+  if not flags.FLAGS['verbosity'].present:  # keep library INFO chatter (orbax) out of the way
+    logging.set_verbosity(logging.WARNING)
   from animgen import trainer
   config = _CONFIG.value
   workdir = _WORKDIR.value or default_workdir(flags.FLAGS['config'].config_filename)
@@ -39,11 +41,14 @@ def main(argv):
       trainer.finalize(config, workdir)
 
 
+def _parse_flags(argv):
+  with runtime.user_errors():  # a bad flag or config override: one line, exit 2
+    return flags.FLAGS(argv)
+
+
 def run():
   runtime.configure()
-  with runtime.user_errors():
-    flags.FLAGS(sys.argv, known_only=True)  # parse early so that bad flags exit 2 in one line
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == '__main__':

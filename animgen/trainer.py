@@ -87,9 +87,9 @@ def train_and_evaluate(config, workdir: str):
   train_ds = input_pipeline.make_dataset(config, 'train', method.make_example, train=True,
                                          batch_size=config.batch_size, seed=config.seed)
   train_iter = input_pipeline.to_iter(train_ds, config.data.get('threads', 2))
-  rng = jax.random.key(config.seed)
+  init_rng, rng, sample_rng = jax.random.split(jax.random.key(config.seed), 3)
   example = sharding.shard_batch(train_ds[0], mesh)
-  state = jax.jit(method.init, out_shardings=repl)(jax.random.fold_in(rng, -1), example)
+  state = jax.jit(method.init, out_shardings=repl)(init_rng, example)
   ckpt = checkpoint.Checkpointer(workdir, keep=config.train.keep_checkpoints)
   start = 0
   if ckpt.latest_step() is not None:
@@ -126,11 +126,12 @@ def train_and_evaluate(config, workdir: str):
       step += 1
       history.append(metrics)
       if step % config.train.check_finite_every == 0 or step == num_steps:
-        loss = float(metrics['loss'])
-        if not np.isfinite(loss):
+        bad = {k: float(v) for k, v in jax.device_get(metrics).items()
+               if not np.all(np.isfinite(v))}
+        if bad:  # the new state is not saved, so every checkpoint on disk is finite
           last = ckpt.latest_step()
           raise TrainingDiverged(
-              f'loss is {loss} at step {step}: training stopped; the last good checkpoint '
+              f'non-finite {bad} at step {step}: training stopped; the last good checkpoint '
               f'(step {last}) is kept in {ckpt.directory}. Lower --config.optim.learning_rate '
               'or check the data, then rerun to resume from it.')
       for h in hooks:
@@ -148,10 +149,10 @@ def train_and_evaluate(config, workdir: str):
       if config.train.sample_every and (step % config.train.sample_every == 0
                                         or step == num_steps):
         _write_samples(workdir, step,
-                       sample_fn(state, sample_batch, jax.random.fold_in(rng, -2)), writer)
+                       sample_fn(state, sample_batch, sample_rng), writer)
       if step % config.train.checkpoint_every == 0:
         ckpt.save(step, state, train_iter.get_state())
-    if step > start or ckpt.latest_step() is None:
+    if ckpt.latest_step() != step:
       ckpt.save(step, state, train_iter.get_state(), force=True)
     if stop['sigterm']:
       print(f'animgen: SIGTERM: saved step {step}; rerun the same command to resume',
