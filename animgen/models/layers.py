@@ -1,5 +1,6 @@
 """Shared flax.linen layers (NHWC). Parameters keep the layout of a plain conv so that
 official checkpoints convert one-to-one; the fast paths below are exact rewrites."""
+import functools
 from typing import Any, Callable, Optional
 
 import flax.linen as nn
@@ -28,6 +29,73 @@ def conv2d(x, kernel, stride=1, padding='VALID'):
       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
+def _patches(x: jax.Array, k: int, stride: int) -> jax.Array:
+  """[B, H, W, C] -> [B, Ho, Wo, k*k*C] VALID patches, (row, col, channel) order as HWIO."""
+  _, h, w, _ = x.shape
+  ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
+  return jnp.concatenate(
+      [x[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
+       for i in range(k) for j in range(k)], axis=-1)
+
+
+@functools.partial(jax.checkpoint, static_argnums=(2,))
+def _conv2d_gemm(x, kernel, stride):
+  k, _, cin, cout = kernel.shape
+  return jnp.einsum('bhwk,ko->bhwo', _patches(x, k, stride), kernel.reshape(k * k * cin, cout))
+
+
+def conv2d_fast(x, kernel, stride=1):
+  """Exactly conv2d(x, kernel, stride) (VALID), computed the way XLA:CPU runs fastest.
+
+  XLA:CPU's own convolution kernels (and the convolutions its autodiff makes for the input and
+  weight gradients) reach 40-80 GFLOP/s here, its dot 90-120: the conv is run as
+  patches @ kernel-matrix, so that forward, input gradient and weight gradient are all one dot
+  each. The patches are rebuilt in the backward pass (jax.checkpoint: the dot's output is not
+  needed there), so only the input is kept, as for a convolution. A conv with few outputs
+  (Cout * k * k <= Cin) instead runs as a 1x1 dot to Cout * k * k maps and a sum of k * k
+  shifted slices (small_out_conv2d)."""
+  k, _, cin, cout = kernel.shape
+  if k == 1 and stride == 1:
+    return jnp.einsum('bhwc,co->bhwo', x, kernel[0, 0])
+  if stride == 1 and cout * k * k <= cin:
+    return _shift_sum(_taps(x, kernel), k, x.shape[1] - k + 1, x.shape[2] - k + 1)
+  return _conv2d_gemm(x, kernel.astype(x.dtype), stride)
+
+
+def _taps(x, kernel):
+  """x [B, H, W, Cin] -> [B, H, W, k*k, Cout]: every tap's contribution at every pixel."""
+  k, _, cin, cout = kernel.shape
+  wt = jnp.transpose(kernel.astype(x.dtype), (2, 0, 1, 3)).reshape(cin, k * k * cout)
+  y = jnp.einsum('bhwc,cn->bhwn', x, wt)
+  return y.reshape(x.shape[:3] + (k * k, cout))
+
+
+def _shift_sum(t, k, ho, wo):
+  """t [B, H, W, k*k, Cout] -> [B, Ho, Wo, Cout]: sum over taps (i, j) of t[:, i:, j:, (i, j)]."""
+  out = None
+  for i in range(k):
+    for j in range(k):
+      s = t[:, i:i + ho, j:j + wo, i * k + j]
+      out = s if out is None else out + s
+  return out
+
+
+def upsample_conv_reflect_small_out(x, kernel, bias, pad):
+  """Exactly conv(reflect_pad(upsample_nearest(x, 2), pad), kernel) + bias for few outputs.
+
+  A per-pixel linear map commutes with nearest upsampling and reflection padding, so each tap's
+  contribution is computed at the input resolution (1/4 of the FLOPs, one well-shaped dot),
+  then upsampled, padded and summed over the k*k shifted taps. x: [B, H, W, Cin]."""
+  k = kernel.shape[0]
+  b, h, w, _ = x.shape
+  t = _taps(x, kernel)                                     # [B, H, W, k*k, Cout]
+  t = jnp.broadcast_to(t[:, :, None, :, None], (b, h, 2, w, 2) + t.shape[3:])
+  t = t.reshape((b, 2 * h, 2 * w) + t.shape[5:])
+  t = jnp.pad(t, ((0, 0), (pad, pad), (pad, pad), (0, 0), (0, 0)), mode='reflect')
+  ho, wo = 2 * h + 2 * pad - k + 1, 2 * w + 2 * pad - k + 1
+  return _shift_sum(t, k, ho, wo) + bias.astype(x.dtype)
+
+
 def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
   """[B, H, W, C] -> [B, fH, fW, C]."""
   b, h, w, c = x.shape
@@ -54,7 +122,7 @@ def upsample2_conv3x3_reflect(x: jax.Array, kernel: jax.Array, bias: jax.Array) 
   k2 = jnp.einsum('apk,bql,klio->pqiabo', taps, taps, kernel)  # [2, 2, Cin, 2, 2, Cout]
   k2 = k2.reshape(2, 2, kernel.shape[2], 4 * cout)
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode='edge')
-  y = conv2d(xp, k2)  # [B, H+1, W+1, 4*Cout]
+  y = conv2d_fast(xp, k2)  # [B, H+1, W+1, 4*Cout]
   y = y.reshape(b, h + 1, w + 1, 2, 2, cout)
   rows = [jnp.stack([y[:, a:a + h, c:c + w, a, c] for c in range(2)], axis=3) for a in range(2)]
   out = jnp.stack(rows, axis=2)  # [B, H, 2, W, 2, Cout]
@@ -86,17 +154,22 @@ class Conv(nn.Module):
     x = x.astype(self.dtype)
     if self.upsample and self.fast and k == 3 and pad == 1 and z is None and self.stride == 1:
       return upsample2_conv3x3_reflect(x, kernel, bias)
+    if (self.upsample and self.fast and z is None and self.stride == 1
+        and pad < 2 * min(x.shape[1:3])
+        and self.features * k * k <= x.shape[-1]):
+      return upsample_conv_reflect_small_out(x, kernel, bias, pad)
+    conv = conv2d_fast if self.fast else conv2d
     if self.upsample:
       x = upsample_nearest(x)
     if z is not None and self.fast:
       kx, kz = kernel[:, :, :x.shape[-1]], kernel[:, :, x.shape[-1]:]
-      y = conv2d(reflect_pad(x, pad), kx, self.stride)
+      y = conv(reflect_pad(x, pad), kx, self.stride)
       zb = jnp.einsum('bz,zo->bo', z.astype(self.dtype), kz.sum((0, 1)).astype(self.dtype))
       return y + (bias.astype(self.dtype) + zb)[:, None, None, :]
     if z is not None:
       zt = jnp.broadcast_to(z[:, None, None, :].astype(x.dtype), x.shape[:3] + z.shape[-1:])
       x = jnp.concatenate([x, zt], axis=-1)
-    return conv2d(reflect_pad(x, pad), kernel, self.stride) + bias.astype(self.dtype)
+    return conv(reflect_pad(x, pad), kernel, self.stride) + bias.astype(self.dtype)
 
 
 class InstanceNorm(nn.Module):

@@ -1,0 +1,248 @@
+"""Benchmark of the Animating Landscape motion method on this machine.
+
+  python bench/landscape.py                      # batch 1 and 8, tuned runtime (entry-point default)
+  python bench/landscape.py --batch 1 --steps 5
+  python bench/landscape.py --no-tuning          # stock glibc malloc / no XLA defaults
+  python bench/landscape.py --json out.json
+
+For each batch size, in a fresh subprocess (so that peak memory is per configuration): the
+paper-size motion method (configs/landscape.py defaults, 256x256), `train_step` jitted exactly
+as the trainer does (donated state), compile time, median/min seconds per step, steps/s, peak
+RSS (VmHWM), minor page faults per step, and the achieved GFLOP/s (XLA cost analysis FLOPs /
+median step time). Then generation ms/frame at 640x360 through animate.animate_motion with random
+parameters (size 256, pad 0.25), excluding compilation.
+
+The script applies the same runtime set-up as the entry points (animgen.runtime.configure():
+tuned glibc malloc + default XLA flags, by re-exec) unless --no-tuning.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+  sys.path.insert(0, _ROOT)
+
+
+def _proc_status(key):
+  try:
+    with open('/proc/self/status') as f:
+      for line in f:
+        if line.startswith(key + ':'):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return 0
+
+
+def _peak_rss():
+  return max(_proc_status('VmHWM'), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def _median(xs):
+  xs = sorted(xs)
+  n = len(xs)
+  return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
+def _config():
+  from configs.landscape import get_config
+  return get_config()
+
+
+def child_train(batch, steps, warmup, num_train):
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from animgen.methods.landscape_motion import LandscapeMotion
+
+  config = _config()
+  config.batch_size = batch
+  method = LandscapeMotion(config, num_train=num_train)
+  s = config.image_size
+  rng = np.random.default_rng(0)
+  frames = rng.integers(0, 256, (batch, 2, s, s, 3), dtype=np.uint8)
+  batch_ = {'frames': jnp.asarray(frames),
+            'clip_id': jnp.asarray(rng.permutation(num_train)[:batch].astype(np.int32))}
+  rss = {'start': _proc_status('VmRSS')}
+  state = jax.jit(method.init)(jax.random.key(0), batch_)
+  jax.block_until_ready(state)
+  rss['after_init'] = _proc_status('VmRSS')
+  key = jax.random.key(1)
+  step = jax.jit(method.train_step, donate_argnums=(0,))
+
+  t0 = time.perf_counter()
+  lowered = step.lower(state, batch_, key)
+  t_trace = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  compiled = lowered.compile()
+  t_compile = time.perf_counter() - t0
+  rss['after_compile'] = _proc_status('VmRSS')
+  rss['hwm_after_compile'] = _proc_status('VmHWM')
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else {}
+  flops = float((cost or {}).get('flops', 0.0))
+  try:
+    mem = compiled.memory_analysis()
+    temp_bytes = int(getattr(mem, 'temp_size_in_bytes', 0))
+  except Exception:  # pragma: no cover - backend without memory analysis
+    temp_bytes = 0
+
+  for _ in range(warmup):
+    state, metrics = compiled(state, batch_, key)
+    jax.block_until_ready(metrics)
+  times, cpu = [], []
+  flt0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+  for _ in range(steps):
+    t0, c0 = time.perf_counter(), os.times()
+    state, metrics = compiled(state, batch_, key)
+    jax.block_until_ready((state, metrics))
+    c1 = os.times()
+    times.append(time.perf_counter() - t0)
+    cpu.append(c1.user + c1.system - c0.user - c0.system)
+  flt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - flt0
+  loss = float(metrics['loss'])
+  med = _median(times)
+  return {'kind': 'train', 'batch': batch, 'steps': steps, 'times_s': times,
+          's_per_step_median': med, 'cpu_s_per_step_median': _median(cpu), 'cpu_s': cpu, 's_per_step_min': min(times), 's_per_step_max': max(times),
+          'steps_per_s': 1.0 / med, 'trace_s': t_trace, 'compile_s': t_compile,
+          'flops_per_step': flops, 'gflops_per_s': flops / med / 1e9,
+          'xla_temp_bytes': temp_bytes, 'peak_rss_bytes': _peak_rss(),
+          'minflt_per_step': flt / steps, 'rss_bytes': rss, 'loss': loss, 'finite': bool(np.isfinite(loss))}
+
+
+def child_generate(num_frames, width, height, repeats):
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from animgen import animate
+  from animgen.models.landscape import Predictor
+
+  config = _config()
+  m = config.model
+  size = config.image_size
+  net = Predictor(out_channels=2, widths=tuple(m.widths), num_res_blocks=m.num_res_blocks,
+                  beta=m.beta, fast=m.fast)
+  params = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, size, size, 3)),
+                             jnp.zeros((1, m.latent_dim)))
+  predict = lambda x, z: net.apply(params, x, z)
+  rng = np.random.default_rng(0)
+  image = rng.random((height, width, 3)).astype(np.float32)
+  z = rng.standard_normal(m.latent_dim).astype(np.float32)
+  run = lambda n: animate.animate_motion(predict, image, z, size, n, speed=0.2,
+                                         pad_fraction=0.25, progress=False)
+  # jax.jit caches on the lambda identity inside animate_motion, so a warm-up call does not
+  # remove compilation from the next call: time (n frames) - (2 frames) instead, both compiled
+  # the same way, which leaves num_frames - 2 frames of steady-state work.
+  def timed(n):
+    t0 = time.perf_counter()
+    frames, _ = run(n)
+    assert frames.shape == (n, height, width, 3)
+    return time.perf_counter() - t0
+  timed(2)
+  t_small, t_big = [], []
+  for _ in range(repeats):
+    t_small.append(timed(2))
+    t_big.append(timed(num_frames))
+  per = [(b - a) / (num_frames - 2) for a, b in zip(t_small, t_big)]
+  return {'kind': 'generate', 'width': width, 'height': height, 'size': size,
+          'num_frames': num_frames, 'ms_per_frame_median': 1e3 * _median(per),
+          'ms_per_frame_min': 1e3 * min(per), 'ms_per_frame_all': [1e3 * p for p in per],
+          'call_2_frames_s': _median(t_small), 'peak_rss_bytes': _peak_rss()}
+
+
+def _run_child(args, extra):
+  cmd = [sys.executable, os.path.abspath(__file__), '--_child'] + extra + [
+      '--steps', str(args.steps), '--warmup', str(args.warmup),
+      '--num-train', str(args.num_train), '--frames', str(args.frames),
+      '--repeats', str(args.repeats)]
+  out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+  if out.returncode:
+    raise SystemExit(f'benchmark child {extra} failed with exit code {out.returncode}')
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _fmt_table(results, env):
+  gib = lambda b: b / 2**30
+  lines = ['', 'animgen landscape motion benchmark',
+           f'  tuning: {env["tuning"]}   MALLOC: {env["malloc"]}',
+           f'  XLA_FLAGS: {env["xla_flags"] or "(none)"}   jax {env["jax"]}   cpus {env["cpus"]}',
+           '',
+           f'{"batch":>5} {"s/step med":>10} {"min":>7} {"max":>7} {"steps/s":>8} '
+           f'{"GFLOP/step":>10} {"GFLOP/s":>8} {"peak RSS":>9} {"XLA temp":>9} '
+           f'{"flt/step":>9} {"compile":>8}']
+  for r in results:
+    if r['kind'] != 'train':
+      continue
+    lines.append(
+        f'{r["batch"]:>5} {r["s_per_step_median"]:>10.3f} {r["s_per_step_min"]:>7.3f} '
+        f'{r["s_per_step_max"]:>7.3f} {r["steps_per_s"]:>8.3f} {r["cpu_s_per_step_median"]:>6.2f} {r["flops_per_step"] / 1e9:>10.1f} '
+        f'{r["gflops_per_s"]:>8.1f} {gib(r["peak_rss_bytes"]):>7.2f}Gi '
+        f'{gib(r["xla_temp_bytes"]):>7.2f}Gi {r["minflt_per_step"]:>9.0f} '
+        f'{r["trace_s"] + r["compile_s"]:>7.1f}s')
+  for r in results:
+    if r['kind'] == 'generate':
+      lines.append('')
+      lines.append(f'generation {r["width"]}x{r["height"]} (net {r["size"]}, pad 0.25): '
+                   f'{r["ms_per_frame_median"]:.0f} ms/frame median, '
+                   f'{r["ms_per_frame_min"]:.0f} min (over {r["num_frames"] - 2} frames x '
+                   f'{len(r["ms_per_frame_all"])}), peak RSS {gib(r["peak_rss_bytes"]):.2f} GiB')
+  return '\n'.join(lines)
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument('--batch', type=int, nargs='+', default=[1, 8])
+  p.add_argument('--steps', type=int, default=5, help='timed train steps per batch size')
+  p.add_argument('--warmup', type=int, default=2)
+  p.add_argument('--num-train', type=int, default=64)
+  p.add_argument('--frames', type=int, default=8, help='generated frames (0: skip generation)')
+  p.add_argument('--repeats', type=int, default=3, help='generation repeats')
+  p.add_argument('--no-tuning', action='store_true',
+                 help='run without the entry points\' runtime tuning (malloc env, XLA flags)')
+  p.add_argument('--json', help='write all figures to this file')
+  p.add_argument('--_child', nargs='+', help=argparse.SUPPRESS)
+  args = p.parse_args()
+
+  if args._child:
+    if args._child[0] == 'train':
+      r = child_train(int(args._child[1]), args.steps, args.warmup, args.num_train)
+    else:
+      r = child_generate(args.frames, 640, 360, args.repeats)
+    sys.stdout.flush()
+    print(json.dumps(r))
+    return
+
+  if args.no_tuning:
+    os.environ['ANIMGEN_NO_TUNING'] = '1'
+  else:
+    from animgen import runtime
+    runtime.configure()  # re-execs this script once with the tuned environment
+  import jax
+  from animgen import runtime as rt
+  env = {'tuning': 'off (--no-tuning)' if args.no_tuning else 'on (animgen.runtime)',
+         'malloc': ' '.join(f'{k}={os.environ[k]}' for k in sorted(os.environ)
+                            if k.startswith('MALLOC_')) or '(glibc defaults)',
+         'xla_flags': os.environ.get('XLA_FLAGS', ''), 'jax': jax.__version__,
+         'cpus': os.cpu_count(), 'default_malloc_env': rt.MALLOC_ENV}
+  results = []
+  for b in args.batch:
+    r = _run_child(args, ['train', str(b)])
+    results.append(r)
+    print(f'batch {b}: {r["s_per_step_median"]:.3f} s/step (min {r["s_per_step_min"]:.3f}), '
+          f'peak RSS {r["peak_rss_bytes"] / 2**30:.2f} GiB', file=sys.stderr, flush=True)
+  if args.frames > 2:
+    results.append(_run_child(args, ['generate']))
+  print(_fmt_table(results, env))
+  if args.json:
+    with open(args.json, 'w') as f:
+      json.dump({'env': env, 'results': results}, f, indent=1)
+
+
+if __name__ == '__main__':
+  main()
