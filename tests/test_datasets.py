@@ -214,35 +214,47 @@ def _near_identical(rng, base, k):
 
 @pytest.fixture(scope='module')
 def fake_sky(tmp_path_factory):
-  """Fake Sky Timelapse tree; returns (manual_dir, expected pair_ok per split in clip order)."""
+  """Fake Sky Timelapse tree; returns (manual_dir, expected videos per split in clip_id order),
+  each video as (video_id, [(clip folder, frame number) of each kept frame], pair_ok)."""
   rng = np.random.default_rng(0)
   manual = tmp_path_factory.mktemp('manual')
   train = os.path.join(manual, 'sky_timelapse', 'sky_train')
   test = os.path.join(manual, 'sky_timelapse', 'sky_test')
-  # vidA/1: frames 1..8, all different -> kept 1,3,5,7
+  # vidA: clip 1 frames 1..8, clip 2 frames 9..16 without 13 (all different) -> merged
+  # 1..12,14,15,16 -> kept 1,3,5,7 | 9,11,14,16: 7->9 crosses the folder boundary (valid),
+  # 11->14 the numbering gap (invalid)
   _write_clip(os.path.join(train, 'vidA', '1'), 'vidA', range(1, 9), _distinct(rng, 8))
-  # vidA/2: frame 14 missing -> sorted 10,11,12,13,15,16,17,18 -> kept 10,12,15,17
-  _write_clip(os.path.join(train, 'vidA', '2'), 'vidA', [10, 11, 12, 13, 15, 16, 17, 18],
-              _distinct(rng, 8))
-  # vidB/1: frames 1..4 near-identical, then different -> kept 1,3,5,7
+  _write_clip(os.path.join(train, 'vidA', '2'), 'vidA', [9, 10, 11, 12, 14, 15, 16],
+              _distinct(rng, 7))
+  # vidB: static over two clip folders -> no valid pair -> skipped
   base = _distinct(rng, 1)[0]
-  _write_clip(os.path.join(train, 'vidB', '1'), 'vidB', range(1, 9),
-              _near_identical(rng, base, 4) + _distinct(rng, 4))
-  # vidB/2: static clip -> no valid pair -> skipped
-  _write_clip(os.path.join(train, 'vidB', '2'), 'vidB', range(1, 7), _near_identical(rng, base, 6))
-  # vidC/1: one frame -> skipped; plus files that are not frames
+  _write_clip(os.path.join(train, 'vidB', '1'), 'vidB', range(1, 7), _near_identical(rng, base, 6))
+  _write_clip(os.path.join(train, 'vidB', '2'), 'vidB', range(7, 13), _near_identical(rng, base, 6))
+  # vidC: one frame -> skipped; plus files that are not frames
   _write_clip(os.path.join(train, 'vidC', '1'), 'vidC', [3], _distinct(rng, 1))
   Image.fromarray(base).save(os.path.join(train, 'vidC', '1', 'thumbnail.jpg'))
   with open(os.path.join(train, 'README.txt'), 'w') as f:
     f.write('not a video folder')
-  # test: vidD/1 frames 1..4 -> kept 1,3; vidD/2 frames 5,7,9 -> kept 5,9 (gap of 4) -> skipped
-  _write_clip(os.path.join(test, 'vidD', '1'), 'vidD', range(1, 5), _distinct(rng, 4))
-  _write_clip(os.path.join(test, 'vidD', '2'), 'vidD', [5, 7, 9], _distinct(rng, 3))
+  # vidD: clip 2 frames 1..4 near-identical, 5..8 different; clip 10 (after 2 in natural order)
+  # frames 7..10, its 7 and 8 duplicates (near-identical to base, dropped: the first is kept)
+  # -> merged 1..10 -> kept 1,3,5 (clip 2), 7 (clip 2, not the duplicate), 9 (clip 10)
+  _write_clip(os.path.join(train, 'vidD', '2'), 'vidD', range(1, 9),
+              _near_identical(rng, base, 4) + _distinct(rng, 4))
+  _write_clip(os.path.join(train, 'vidD', '10'), 'vidD', range(7, 11),
+              _near_identical(rng, base, 2) + _distinct(rng, 2))
+  # test: vidT clip 1 frames 1..4, clip 2 frames 5,7,9 -> merged 1,2,3,4,5,7,9 -> kept 1,3,5,9;
+  # vidU: frames 1,2 | 5,6 -> kept 1,5 (gap of 4) -> skipped
+  _write_clip(os.path.join(test, 'vidT', '1'), 'vidT', range(1, 5), _distinct(rng, 4))
+  _write_clip(os.path.join(test, 'vidT', '2'), 'vidT', [5, 7, 9], _distinct(rng, 3))
+  _write_clip(os.path.join(test, 'vidU', '1'), 'vidU', [1, 2], _distinct(rng, 2))
+  _write_clip(os.path.join(test, 'vidU', '2'), 'vidU', [5, 6], _distinct(rng, 2))
   expected = {
-      'train': [('vidA/1', [1, 3, 5, 7], [True, True, True]),
-                ('vidA/2', [10, 12, 15, 17], [True, False, True]),
-                ('vidB/1', [1, 3, 5, 7], [False, True, True])],
-      'test': [('vidD/1', [1, 3], [True])],
+      'train': [('vidA', [('1', 1), ('1', 3), ('1', 5), ('1', 7), ('2', 9), ('2', 11), ('2', 14),
+                          ('2', 16)],
+                 [True, True, True, True, True, False, True]),
+                ('vidD', [('2', 1), ('2', 3), ('2', 5), ('2', 7), ('10', 9)],
+                 [False, True, True, True])],
+      'test': [('vidT', [('1', 1), ('1', 3), ('2', 5), ('2', 9)], [True, True, False])],
   }
   return manual, expected
 
@@ -254,24 +266,49 @@ def _prepare_sky(data_dir, manual_dir, config='s128'):
   return builder
 
 
-def test_sky_timelapse_pair_filter_and_resize(fake_sky, tmp_path):
+def test_sky_timelapse_one_example_per_video(fake_sky, tmp_path):
   manual, expected = fake_sky
-  _prepare_sky(tmp_path, manual)
+  builder = _prepare_sky(tmp_path, manual)
+  assert str(builder.version) == '1.1.0'
   src = tfds.data_source('sky_timelapse/s128', data_dir=tmp_path)
-  for split, clips in expected.items():
+  # vidA: 16 merged frames of two clip folders -> 8 kept, pair across the boundary valid,
+  # pair across the numbering gap not; static vidB and one-frame vidC skipped, ids dense
+  vid_a = src['train'][0]
+  assert vid_a['frames'].shape == (8, 128, 128, 3)
+  assert vid_a['pair_ok'].tolist() == [True, True, True, True, True, False, True]
+  assert len(src['train']) == 2 and int(src['train'][1]['clip_id']) == 1
+  for split, videos in expected.items():
     got = read_split(src[split])
-    assert len(got) == len(clips)
-    for i, (c, (name, numbers, ok)) in enumerate(zip(got, clips)):
+    assert len(got) == len(videos)
+    split_dir = 'sky_train' if split == 'train' else 'sky_test'
+    for i, (c, (video, kept, ok)) in enumerate(zip(got, videos)):
       assert int(c['clip_id']) == i
-      assert c['pair_ok'].dtype == np.bool_ and c['pair_ok'].tolist() == ok, name
-      assert c['frames'].dtype == np.uint8 and c['frames'].shape == (len(numbers), 128, 128, 3)
-      video, clip = name.split('/')
-      split_dir = 'sky_train' if split == 'train' else 'sky_test'
-      path = os.path.join(manual, 'sky_timelapse', split_dir, video, clip,
-                          f'{video}_frames_{numbers[-1]:08d}.jpg')
-      with Image.open(path) as im:   # last kept frame, PIL bilinear, aspect not kept
-        want = np.asarray(im.convert('RGB').resize((128, 128), Image.Resampling.BILINEAR))
-      np.testing.assert_array_equal(c['frames'][-1], want)
+      assert c['pair_ok'].dtype == np.bool_ and c['pair_ok'].tolist() == ok, video
+      assert c['frames'].dtype == np.uint8 and c['frames'].shape == (len(kept), 128, 128, 3)
+      for t, (clip, n) in enumerate(kept):   # every kept frame, PIL bilinear, aspect not kept
+        path = os.path.join(manual, 'sky_timelapse', split_dir, video, clip,
+                            f'{video}_frames_{n:08d}.jpg')
+        with Image.open(path) as im:
+          want = np.asarray(im.convert('RGB').resize((128, 128), Image.Resampling.BILINEAR))
+        np.testing.assert_array_equal(c['frames'][t], want, err_msg=f'{video} frame {t}')
+
+
+def test_list_videos_merges_clip_folders(fake_sky):
+  manual, _ = fake_sky
+  videos = sky_timelapse.list_videos(os.path.join(manual, 'sky_timelapse', 'sky_train'))
+  assert [v for v, _ in videos] == ['vidA', 'vidB', 'vidC', 'vidD']
+  frames = dict(videos)
+  assert [n for n, _ in frames['vidA']] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15, 16]
+  assert [n for n, _ in frames['vidB']] == list(range(1, 13))
+  assert [n for n, _ in frames['vidD']] == list(range(1, 11))
+  # duplicates 7, 8 come from clip folder 2, which sorts before 10
+  assert [os.path.basename(os.path.dirname(p)) for _, p in frames['vidD']] == ['2'] * 8 + ['10'] * 2
+
+
+def test_merge_frames_sorts_and_keeps_first_duplicate():
+  clips = [[(3, 'a3'), (5, 'a5')], [(1, 'b1'), (3, 'b3'), (4, 'b4')], [(5, 'c5')]]
+  assert sky_timelapse.merge_frames(clips) == [(1, 'b1'), (3, 'a3'), (4, 'b4'), (5, 'a5')]
+  assert sky_timelapse.merge_frames([]) == []
 
 
 def test_sky_timelapse_accepts_dir_holding_splits(fake_sky, tmp_path):

@@ -1,16 +1,23 @@
-"""Sky Timelapse (Xiong et al. 2018) clips with the pair filter of Endo 2019 Sec. 6.1.
+"""Sky Timelapse (Xiong et al. 2018) videos with the pair filter of Endo 2019 Sec. 6.1.
 
 Reads the extracted dataset from `manual_dir`:
   <manual_dir>/sky_timelapse/sky_train/<video_id>/<clip#>/<video_id>_frames_XXXXXXXX.jpg
   <manual_dir>/sky_timelapse/sky_test/...
 (`manual_dir` may also be the folder that holds sky_train/ and sky_test/ directly.)
 
-Per clip (one <video_id>/<clip#> folder): frames sorted by their number XXXXXXXX, every other
-frame kept, each resized to size x size (PIL bilinear, aspect not kept). Pair (t, t+1) of the
-kept frames is valid (`pair_ok`) iff their numbers differ by exactly 2 and the mean absolute
-difference of the two resized uint8 frames, in [0, 1], is >= 0.02. Clips with fewer than two
-kept frames or no valid pair are skipped; `clip_id` numbers the remaining clips 0..N-1 in sorted
-(video_id, clip#) order, and record i of a split holds clip_id i.
+One example = one VIDEO, not one <clip#> folder: Sky Timelapse splits each of its ~1.8k videos
+into ~35k 32-frame clip folders whose frame numbers XXXXXXXX run on across the folders of a
+video, and Endo 2019 Sec. 6.1 trains on 1,825 clips (224 test) of 227 frames on average, i.e.
+on whole videos; gaps between clip folders are what their "numbers differ by exactly 2" pair
+rule guards against.
+
+Per video: the frames of all its clip folders (clip folders in natural name order, files by
+name) merged and sorted by number, exact duplicate numbers dropped (the first one kept), every
+other frame kept, each resized to size x size (PIL bilinear, aspect not kept). Pair (t, t+1) of
+the kept frames is valid (`pair_ok`) iff their numbers differ by exactly 2 and the mean absolute
+difference of the two resized uint8 frames, in [0, 1], is >= 0.02. Videos with fewer than two
+kept frames or no valid pair are skipped; `clip_id` numbers the remaining videos 0..N-1 in
+sorted video_id order, and record i of a split holds clip_id i.
 """
 import concurrent.futures
 import dataclasses
@@ -58,22 +65,39 @@ def frame_number(filename: str):
   return int(m.group(1)) if m else None
 
 
-def list_clips(split_dir: str):
-  """Sorted [(video_id, clip, [(frame_number, path), ...sorted])] of clips with >= 1 frame."""
-  clips = []
+def _natural_key(name: str):
+  """'2' < '10'; numeric names before the others."""
+  return (0, int(name), name) if name.isdigit() else (1, 0, name)
+
+
+def merge_frames(clips):
+  """[(frame_number, path)] sorted by number, from per-clip-folder frame lists given in clip
+  folder order; of frames with the same number only the first one is kept."""
+  merged = {}
+  for frames in clips:
+    for n, path in frames:
+      merged.setdefault(n, path)
+  return sorted(merged.items())
+
+
+def list_videos(split_dir: str):
+  """Sorted [(video_id, [(frame_number, path), ...])] of videos with >= 1 frame; a video's
+  frames are those of all its clip folders, merged by `merge_frames`."""
+  videos = []
   for video in sorted(os.listdir(split_dir)):
     vdir = os.path.join(split_dir, video)
     if not os.path.isdir(vdir):
       continue
-    for clip in sorted(os.listdir(vdir)):
+    clips = []
+    for clip in sorted(os.listdir(vdir), key=_natural_key):
       cdir = os.path.join(vdir, clip)
-      if not os.path.isdir(cdir):
-        continue
-      frames = sorted((n, os.path.join(cdir, f)) for f in os.listdir(cdir)
-                      if (n := frame_number(f)) is not None)
-      if frames:
-        clips.append((video, clip, frames))
-  return clips
+      if os.path.isdir(cdir):
+        clips.append(sorted((n, os.path.join(cdir, f)) for f in os.listdir(cdir)
+                            if (n := frame_number(f)) is not None))
+    frames = merge_frames(clips)
+    if frames:
+      videos.append((video, frames))
+  return videos
 
 
 def pair_filter(numbers, frames: np.ndarray) -> np.ndarray:
@@ -89,13 +113,28 @@ def _load(path: str, size: int) -> np.ndarray:
     return np.asarray(im.convert('RGB').resize((size, size), Image.Resampling.BILINEAR), np.uint8)
 
 
-def load_clip(frames, size: int):
-  """(numbers, frames [T, size, size, 3] uint8, pair_ok [T-1]) of every other frame, or None."""
+def load_video(frames, size: int, pool=None):
+  """(numbers, frames [T, size, size, 3] uint8, pair_ok [T-1]) of every other frame of a
+  video's merged `frames`, or None if it has no valid pair; `pool` decodes frames in parallel."""
+  return _finish(_start(frames, size, pool))
+
+
+def _start(frames, size: int, pool=None):
   kept = frames[::FRAME_STEP]
   if len(kept) < 2:
     return None
   numbers = [n for n, _ in kept]
-  images = np.stack([_load(p, size) for _, p in kept])
+  if pool is None:
+    return numbers, [_load(p, size) for _, p in kept]
+  return numbers, [pool.submit(_load, p, size) for _, p in kept]
+
+
+def _finish(started):
+  if started is None:
+    return None
+  numbers, images = started
+  images = np.stack([f.result() if isinstance(f, concurrent.futures.Future) else f
+                     for f in images])
   ok = pair_filter(numbers, images)
   if not ok.any():
     return None
@@ -103,10 +142,14 @@ def load_clip(frames, size: int):
 
 
 class SkyTimelapse(tfds.core.GeneratorBasedBuilder):
-  """Sky Timelapse clips, every other frame, with Endo 2019 pair validity."""
+  """Sky Timelapse videos, every other frame, with Endo 2019 pair validity."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {
+      '1.0.0': 'Initial release.',
+      '1.1.0': 'One example per video (all clip folders merged by frame number, duplicates '
+               'dropped), not per 32-frame clip folder, as in Endo 2019 Sec. 6.1.',
+  }
   BUILDER_CONFIGS = [SkyTimelapseConfig(name='default', size=256, description='256x256 frames.'),
                      SkyTimelapseConfig(name='s128', size=128, description='128x128 frames.')]
   DEFAULT_CONFIG_NAME = 'default'
@@ -137,34 +180,38 @@ class SkyTimelapse(tfds.core.GeneratorBasedBuilder):
     root = find_root(os.fspath(manual_dir))
     splits = {}
     for split, dirname in _SPLIT_DIRS.items():
-      clips = list_clips(os.path.join(root, dirname))
-      if not clips:
+      videos = list_videos(os.path.join(root, dirname))
+      if not videos:
         raise _layout_error(f'no clips with <video>_frames_N.jpg frames under '
                             f'{os.path.join(root, dirname)}')
-      splits[split] = self._generate_examples(split, clips)
+      splits[split] = self._generate_examples(split, videos)
     return splits
 
-  def _generate_examples(self, split: str, clips):
+  def _generate_examples(self, split: str, videos):
     size = self.builder_config.size
     workers = max(1, min(8, os.cpu_count() or 1))
-    chunk = 4 * workers   # bounded look-ahead keeps memory at a few clips per worker
+    # The pool decodes the frames of one video while the previous one is being written, so at
+    # most two videos (a few tens of MB each at 256 px) are in memory.
     clip_id = skipped = 0
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-      for start in range(0, len(clips), chunk):
-        batch = clips[start:start + chunk]
-        for loaded in pool.map(lambda c: load_clip(c[2], size), batch):
-          if loaded is None:
-            skipped += 1
-            continue
+      started = _start(videos[0][1], size, pool)
+      for i in range(len(videos)):
+        current = started
+        started = _start(videos[i + 1][1], size, pool) if i + 1 < len(videos) else None
+        loaded = _finish(current)
+        if loaded is None:
+          skipped += 1
+        else:
           _, images, ok = loaded
           yield clip_id, {'frames': images, 'pair_ok': ok, 'clip_id': np.int64(clip_id)}
           clip_id += 1
-        logging.info('sky_timelapse %s: %d/%d clips read, %d kept',
-                     split, start + len(batch), len(clips), clip_id)
+        if (i + 1) % 100 == 0 or i + 1 == len(videos):
+          logging.info('sky_timelapse %s: %d/%d videos read, %d kept',
+                       split, i + 1, len(videos), clip_id)
     if clip_id == 0:
-      raise InputError(f'sky_timelapse: none of the {len(clips)} {split} clips has two frames '
+      raise InputError(f'sky_timelapse: none of the {len(videos)} {split} clips has two frames '
                        f'{FRAME_STEP} apart with mean abs difference >= {MIN_MEAN_ABS_DIFF}')
-    logging.info('sky_timelapse %s: kept %d clips, skipped %d', split, clip_id, skipped)
+    logging.info('sky_timelapse %s: kept %d videos, skipped %d', split, clip_id, skipped)
 
 
 def make_builder(data_dir, name: str = 'default') -> SkyTimelapse:
