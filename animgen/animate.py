@@ -133,16 +133,17 @@ def animate_motion(predict, image_full: np.ndarray, z: np.ndarray, size: int, nu
     flows.append(np.asarray(flow[0, pad:pad + size, pad:pad + size]) * ((sp - 1) / (size - 1)))
     if progress:
       _progress(t, num_frames - 1, t0, 'motion')
-  rend = jax.jit(lambda d: (render(img, d)[0] + 1.0) * 0.5)
+  warp_frame = jax.jit(lambda d: (render(img, d)[0] + 1.0) * 0.5)
+  rend = lambda t: jnp.asarray(image_full) if t == 0 else warp_frame(disps[t])  # V^M[0] = I
   to_u8 = lambda x: np.asarray(jnp.clip(jnp.round(x * 255.0), 0, 255)).astype(np.uint8)
   plan = crossfade_plan(num_frames, loop_length) if loop_length else [
       (k, k, 0.0) for k in range(num_frames)]
   frames = []
   t0 = time.time()
   for k, (i, j, w) in enumerate(plan):
-    f = rend(disps[i])
+    f = rend(i)
     if w > 0:
-      f = (1.0 - w) * f + w * rend(disps[j])
+      f = (1.0 - w) * f + w * rend(j)
     frames.append(to_u8(f))
     if progress:
       _progress(k + 1, len(plan), t0, 'render')

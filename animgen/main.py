@@ -30,9 +30,16 @@ def main(argv):
   if not flags.FLAGS['verbosity'].present:  # keep library INFO chatter (orbax) out of the way
     logging.set_verbosity(logging.WARNING)
   from animgen import trainer
-  config = _CONFIG.value
-  workdir = _WORKDIR.value or default_workdir(flags.FLAGS['config'].config_filename)
+  from animgen.errors import InputError
   with runtime.user_errors():
+    try:
+      config = _CONFIG.value
+      config.method  # noqa: B018  (forces the lazy load)
+    except Exception as e:  # config_flags loads the file lazily and reports it over lines
+      lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+      raise InputError(f'cannot load --config={flags.FLAGS["config"].config_filename}: '
+                       f'{lines[-1] if lines else type(e).__name__}') from None
+    workdir = _WORKDIR.value or default_workdir(flags.FLAGS['config'].config_filename)
     if _MODE.value == 'train':
       trainer.train_and_evaluate(config, workdir)
     elif _MODE.value == 'eval':
@@ -42,8 +49,17 @@ def main(argv):
 
 
 def _parse_flags(argv):
-  with runtime.user_errors():  # a bad flag or config override: one line, exit 2
-    return flags.FLAGS(argv)
+  """A bad flag, config file or config override: one line, exit 2."""
+  with runtime.user_errors():
+    try:
+      return flags.FLAGS(argv)
+    except flags.Error:
+      raise
+    except Exception as e:  # config_flags raises AttributeError/KeyError/... for bad overrides
+      from animgen.errors import InputError
+      msg = str(e).strip().strip('"').splitlines()[0] if str(e).strip() else type(e).__name__
+      raise InputError(f'bad --config or override: {msg} (check the field names in the '
+                       'config file)') from None
 
 
 def run():

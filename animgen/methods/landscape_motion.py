@@ -140,8 +140,8 @@ class LandscapeMotion:
     e = self.config.model.encoder_size
     fields = state.motion_fields.at[batch['clip_id']].set(  # Alg. 2, line 14
         warp.resize(jax.lax.stop_gradient(flow), e, e))
-    metrics['grad_norm'] = optax.global_norm(grads)
-    metrics['update_norm'] = optax.global_norm(updates)
+    metrics['grad_norm'] = optax.tree.norm(grads)
+    metrics['update_norm'] = optax.tree.norm(updates)
     return state.replace(step=state.step + 1, params=params, batch_stats=new_stats,
                          opt_state=opt_state, motion_fields=fields), metrics
 

@@ -1,0 +1,69 @@
+"""Bad input: one line on stderr, exit code 2, no traceback, no output left behind."""
+import os
+
+import pytest
+
+from conftest import run_cli
+
+
+def _assert_one_line_error(r, *fragments):
+  assert r.returncode == 2, (r.returncode, r.stderr[-1500:])
+  assert 'Traceback' not in r.stderr
+  lines = [l for l in r.stderr.strip().splitlines() if l.startswith('animgen: error')]
+  assert len(lines) == 1, r.stderr[-1500:]
+  for f in fragments:
+    assert f in lines[0], lines[0]
+
+
+def _animate(tmp_path, image, workdir, out='out.mp4'):
+  return run_cli(['-m', 'animgen.cli', 'animate', str(image), '-o', str(tmp_path / out),
+                  '--workdir', str(workdir), '-q'])
+
+
+def test_missing_image(tmp_path, smoke_run):
+  r = _animate(tmp_path, tmp_path / 'nope.jpg', smoke_run[1])
+  _assert_one_line_error(r, 'nope.jpg')
+  assert not os.listdir(tmp_path)
+
+
+def test_zero_byte_and_truncated_images(tmp_path, smoke_run):
+  empty = tmp_path / 'empty.jpg'
+  empty.write_bytes(b'')
+  r = _animate(tmp_path, empty, smoke_run[1], 'a.mp4')
+  _assert_one_line_error(r, 'empty.jpg')
+  photo = os.path.join(os.path.dirname(__file__), '..', 'data', 'photos', 'china.jpg')
+  data = open(photo, 'rb').read()
+  cut = tmp_path / 'cut.jpg'
+  cut.write_bytes(data[:len(data) // 2])
+  r = _animate(tmp_path, cut, smoke_run[1], 'b.mp4')
+  _assert_one_line_error(r, 'cut.jpg')
+  assert sorted(os.listdir(tmp_path)) == ['cut.jpg', 'empty.jpg']
+
+
+def test_workdir_without_checkpoint(tmp_path):
+  photo = os.path.join(os.path.dirname(__file__), '..', 'data', 'photos', 'china.jpg')
+  (tmp_path / 'run').mkdir()
+  r = _animate(tmp_path, photo, tmp_path / 'run')
+  _assert_one_line_error(r, 'run')
+  assert os.listdir(tmp_path) == ['run']
+
+
+def test_unknown_output_extension(tmp_path, smoke_run):
+  photo = os.path.join(os.path.dirname(__file__), '..', 'data', 'photos', 'china.jpg')
+  r = _animate(tmp_path, photo, smoke_run[1], 'out.xyz')
+  _assert_one_line_error(r, '.xyz')
+  assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize('override', ['--config.train.no_such_field=1',
+                                      '--config.train.num_steps=abc'])
+def test_bad_config_override(tmp_path, override):
+  r = run_cli(['-m', 'animgen.main', '--config=configs/landscape.py:smoke',
+               f'--workdir={tmp_path / "w"}', override])
+  _assert_one_line_error(r)
+  assert not os.path.exists(tmp_path / 'w')
+
+
+def test_missing_config_file(tmp_path):
+  r = run_cli(['-m', 'animgen.main', '--config=configs/nope.py', f'--workdir={tmp_path / "w"}'])
+  _assert_one_line_error(r, 'nope.py')
