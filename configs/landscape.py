@@ -1,9 +1,11 @@
 """Animating Landscape, motion predictor + encoder (Endo et al. 2019, Sec. 4.1, 4.3).
 
-  python -m animgen.main --config=configs/landscape.py          # paper settings (256 px, batch 8)
-  python -m animgen.main --config=configs/landscape.py:cpu      # 128 px, batch 4: a CPU run
-  python -m animgen.main --config=configs/landscape.py:smoke    # tiny network, for tests
-  python -m animgen.main --config=configs/landscape.py:sky      # real Sky Timelapse (manual_dir)
+  configs/landscape.py        paper network, losses and optimiser on the embedded synthetic
+                              time-lapse data (generated on first use) at its 128 px, batch 8
+  configs/landscape.py:sky    the paper's setting: real Sky Timelapse at 256 px, batch 8
+                              (--config.manual_dir=<folder holding sky_timelapse/>)
+  configs/landscape.py:cpu    batch 4 and 3,000 steps: a run that finishes on a laptop CPU
+  configs/landscape.py:smoke  tiny network and data, for tests
 """
 import ml_collections
 
@@ -16,7 +18,7 @@ def get_config(arg: str | None = None):
   c.manual_dir = ''
   c.seed = 0
   c.dtype = 'float32'
-  c.image_size = 256             # Sec. 4.3: 256x256 predictors
+  c.image_size = 128             # the embedded data's size; Sec. 4.3 uses 256 (see :sky)
   c.batch_size = 8               # Sec. 4.3 (the official train.py used 1)
 
   c.model = ml_collections.ConfigDict()
@@ -63,8 +65,6 @@ def get_config(arg: str | None = None):
   c.codebook.max_codes = 100                # KMeans(100), sorted by the first PCA component
 
   if arg == 'cpu':
-    c.dataset = 'synthetic_timelapse/default'
-    c.image_size = 128
     c.batch_size = 4
     c.train.num_steps = 3000
     c.train.checkpoint_every = 250
@@ -89,6 +89,7 @@ def get_config(arg: str | None = None):
     c.codebook.max_codes = 3
   elif arg == 'sky':
     c.dataset = 'sky_timelapse/default'
+    c.image_size = 256
   elif arg:
     raise ValueError(f'unknown variant {arg!r} of configs/landscape.py: use cpu, smoke or sky')
   return c
