@@ -184,6 +184,8 @@ def evaluate(config, workdir: str) -> dict:
   """Runs eval_step over the test split; writes metrics and eval_<step>.json in workdir."""
   method, mesh, state, step = restore_for_eval(config, workdir)
   repl, data_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+  if hasattr(method, 'prepare_eval'):
+    method.prepare_eval(state, workdir)
   eval_step = jax.jit(method.eval_step, in_shardings=(repl, data_sh), out_shardings=repl)
   sums, count = {}, 0
   for batch in _eval_batches(config, method):

@@ -57,6 +57,7 @@ def get_config(arg: str | None = None):
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 8
   c.eval.pairs_per_clip = 4
+  c.eval.codebook_codes = 5                 # Sec. 6.2 evaluates 5 codebook codes
 
   c.sample = ml_collections.ConfigDict()
   c.sample.num_frames = 16
@@ -85,6 +86,7 @@ def get_config(arg: str | None = None):
     c.data.threads = 0
     c.eval.batch_size = 8
     c.eval.pairs_per_clip = 2
+    c.eval.codebook_codes = 2
     c.sample.num_frames = 4
     c.codebook.max_codes = 3
   elif arg == 'sky':

@@ -63,8 +63,10 @@ def test_eval_reports_epe_and_psnr_with_baselines(smoke_run):
   config, workdir, _ = smoke_run
   results = trainer.evaluate(config, workdir)
   assert results['num_examples'] == 2 * config.eval.pairs_per_clip  # 2 tiny test clips
-  for k in ('flow_epe', 'flow_epe_zero', 'psnr', 'psnr_zero'):
+  for k in ('flow_epe', 'flow_epe_zero', 'psnr', 'psnr_zero', 'flow_epe_codebook_mean'):
     assert np.isfinite(results[k])
+  assert (results['flow_epe_codebook_best'] <= results['flow_epe_codebook_mean']
+          <= results['flow_epe_codebook_worst'])
   # the zero-flow EPE is the mean ground-truth flow magnitude: positive on moving skies
   assert results['flow_epe_zero'] > 0.01
   saved = json.load(open(os.path.join(workdir, f'eval_{results["step"]}.json')))

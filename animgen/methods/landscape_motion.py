@@ -151,20 +151,38 @@ class LandscapeMotion:
     h, w = gt.shape[1:3]
     return warp.resize(warp.pixels_to_normalised(gt, h, w), self.size, self.size)
 
+  def prepare_eval(self, state, workdir):
+    """Picks the codebook codes that evaluation also tries (Sec. 6.2: 5 codebook codes)."""
+    path = os.path.join(workdir, 'codebook_motion.npz')
+    if os.path.isfile(path):
+      with np.load(path, allow_pickle=False) as d:
+        book = d['codes']
+    else:
+      book = build_codebook(self.clip_codes(state), self.config.codebook.max_codes)
+    k = min(self.config.eval.codebook_codes, len(book))
+    self.eval_codes = book[np.linspace(0, len(book) - 1, k).round().astype(int)]
+
   def eval_step(self, state, batch):
     """Per-example flow EPE (pixels at the model size) and next-frame PSNR, each next to the
-    zero-flow baseline. z^M = E^M(ground-truth flow of the pair) in evaluation mode."""
+    zero-flow baseline, with z^M = E^M(ground-truth flow of the pair) in evaluation mode; and
+    the EPE with each of the chosen codebook codes (mean, best and worst over the codes)."""
     i_t, i_next = self._frames(batch)
     gt = self._gt_flow(batch)
     z, _ = self.encode(state.params, state.batch_stats, gt, train=False)
     flow = self.predict(state.params, i_t, z)
     px = lambda f: warp.normalised_to_pixels(f, self.size, self.size)
-    epe = jnp.linalg.norm(px(flow) - px(gt), axis=-1).mean((1, 2))
-    epe0 = jnp.linalg.norm(px(gt), axis=-1).mean((1, 2))
+    epe_of = lambda f: jnp.linalg.norm(px(f) - px(gt), axis=-1).mean((1, 2))
     to01 = lambda x: (x + 1.0) * 0.5
     warped = warp.backward_warp(i_t, flow)
-    return {'flow_epe': epe, 'flow_epe_zero': epe0,
-            'psnr': psnr(to01(warped), to01(i_next)), 'psnr_zero': psnr(to01(i_t), to01(i_next))}
+    out = {'flow_epe': epe_of(flow), 'flow_epe_zero': jnp.linalg.norm(px(gt), axis=-1).mean((1, 2)),
+           'psnr': psnr(to01(warped), to01(i_next)), 'psnr_zero': psnr(to01(i_t), to01(i_next))}
+    codes = getattr(self, 'eval_codes', None)
+    if codes is not None:
+      per_code = jnp.stack([epe_of(self.predict(state.params, i_t, jnp.broadcast_to(
+          jnp.asarray(c), z.shape))) for c in codes], axis=-1)  # [B, K]
+      out.update(flow_epe_codebook_mean=per_code.mean(-1), flow_epe_codebook_best=per_code.min(-1),
+                 flow_epe_codebook_worst=per_code.max(-1))
+    return out
 
   def sample(self, state, batch, rng):
     """Recurrent generation at the model size from the first frame of each pair."""
