@@ -6,7 +6,7 @@
   python bench/landscape.py --json out.json
 
 For each batch size, in a fresh subprocess (so that peak memory is per configuration): the
-paper-size motion method (configs/landscape.py defaults, 256x256), `train_step` jitted exactly
+paper-size motion method (configs/landscape.py defaults with image_size 256, --size), `train_step` jitted exactly
 as the trainer does (donated state), compile time, median/min seconds per step, steps/s, peak
 RSS (VmHWM), minor page faults per step, and the achieved GFLOP/s (XLA cost analysis FLOPs /
 median step time). Then generation ms/frame at 640x360 through animate.animate_motion with random
@@ -49,9 +49,15 @@ def _median(xs):
   return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
 
 
+_SIZE = 256
+
+
 def _config():
+  """configs/landscape.py defaults (paper network, losses, optimiser) at the paper's 256 px."""
   from configs.landscape import get_config
-  return get_config()
+  c = get_config()
+  c.image_size = _SIZE
+  return c
 
 
 def child_train(batch, steps, warmup, num_train):
@@ -160,7 +166,7 @@ def _run_child(args, extra):
   cmd = [sys.executable, os.path.abspath(__file__), '--_child'] + extra + [
       '--steps', str(args.steps), '--warmup', str(args.warmup),
       '--num-train', str(args.num_train), '--frames', str(args.frames),
-      '--repeats', str(args.repeats)]
+      '--repeats', str(args.repeats), '--size', str(args.size)]
   out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
   if out.returncode:
     raise SystemExit(f'benchmark child {extra} failed with exit code {out.returncode}')
@@ -170,7 +176,7 @@ def _run_child(args, extra):
 def _fmt_table(results, env):
   gib = lambda b: b / 2**30
   lines = ['', 'animgen landscape motion benchmark',
-           f'  tuning: {env["tuning"]}   MALLOC: {env["malloc"]}',
+           f'  train size {env["size"]}x{env["size"]}   tuning: {env["tuning"]}   MALLOC: {env["malloc"]}',
            f'  XLA_FLAGS: {env["xla_flags"] or "(none)"}   jax {env["jax"]}   cpus {env["cpus"]}',
            '',
            f'{"batch":>5} {"s/step med":>10} {"min":>7} {"max":>7} {"steps/s":>8} '
@@ -203,12 +209,15 @@ def main():
   p.add_argument('--num-train', type=int, default=64)
   p.add_argument('--frames', type=int, default=8, help='generated frames (0: skip generation)')
   p.add_argument('--repeats', type=int, default=3, help='generation repeats')
+  p.add_argument('--size', type=int, default=256, help='training image size (paper: 256)')
   p.add_argument('--no-tuning', action='store_true',
                  help='run without the entry points\' runtime tuning (malloc env, XLA flags)')
   p.add_argument('--json', help='write all figures to this file')
   p.add_argument('--_child', nargs='+', help=argparse.SUPPRESS)
   args = p.parse_args()
 
+  global _SIZE
+  _SIZE = args.size
   if args._child:
     if args._child[0] == 'train':
       r = child_train(int(args._child[1]), args.steps, args.warmup, args.num_train)
@@ -230,6 +239,7 @@ def main():
                             if k.startswith('MALLOC_')) or '(glibc defaults)',
          'xla_flags': os.environ.get('XLA_FLAGS', ''), 'jax': jax.__version__,
          'cpus': os.cpu_count(), 'default_malloc_env': rt.MALLOC_ENV}
+  env['size'] = args.size
   results = []
   for b in args.batch:
     r = _run_child(args, ['train', str(b)])
