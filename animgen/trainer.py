@@ -106,7 +106,8 @@ def train_and_evaluate(config, workdir: str):
   sample_batch = None
   if config.train.sample_every:
     sample_batch = sharding.shard_batch(
-        _pad_batch(_eval_batches(config, method)[0], config.eval.batch_size)[0], mesh)
+        _pad_batch(_eval_batches(config, method)[0],
+                   config.eval.batch_size // jax.process_count())[0], mesh)
 
   writer = _writer(workdir)
   if start == 0:
@@ -188,8 +189,9 @@ def evaluate(config, workdir: str) -> dict:
     method.prepare_eval(state, workdir)
   eval_step = jax.jit(method.eval_step, in_shardings=(repl, data_sh), out_shardings=repl)
   sums, count = {}, 0
+  per_process = config.eval.batch_size // jax.process_count()
   for batch in _eval_batches(config, method):
-    batch, mask = _pad_batch(batch, config.eval.batch_size)
+    batch, mask = _pad_batch(batch, per_process)
     out = jax.device_get(eval_step(state, sharding.shard_batch(batch, mesh)))
     for k, v in out.items():
       sums[k] = sums.get(k, 0.0) + float(np.sum(np.asarray(v)[mask]))

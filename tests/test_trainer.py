@@ -126,3 +126,31 @@ def test_eight_devices_equal_one(tmp_path, data_dir):
                                  err_msg=k)
     checked += 1
   assert checked > 20
+
+
+def test_sigterm_saves_a_checkpoint_and_resumes(tmp_path, data_dir):
+  import signal
+  import subprocess
+  import sys
+  from conftest import ROOT
+  workdir = str(tmp_path / 'term')
+  cmd = [sys.executable, '-m', 'animgen.main', '--config=configs/landscape.py:smoke',
+         f'--workdir={workdir}', f'--config.data_dir={data_dir}',
+         '--config.train.num_steps=100000', '--config.train.log_every=1',
+         '--config.train.checkpoint_every=100000', '--config.train.sample_every=0']
+  proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True, env=dict(os.environ))
+  try:
+    for line in proc.stdout:
+      if line.startswith('step 3/'):
+        proc.send_signal(signal.SIGTERM)
+        break
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=300) == 0
+  finally:
+    proc.kill()
+  assert 'SIGTERM: saved step' in rest
+  saved = int(rest.split('SIGTERM: saved step ')[1].split(';')[0])
+  ckpt = checkpoint.Checkpointer(workdir)
+  assert ckpt.latest_step() == saved and 3 <= saved < 100000
+  ckpt.close()
