@@ -38,20 +38,39 @@ def _patches(x: jax.Array, k: int, stride: int) -> jax.Array:
        for i in range(k) for j in range(k)], axis=-1)
 
 
-@functools.partial(jax.checkpoint, static_argnums=(2,))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _conv2d_gemm(x, kernel, stride):
   k, _, cin, cout = kernel.shape
   return jnp.einsum('bhwk,ko->bhwo', _patches(x, k, stride), kernel.reshape(k * k * cin, cout))
 
 
+def _conv2d_gemm_fwd(x, kernel, stride):
+  return _conv2d_gemm(x, kernel, stride), (x, kernel)
+
+
+def _conv2d_gemm_bwd(stride, res, g):
+  x, kernel = res
+  k, _, cin, cout = kernel.shape
+  dx = jax.vjp(lambda t: conv2d(t, kernel, stride), x)[1](g)[0]  # XLA's input-gradient conv
+  # XLA:CPU drops optimization barriers before scheduling and would rebuild every layer's
+  # patches early in the backward pass (all live at once: 1.4 GiB at batch 8). Adding 0 * g
+  # (not folded for floats; x + 0 == x exactly) makes them wait for this layer's gradient.
+  x = x + (g.reshape(-1)[0] * 0).astype(x.dtype)
+  dw = jnp.einsum('bhwk,bhwo->ko', _patches(x, k, stride), g)
+  return dx, dw.reshape(kernel.shape)
+
+
+_conv2d_gemm.defvjp(_conv2d_gemm_fwd, _conv2d_gemm_bwd)
+
+
 def conv2d_fast(x, kernel, stride=1):
   """Exactly conv2d(x, kernel, stride) (VALID), computed the way XLA:CPU runs fastest.
 
-  XLA:CPU's own convolution kernels (and the convolutions its autodiff makes for the input and
-  weight gradients) reach 40-80 GFLOP/s here, its dot 90-120: the conv is run as
-  patches @ kernel-matrix, so that forward, input gradient and weight gradient are all one dot
-  each. The patches are rebuilt in the backward pass (jax.checkpoint: the dot's output is not
-  needed there), so only the input is kept, as for a convolution. A conv with few outputs
+  XLA:CPU's own convolution kernels reach 40-80 GFLOP/s here on the forward and weight-gradient
+  convolutions, its dot 90-120: the forward runs as patches @ kernel-matrix and the weight
+  gradient as patches^T @ grad (patches rebuilt in the backward pass, so only the input is kept,
+  as for a convolution); the input gradient stays XLA's transposed convolution, which is as fast
+  as the dot plus the patch scatter-add and needs no patch-sized buffer. A conv with few outputs
   (Cout * k * k <= Cin) instead runs as a 1x1 dot to Cout * k * k maps and a sum of k * k
   shifted slices (small_out_conv2d)."""
   k, _, cin, cout = kernel.shape
@@ -70,6 +89,7 @@ def _taps(x, kernel):
   return y.reshape(x.shape[:3] + (k * k, cout))
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
 def _shift_sum(t, k, ho, wo):
   """t [B, H, W, k*k, Cout] -> [B, Ho, Wo, Cout]: sum over taps (i, j) of t[:, i:, j:, (i, j)]."""
   out = None
@@ -78,6 +98,21 @@ def _shift_sum(t, k, ho, wo):
       s = t[:, i:i + ho, j:j + wo, i * k + j]
       out = s if out is None else out + s
   return out
+
+
+def _shift_sum_fwd(t, k, ho, wo):
+  return _shift_sum(t, k, ho, wo), t.shape
+
+
+def _shift_sum_bwd(k, ho, wo, shape, g):
+  # One gather-like pass (the default transpose pads every tap to the full size separately).
+  _, h, w = shape[:3]
+  gp = jnp.pad(g, ((0, 0), (k - 1, h - ho), (k - 1, w - wo), (0, 0)))
+  return (jnp.stack([gp[:, k - 1 - i:k - 1 - i + h, k - 1 - j:k - 1 - j + w]
+                     for i in range(k) for j in range(k)], axis=3),)
+
+
+_shift_sum.defvjp(_shift_sum_fwd, _shift_sum_bwd)
 
 
 def upsample_conv_reflect_small_out(x, kernel, bias, pad):
