@@ -69,8 +69,8 @@ class SyntheticTimelapse(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version('1.1.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release.',
-                   '1.1.0': 'Sharper, faster clouds: pairs now differ about as much as the '
-                            "paper's filtered Sky Timelapse pairs (Endo 2019 Sec. 6.1).'}
+                   '1.1.0': 'Sharper, faster clouds: 15x the squared difference between '
+                            'consecutive frames of 1.0.0 (mean abs difference ~0.013).'}
   BUILDER_CONFIGS = list(CONFIGS.values())
   DEFAULT_CONFIG_NAME = 'default'
 
