@@ -141,7 +141,7 @@ def child(batch, steps, warmup):
     loss.backward()
     opt.step()
     field = F.interpolate(flow.detach(), size=(128, 128), mode='bilinear', align_corners=False)
-    return float(loss)
+    return float(loss.detach())
 
   def fwd():
     with torch.no_grad():
