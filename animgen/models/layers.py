@@ -72,7 +72,7 @@ def conv2d_fast(x, kernel, stride=1):
   as for a convolution); the input gradient stays XLA's transposed convolution, which is as fast
   as the dot plus the patch scatter-add and needs no patch-sized buffer. A conv with few outputs
   (Cout * k * k <= Cin) instead runs as a 1x1 dot to Cout * k * k maps and a sum of k * k
-  shifted slices (small_out_conv2d)."""
+  shifted slices (_taps, _shift_sum)."""
   k, _, cin, cout = kernel.shape
   if k == 1 and stride == 1:
     return jnp.einsum('bhwc,co->bhwo', x, kernel[0, 0])
