@@ -37,7 +37,8 @@ def _flow_path(out: str) -> str:
 def cmd_animate(args):
   """Animating Landscape, Algorithm 1 (motion): photo -> looping animation at its resolution."""
   from animgen import animate, media
-  _check_output(args.output)
+  for out in args.output:
+    _check_output(out)
   if args.flow_output:
     _check_output(args.flow_output, '--flow-output')
   if args.frames < 2:
@@ -53,13 +54,14 @@ def cmd_animate(args):
   frames, flows = animate.animate_motion(
       predict, image, z, config.image_size, args.frames, speed=args.speed,
       pad_fraction=args.pad, loop_length=loop, progress=not args.quiet)
-  media.write_video(args.output, frames, fps=args.fps)
-  outputs = [args.output]
+  for out in args.output:
+    media.write_video(out, frames, fps=args.fps)
+  outputs = list(args.output)
   if not args.no_flow and len(flows):
     import jax.numpy as jnp
     from animgen.ops import flow_viz
     viz = flow_viz.flow_to_rgb(jnp.asarray(flows))
-    flow_out = args.flow_output or _flow_path(args.output)
+    flow_out = args.flow_output or _flow_path(args.output[0])
     media.write_video(flow_out, viz, fps=args.fps)
     outputs.append(flow_out)
   h, w = frames.shape[1:3]
@@ -79,7 +81,8 @@ def build_parser():
 
   a = sub.add_parser('animate', help='photo -> looping animation (Animating Landscape)')
   a.add_argument('image', help='input photo (any size, grey/RGB/RGBA, 8 or 16 bit)')
-  a.add_argument('-o', '--output', required=True, help='.mp4, .gif, .png (animated) or a folder')
+  a.add_argument('-o', '--output', required=True, action='append',
+                 help='.mp4, .gif, .png (animated) or a folder; repeat for several formats')
   a.add_argument('--workdir', default='runs/landscape',
                  help='training run with checkpoints and codebook (default runs/landscape)')
   a.add_argument('--frames', type=int, default=199, help='frames to generate (official 199)')

@@ -89,8 +89,10 @@ def test_cli_animate_gif_of_the_shipped_photo(smoke_run, tmp_path):
   _, workdir, _ = smoke_run
   photo = os.path.join(os.path.dirname(__file__), '..', 'data', 'photos', 'china.jpg')
   out = tmp_path / 'china.gif'
-  assert cli.main(['animate', photo, '-o', str(out), '--workdir', workdir, '--frames', '5',
-                   '--no-loop', '--no-flow', '--z-index', '1', '-q']) == 0
+  assert cli.main(['animate', photo, '-o', str(out), '-o', str(tmp_path / 'china.mp4'),
+                   '--workdir', workdir, '--frames', '5', '--no-loop', '--no-flow',
+                   '--z-index', '1', '-q']) == 0
   frames, _ = media.read_video(str(out))
   assert frames.shape == (5, 427, 640, 3)
+  assert media.read_video(str(tmp_path / 'china.mp4'))[0].shape == (5, 427, 640, 3)
   assert not os.path.exists(tmp_path / 'china_flow.gif')
