@@ -36,6 +36,7 @@ _CLOUD_MAXWL_REL = 0.35   # largest puff scale relative to size
 _CLOUD_BETA = (0.5, 0.8)  # amplitude spectrum exponent range (fBm roughness)
 _CLOUD_SOFTNESS = (0.06, 0.15)  # sigmoid width of the cloud threshold, in noise std units
 _DRIFT = 0.02             # colour drift scale: up to ~2x this fraction per 24 frames
+_WISP_LENGTH = 0.06       # trailing wisps behind each cloud, relative to size
 _SKY_GAMMA = 2.0          # sky gradient exponent (colour change concentrated near the horizon)
 
 
@@ -67,10 +68,12 @@ def max_speed(size: int) -> float:
 class SyntheticTimelapse(tfds.core.GeneratorBasedBuilder):
   """Procedural sky/land/water time-lapse clips with exact backward flow in pixels."""
 
-  VERSION = tfds.core.Version('1.1.0')
+  VERSION = tfds.core.Version('1.2.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release.',
                    '1.1.0': 'Sharper, faster clouds: 15x the squared difference between '
-                            'consecutive frames of 1.0.0 (mean abs difference ~0.013).'}
+                            'consecutive frames of 1.0.0 (mean abs difference ~0.013).',
+                   '1.2.0': 'Clouds trail wisps behind their motion: a still frame shows which '
+                            'way the sky moves.'}
   BUILDER_CONFIGS = list(CONFIGS.values())
   DEFAULT_CONFIG_NAME = 'default'
 
@@ -195,6 +198,20 @@ _PALETTES = (  # (zenith, horizon, cloud lit, cloud shadow), linear-ish RGB in [
 )
 
 
+def _trailing_wisps(alpha: np.ndarray, theta: float, length: float) -> np.ndarray:
+  """Fading copies of the cloud cover behind the motion direction theta: clouds get a sharp
+  leading edge and a wispy tail, so a still frame shows which way the sky moves (as streaks
+  and virga do in real skies). alpha: periodic [n, n] texture; length in texels."""
+  out = alpha.copy()
+  tx, ty = -np.cos(theta), -np.sin(theta)   # behind the motion (image coords, y down)
+  steps = max(int(round(length)), 1)
+  for k in range(1, steps + 1):
+    fade = (1.0 - k / (steps + 1)) ** 2
+    shifted = np.roll(alpha, (int(round(k * ty)), int(round(k * tx))), axis=(0, 1))
+    out = np.maximum(out, 0.8 * fade * shifted)
+  return out
+
+
 class _Wind:
   """Stationary backward flow field of the sky, analytic in continuous pixel coordinates."""
 
@@ -284,7 +301,8 @@ def _render_float(size: int, frames: int, split: str, index: int, seed: int):
   cover = rng.uniform(-0.3, 0.6) - rng.uniform(0.3, 0.9) * banks
   softness = rng.uniform(*_CLOUD_SOFTNESS)
   opacity = rng.uniform(0.75, 1.0)
-  alpha = opacity * _sigmoid((noise[0] - cover) / softness)
+  alpha = _trailing_wisps(opacity * _sigmoid((noise[0] - cover) / softness), wind.theta0,
+                          _WISP_LENGTH * s * _TEX_SCALE)
   light = _sigmoid(4.0 * noise[1] + 2.0 * noise[0])
   cloud_tex = np.stack([alpha, light], axis=-1)                    # [n, n, 2]
   ox, oy = rng.uniform(0, n, 2)
