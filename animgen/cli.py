@@ -43,7 +43,7 @@ def cmd_animate(args):
     _check_output(args.flow_output, '--flow-output')
   if args.frames < 2:
     raise InputError(f'--frames {args.frames}: need at least 2 frames')
-  loop = None if args.no_loop else (args.loop_frames or args.frames // 2 + 1)
+  loop = None if args.no_loop else (args.loop_frames or (args.frames + 3) // 2)  # 199 -> 101
   image = media.read_image(args.image)
   predict, codebook, config, method, state = animate.load_motion_run(args.workdir)
   if codebook is None:
@@ -87,7 +87,7 @@ def build_parser():
                  help='training run with checkpoints and codebook (default runs/landscape)')
   a.add_argument('--frames', type=int, default=199, help='frames to generate (official 199)')
   a.add_argument('--loop-frames', type=int, default=None,
-                 help='length of the cross-faded loop (default frames // 2 + 1, official 101)')
+                 help="length of the cross-faded loop (default (frames + 3) // 2: 101 for 199)")
   a.add_argument('--no-loop', action='store_true', help='write the generated frames unlooped')
   a.add_argument('--speed', type=float, default=0.2, help='motion speed s_m (official 0.2)')
   g = a.add_mutually_exclusive_group()

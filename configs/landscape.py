@@ -4,7 +4,7 @@
                               time-lapse data (generated on first use) at its 128 px, batch 8
   configs/landscape.py:sky    the paper's setting: real Sky Timelapse at 256 px, batch 8
                               (--config.manual_dir=<folder holding sky_timelapse/>)
-  configs/landscape.py:cpu    batch 4, Adam 5e-4 and 3,000 steps: a run that ends on a CPU
+  configs/landscape.py:cpu    batch 4 and 3,000 steps: a run that ends on a CPU
   configs/landscape.py:smoke  tiny network and data, for tests
 """
 import ml_collections
@@ -67,7 +67,6 @@ def get_config(arg: str | None = None):
 
   if arg == 'cpu':
     c.batch_size = 4
-    c.optim.learning_rate = 5e-4  # a short schedule: ~3k steps where the paper takes ~1M
     c.train.num_steps = 3000
     c.train.checkpoint_every = 250
     c.train.sample_every = 500
