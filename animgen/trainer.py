@@ -11,7 +11,6 @@ import time
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from animgen import checkpoint, input_pipeline, sharding
