@@ -25,3 +25,42 @@ def edge_weighted_tv(field: jax.Array, guide: jax.Array, sigma: float = 0.1) -> 
 def gaussian_kl(mu: jax.Array, logvar: jax.Array) -> jax.Array:
   """KL(N(mu, exp(logvar)) || N(0, I)) summed over the last axis, averaged over the rest."""
   return jnp.mean(-0.5 * jnp.sum(1.0 + logvar - jnp.square(mu) - jnp.exp(logvar), axis=-1))
+
+
+def gram(features: jax.Array) -> jax.Array:
+  """Gram matrix [B, C, C] of NHWC features, normalised by C*H*W (Johnson et al. 2016; Eq. 7
+  leaves the normalisation open)."""
+  b, h, w, c = features.shape
+  f = features.reshape(b, h * w, c)
+  return jnp.einsum('bpi,bpj->bij', f, f) / (c * h * w)
+
+
+def style_loss(features_a, features_b) -> jax.Array:
+  """Eq. 7: sum over layers of the mean squared difference of Gram matrices."""
+  return sum(mse(gram(a), gram(b)) for a, b in zip(features_a, features_b))
+
+
+def content_loss(features_a, features_b) -> jax.Array:
+  """Eq. 9: sum over layers of the mean squared feature difference."""
+  return sum(mse(a, b) for a, b in zip(features_a, features_b))
+
+
+def _adaptive_bins(n: int, cells: int):
+  """Start/end of each of `cells` average-pooling bins over n pixels (adaptive pooling rule:
+  start = floor(i n / cells), end = ceil((i + 1) n / cells))."""
+  return [((i * n) // cells, -((-(i + 1) * n) // cells)) for i in range(cells)]
+
+
+def spatial_pyramid(x: jax.Array, cells: int = 32) -> jax.Array:
+  """Eq. 8's SP with pyramid height one: average of each cell of a cells x cells grid,
+  [B, H, W, C] -> [B, cells, cells, C]. Exact block means when H and W divide evenly."""
+  b, h, w, c = x.shape
+  if h % cells == 0 and w % cells == 0:
+    return x.reshape(b, cells, h // cells, cells, w // cells, c).mean(axis=(2, 4))
+  rows = jnp.stack([x[:, s:e].mean(axis=1) for s, e in _adaptive_bins(h, cells)], axis=1)
+  return jnp.stack([rows[:, :, s:e].mean(axis=2) for s, e in _adaptive_bins(w, cells)], axis=2)
+
+
+def spatial_pyramid_loss(a: jax.Array, b: jax.Array, cells: int = 32) -> jax.Array:
+  """Eq. 8: mean squared difference of the cell averages."""
+  return mse(spatial_pyramid(a, cells), spatial_pyramid(b, cells))
