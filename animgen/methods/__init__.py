@@ -12,6 +12,7 @@ import importlib
 
 METHODS = {
     'landscape_motion': 'animgen.methods.landscape_motion:LandscapeMotion',
+    'landscape_appearance': 'animgen.methods.landscape_appearance:LandscapeAppearance',
 }
 
 

@@ -1,0 +1,221 @@
+"""Animating Landscape, appearance (Endo et al. 2019, Sec. 4.2, Algorithm 3).
+
+The appearance predictor P^A turns a frame I_t and a code z_tau = E^A(I_tau) of another frame of
+the same clip into colour-transfer maps C = (C^w, C^b); O = tanh(C^w * I_t + C^b) (Eqs. 5-6)
+should take I_tau's colours (Gram style, Eq. 7; 32x32 cell averages, Eq. 8) while keeping I_t's
+content (relu1_2, Eq. 9), with maps smooth except at I_t's edges (Eq. 10).
+"""
+import os
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from animgen.methods.landscape_motion import psnr, to_signed
+from animgen.models import vgg
+from animgen.models.landscape import Encoder, Predictor
+from animgen.ops import color, losses, warp
+
+STYLE_LAYERS = ('relu2_2', 'relu3_3', 'relu4_3')   # Eq. 7 (after Johnson et al. 2016)
+CONTENT_LAYERS = ('relu1_2',)                       # Eq. 9
+
+
+@flax.struct.dataclass
+class AppearanceState:
+  step: jax.Array
+  params: dict            # {'predictor': ..., 'encoder': ...}
+  batch_stats: dict       # encoder BatchNorm running statistics
+  opt_state: optax.OptState
+  vgg: dict               # frozen ImageNet VGG16 convs up to relu4_3 (never updated)
+
+
+class LandscapeAppearance:
+  """Trains P^A and E^A jointly; builds the appearance codebook at the end."""
+
+  def __init__(self, config, num_train: int):
+    self.config = config
+    m = config.model
+    self.predictor = Predictor(out_channels=6, widths=tuple(m.widths),
+                               num_res_blocks=m.num_res_blocks, beta=None, fast=m.fast,
+                               dtype=jnp.dtype(config.get('dtype', 'float32')))
+    self.encoder = Encoder(latent_dim=m.latent_dim, widths=tuple(m.encoder_widths))
+    self.vgg = vgg.VGG16(layers=STYLE_LAYERS + CONTENT_LAYERS)
+    self.size = config.image_size
+    self.num_train = num_train
+    self.tx = optax.adam(config.optim.learning_rate, b1=config.optim.b1, b2=config.optim.b2)
+
+  # ---------------------------------------------------------------- data
+  def make_example(self, record, rng, train):
+    """Two frames of one clip: t and tau drawn independently in training (Alg. 3, line 5);
+    in evaluation the first frame and the frame `_extra` (see eval_index)."""
+    frames = record['frames']
+    n = len(frames)
+    if train:
+      t, tau = (int(i) for i in rng.integers(0, n, size=2))
+    else:
+      t, tau = 0, int(record.get('_extra', n - 1))
+    ex = {'frames': np.stack([np.asarray(frames[t]), np.asarray(frames[tau])]),
+          'clip_id': np.int32(record['clip_id'])}
+    if train:
+      from animgen.input_pipeline import random_crop_flip
+      ex = random_crop_flip(ex, rng, self.config.data.get('crop'), self.config.data.flip)
+    return ex
+
+  def eval_index(self, records):
+    """Evaluation pairs the first frame of each test clip with `targets_per_clip` evenly spaced
+    later frames (the last one included)."""
+    k = self.config.eval.targets_per_clip
+    items = []
+    for i, rec in enumerate(records):
+      n = len(rec['frames'])
+      taus = np.linspace(1, n - 1, min(k, n - 1)).round().astype(int)
+      items += [(i, int(t)) for t in taus]
+    return (lambda j: items[j]), len(items)
+
+  # ---------------------------------------------------------------- networks
+  def _frames(self, batch):
+    frames = to_signed(batch['frames'])  # [B, 2, H, W, 3]
+    b, _, h, w, c = frames.shape
+    if (h, w) != (self.size, self.size):
+      frames = warp.resize(frames.reshape(b * 2, h, w, c), self.size, self.size)
+      frames = frames.reshape(b, 2, self.size, self.size, c)
+    return frames[:, 0], frames[:, 1]
+
+  def encode(self, params, batch_stats, image, train):
+    """z^A = E^A(image resized to the encoder size) -> (mu, new_batch_stats)."""
+    e = self.config.model.encoder_size
+    image = warp.resize(image, e, e)
+    variables = {'params': params['encoder'], 'batch_stats': batch_stats}
+    if train:
+      (mu, _), upd = self.encoder.apply(variables, image, train=True, mutable=['batch_stats'])
+      return mu, upd['batch_stats']
+    mu, _ = self.encoder.apply(variables, image, train=False)
+    return mu, batch_stats
+
+  def maps(self, params, image, z):
+    """C^A = P^A(I, z^A): [B, H, W, 6] (C^w, C^b) (Alg. 3, line 8)."""
+    return self.predictor.apply({'params': params['predictor']}, image, z)
+
+  def features(self, vgg_params, image):
+    return self.vgg.apply({'params': vgg_params}, vgg.imagenet_normalise(image))
+
+  # ---------------------------------------------------------------- steps
+  def init(self, rng, batch):
+    del batch
+    k1, k2 = jax.random.split(rng)
+    e = self.config.model.encoder_size
+    x = jnp.zeros((1, self.size, self.size, 3))
+    z = jnp.zeros((1, self.config.model.latent_dim))
+    pvars = self.predictor.init(k1, x, z)
+    evars = self.encoder.init(k2, jnp.zeros((1, e, e, 3)), train=False)
+    params = {'predictor': pvars['params'], 'encoder': evars['params']}
+    needed = {f'Conv_{k}' for k in range(10)}  # relu4_3 is the deepest layer used
+    frozen = {k: v for k, v in vgg.vgg16_params().items() if k in needed}
+    return AppearanceState(step=jnp.zeros((), jnp.int32), params=params,
+                           batch_stats=evars['batch_stats'], opt_state=self.tx.init(params),
+                           vgg=jax.tree_util.tree_map(jnp.asarray, frozen))
+
+  def terms(self, vgg_params, maps, i_t, i_tau):
+    """The four losses of Eq. 11 for colour-transfer maps applied to I_t with target I_tau."""
+    c = self.config.loss
+    out = color.color_transfer(maps, i_t)                               # Eqs. 5-6
+    f_out = self.features(vgg_params, out)
+    f_tau = jax.lax.stop_gradient(self.features(vgg_params, i_tau))
+    f_t = jax.lax.stop_gradient(self.features(vgg_params, i_t))
+    l_s = losses.style_loss([f_out[k] for k in STYLE_LAYERS],
+                            [f_tau[k] for k in STYLE_LAYERS])           # Eq. 7
+    l_sp = losses.spatial_pyramid_loss(out, i_tau, c.pyramid_cells)   # Eq. 8
+    l_c = losses.content_loss([f_out[k] for k in CONTENT_LAYERS],
+                              [f_t[k] for k in CONTENT_LAYERS])         # Eq. 9
+    l_tv = losses.edge_weighted_tv(maps, i_t, c.sigma)                  # Eq. 10, input's edges
+    total = (c.lambda_s * l_s + c.lambda_sp * l_sp + c.lambda_c * l_c
+             + c.lambda_tv * l_tv)                                      # Eq. 11
+    return total, out, {'loss': total, 'loss_s': l_s, 'loss_sp': l_sp, 'loss_c': l_c,
+                        'loss_tv': l_tv}
+
+  def loss(self, params, batch_stats, vgg_params, batch):
+    i_t, i_tau = self._frames(batch)
+    z, new_stats = self.encode(params, batch_stats, i_tau, train=True)   # Alg. 3, line 7
+    maps = self.maps(params, i_t, z)                                       # line 8
+    total, _, metrics = self.terms(vgg_params, maps, i_t, i_tau)            # lines 9-10
+    return total, (new_stats, metrics)
+
+  def train_step(self, state, batch, rng):
+    del rng
+    grad_fn = jax.value_and_grad(self.loss, has_aux=True)
+    (_, (new_stats, metrics)), grads = grad_fn(state.params, state.batch_stats, state.vgg, batch)
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    metrics['grad_norm'] = optax.tree.norm(grads)
+    return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                         batch_stats=new_stats, opt_state=opt_state), metrics
+
+  def eval_step(self, state, batch):
+    """Per pair, with z = E^A(target) in evaluation mode: the colour error of the 32x32 cell
+    averages (Eq. 8 space) and the PSNR of the output against the target, each next to the
+    unchanged input as baseline; plus the Gram style loss of both."""
+    i_t, i_tau = self._frames(batch)
+    z, _ = self.encode(state.params, state.batch_stats, i_tau, train=False)
+    maps = self.maps(state.params, i_t, z)
+    out = color.color_transfer(maps, i_t)
+    cells = self.config.loss.pyramid_cells
+    sp = lambda x: losses.spatial_pyramid(x, cells)
+    cell_err = lambda x: jnp.sqrt(jnp.mean(jnp.square(sp(x) - sp(i_tau)), axis=(1, 2, 3)))
+    style = lambda x: sum(jnp.mean(jnp.square(losses.gram(a) - losses.gram(b)), axis=(1, 2))
+                          for a, b in zip([self.features(state.vgg, x)[k] for k in STYLE_LAYERS],
+                                          [self.features(state.vgg, i_tau)[k]
+                                           for k in STYLE_LAYERS]))
+    to01 = lambda x: (x + 1.0) * 0.5
+    return {'cell_rmse': cell_err(out), 'cell_rmse_input': cell_err(i_t),
+            'psnr': psnr(to01(out), to01(i_tau)), 'psnr_input': psnr(to01(i_t), to01(i_tau)),
+            'style': style(out), 'style_input': style(i_t)}
+
+  def sample(self, state, batch, rng):
+    """The first frame re-coloured with the codes of `num_frames` frames interpolated from the
+    pair's two codes (E^A(I_t) -> E^A(I_tau)), as generation interpolates key-frame codes."""
+    del rng
+    i_t, i_tau = self._frames(batch)
+    z0, _ = self.encode(state.params, state.batch_stats, i_t, train=False)
+    z1, _ = self.encode(state.params, state.batch_stats, i_tau, train=False)
+    n = self.config.sample.num_frames
+    frames = [color.color_transfer(self.maps(state.params, i_t, z0 + (z1 - z0) * a), i_t)
+              for a in np.linspace(0.0, 1.0, n)]
+    return {'appearance': (jnp.stack(frames, axis=1) + 1.0) * 0.5}
+
+  # ---------------------------------------------------------------- codebook
+  def clip_code_sequences(self, state, frames_of_clips):
+    """[(T_i, Z)] codes of every frame of every clip, E^A in evaluation mode."""
+    enc = jax.jit(lambda s, x: self.encode(s.params, s.batch_stats, x, train=False)[0])
+    out = []
+    for frames in frames_of_clips:
+      x = to_signed(jnp.asarray(np.asarray(frames)))
+      if x.shape[1:3] != (self.size, self.size):
+        x = warp.resize(x, self.size, self.size)
+      out.append(np.asarray(enc(state, x)))
+    return out
+
+  def finalize(self, state, workdir):
+    from animgen import input_pipeline
+    builder = input_pipeline.prepare(self.config.dataset, self.config.get('data_dir'),
+                                     self.config.get('manual_dir'))
+    source = builder.as_data_source(split='train')
+    seqs = self.clip_code_sequences(state, (source[i]['frames'] for i in range(len(source))))
+    save_codebook(seqs, workdir)
+
+
+def save_codebook(sequences, workdir) -> str:
+  """Appearance codebook: one code sequence per training clip, stored flat as `codes`
+  [sum T_i, Z] with `offsets` [N + 1] (clip i is codes[offsets[i]:offsets[i+1]])."""
+  path = os.path.join(workdir, 'codebook_appearance.npz')
+  tmp = path + '.tmp.npz'
+  offsets = np.cumsum([0] + [len(s) for s in sequences]).astype(np.int64)
+  np.savez(tmp, codes=np.concatenate(sequences).astype(np.float32), offsets=offsets)
+  os.replace(tmp, path)
+  return path
+
+
+def load_codebook(path) -> list[np.ndarray]:
+  with np.load(path, allow_pickle=False) as d:
+    codes, offsets = d['codes'], d['offsets']
+  return [codes[a:b] for a, b in zip(offsets[:-1], offsets[1:])]

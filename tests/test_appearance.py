@@ -1,0 +1,81 @@
+"""Animating Landscape appearance (Algorithm 3): training, evaluation and codebook."""
+import glob
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+
+def appearance_config(data_dir):
+  sys.path.insert(0, ROOT)
+  from configs import landscape_appearance
+  c = landscape_appearance.get_config('smoke')
+  c.data_dir = data_dir
+  return c
+
+
+@pytest.fixture(scope='module')
+def appearance_run(tmp_path_factory, data_dir):
+  from animgen import trainer
+  workdir = str(tmp_path_factory.mktemp('appearance'))
+  config = appearance_config(data_dir)
+  state = trainer.train_and_evaluate(config, workdir)
+  return config, workdir, state
+
+
+def test_smoke_run_writes_checkpoint_samples_and_codebook(appearance_run):
+  from animgen.methods import landscape_appearance
+  config, workdir, state = appearance_run
+  assert int(state.step) == config.train.num_steps
+  assert os.listdir(os.path.join(workdir, 'checkpoints'))
+  assert glob.glob(os.path.join(workdir, 'samples', '*appearance*.gif'))
+  seqs = landscape_appearance.load_codebook(os.path.join(workdir, 'codebook_appearance.npz'))
+  assert len(seqs) == 4                                  # tiny split: 4 training clips
+  assert all(s.shape == (6, config.model.latent_dim) for s in seqs)  # one code per frame
+  assert all(np.all(np.isfinite(s)) for s in seqs)
+  assert np.std(np.concatenate(seqs), axis=0).max() > 0  # codes differ between frames
+
+
+def test_train_step_updates_both_networks_and_keeps_vgg_frozen(appearance_run, data_dir):
+  from animgen import input_pipeline
+  from animgen.methods.landscape_appearance import LandscapeAppearance
+  config, _, _ = appearance_run
+  method = LandscapeAppearance(config, num_train=4)
+  ds = input_pipeline.make_dataset(config, 'train', method.make_example, train=True,
+                                   batch_size=config.batch_size)
+  batch = ds[0]
+  state = method.init(jax.random.key(0), batch)
+  new, metrics = jax.jit(method.train_step)(state, batch, None)
+  for k in ('loss', 'loss_s', 'loss_sp', 'loss_c', 'loss_tv'):
+    assert np.isfinite(float(metrics[k])) and float(metrics[k]) >= 0.0
+  for net in ('predictor', 'encoder'):
+    moved = jax.tree_util.tree_map(lambda a, b: float(jnp.max(jnp.abs(a - b))),
+                                   state.params[net], new.params[net])
+    assert max(jax.tree_util.tree_leaves(moved)) > 0.0, net
+  same = jax.tree_util.tree_map(lambda a, b: bool(jnp.array_equal(a, b)), state.vgg, new.vgg)
+  assert all(jax.tree_util.tree_leaves(same))
+  # Eq. 11 is the weighted sum of its terms
+  c = config.loss
+  expected = (c.lambda_s * metrics['loss_s'] + c.lambda_sp * metrics['loss_sp']
+              + c.lambda_c * metrics['loss_c'] + c.lambda_tv * metrics['loss_tv'])
+  np.testing.assert_allclose(float(metrics['loss']), float(expected), rtol=1e-5)
+
+
+def test_eval_baselines_are_the_unchanged_input(appearance_run):
+  from animgen import input_pipeline, trainer
+  config, workdir, _ = appearance_run
+  results = trainer.evaluate(config, workdir)
+  assert results['num_examples'] == 2 * config.eval.targets_per_clip   # 2 test clips
+  method, _, _, _ = trainer.restore_for_eval(config, workdir)
+  ds = input_pipeline.make_dataset(config, 'test', method.make_example, train=False,
+                                   batch_size=64, eval_index=method.eval_index)
+  frames = ds[0]['frames'].astype(np.float64) / 255.0
+  mse = np.mean((frames[:, 0] - frames[:, 1]) ** 2, axis=(1, 2, 3))
+  np.testing.assert_allclose(results['psnr_input'], np.mean(-10 * np.log10(mse)), rtol=1e-4)
+  for k in ('cell_rmse', 'psnr', 'style'):
+    assert np.isfinite(results[k])
