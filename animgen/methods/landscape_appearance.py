@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from animgen.methods.landscape_motion import psnr, to_signed
+from animgen.methods.landscape_motion import encode, frame_pair, psnr, to_signed
 from animgen.models import vgg
 from animgen.models.landscape import Encoder, Predictor
 from animgen.ops import color, losses, warp
@@ -76,23 +76,12 @@ class LandscapeAppearance:
 
   # ---------------------------------------------------------------- networks
   def _frames(self, batch):
-    frames = to_signed(batch['frames'])  # [B, 2, H, W, 3]
-    b, _, h, w, c = frames.shape
-    if (h, w) != (self.size, self.size):
-      frames = warp.resize(frames.reshape(b * 2, h, w, c), self.size, self.size)
-      frames = frames.reshape(b, 2, self.size, self.size, c)
-    return frames[:, 0], frames[:, 1]
+    return frame_pair(batch, self.size)
 
   def encode(self, params, batch_stats, image, train):
     """z^A = E^A(image resized to the encoder size) -> (mu, new_batch_stats)."""
-    e = self.config.model.encoder_size
-    image = warp.resize(image, e, e)
-    variables = {'params': params['encoder'], 'batch_stats': batch_stats}
-    if train:
-      (mu, _), upd = self.encoder.apply(variables, image, train=True, mutable=['batch_stats'])
-      return mu, upd['batch_stats']
-    mu, _ = self.encoder.apply(variables, image, train=False)
-    return mu, batch_stats
+    return encode(self.encoder, self.config.model.encoder_size, params, batch_stats, image,
+                  train)
 
   def maps(self, params, image, z):
     """C^A = P^A(I, z^A): [B, H, W, 6] (C^w, C^b) (Alg. 3, line 8)."""

@@ -32,6 +32,26 @@ def to_signed(frames_uint8):
   return frames_uint8.astype(jnp.float32) / 127.5 - 1.0
 
 
+def frame_pair(batch, size):
+  """batch['frames'] uint8 [B, 2, H, W, 3] -> two float [-1, 1] batches at size x size."""
+  frames = to_signed(batch['frames'])
+  b, _, h, w, c = frames.shape
+  if (h, w) != (size, size):
+    frames = warp.resize(frames.reshape(b * 2, h, w, c), size, size).reshape(b, 2, size, size, c)
+  return frames[:, 0], frames[:, 1]
+
+
+def encode(encoder, size, params, batch_stats, x, train):
+  """E(x resized to size x size) with BatchNorm in train or eval mode -> (mu, batch_stats)."""
+  x = warp.resize(x, size, size)
+  variables = {'params': params['encoder'], 'batch_stats': batch_stats}
+  if train:
+    (mu, _), upd = encoder.apply(variables, x, train=True, mutable=['batch_stats'])
+    return mu, upd['batch_stats']
+  mu, _ = encoder.apply(variables, x, train=False)
+  return mu, batch_stats
+
+
 def psnr(a, b, axis=(1, 2, 3)):
   """PSNR in dB of images in [0, 1]."""
   return -10.0 * jnp.log10(jnp.maximum(jnp.mean(jnp.square(a - b), axis=axis), 1e-10))
@@ -82,23 +102,12 @@ class LandscapeMotion:
 
   # ---------------------------------------------------------------- networks
   def _frames(self, batch):
-    frames = to_signed(batch['frames'])  # [B, 2, H, W, 3]
-    b, _, h, w, c = frames.shape
-    if (h, w) != (self.size, self.size):
-      frames = warp.resize(frames.reshape(b * 2, h, w, c), self.size, self.size)
-      frames = frames.reshape(b, 2, self.size, self.size, c)
-    return frames[:, 0], frames[:, 1]
+    return frame_pair(batch, self.size)
 
   def encode(self, params, batch_stats, field, train):
     """z^M = E^M(flow resized to the encoder size). Returns (mu, new_batch_stats)."""
-    e = self.config.model.encoder_size
-    field = warp.resize(field, e, e)
-    variables = {'params': params['encoder'], 'batch_stats': batch_stats}
-    if train:
-      (mu, _), upd = self.encoder.apply(variables, field, train=True, mutable=['batch_stats'])
-      return mu, upd['batch_stats']
-    mu, _ = self.encoder.apply(variables, field, train=False)
-    return mu, batch_stats
+    return encode(self.encoder, self.config.model.encoder_size, params, batch_stats, field,
+                  train)
 
   def predict(self, params, image, z):
     """B_{t+1} = P^M(I_t, z^M), normalised units (Alg. 2, line 11)."""
