@@ -23,10 +23,11 @@ def data_dir(tmp_path_factory):
   return str(tmp_path_factory.mktemp('tfds'))
 
 
-def smoke_config(data_dir, **overrides):
+def smoke_config(data_dir, module='landscape', **overrides):
+  """configs/<module>.py:smoke writing its data to data_dir, with dotted-key overrides."""
   sys.path.insert(0, ROOT)
-  from configs import landscape
-  c = landscape.get_config('smoke')
+  import importlib
+  c = importlib.import_module(f'configs.{module}').get_config('smoke')
   c.data_dir = data_dir
   for k, v in overrides.items():
     node = c

@@ -1,29 +1,20 @@
 """Animating Landscape appearance (Algorithm 3): training, evaluation and codebook."""
 import glob
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT
-
-
-def appearance_config(data_dir):
-  sys.path.insert(0, ROOT)
-  from configs import landscape_appearance
-  c = landscape_appearance.get_config('smoke')
-  c.data_dir = data_dir
-  return c
+from conftest import smoke_config
 
 
 @pytest.fixture(scope='module')
 def appearance_run(tmp_path_factory, data_dir):
   from animgen import trainer
   workdir = str(tmp_path_factory.mktemp('appearance'))
-  config = appearance_config(data_dir)
+  config = smoke_config(data_dir, 'landscape_appearance')
   state = trainer.train_and_evaluate(config, workdir)
   return config, workdir, state
 
