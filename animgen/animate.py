@@ -1,9 +1,15 @@
-"""Single-image video generation, motion part (Endo et al. 2019, Algorithm 1, Sec. 5).
+"""Single-image video generation (Endo et al. 2019, Algorithm 1, Sec. 5) and its controls.
 
-Flows are predicted at the network size from the current frame, composed into correspondence
-maps into the input, and every output frame samples the ORIGINAL full-resolution image once
-through its upsampled correspondence (no accumulated resampling). The network input is
-reflection-padded so that flows near the border see context, as the official test code does.
+Motion: flows are predicted at the network size from the current frame, composed into
+correspondence maps into the input, and every output frame samples the ORIGINAL full-resolution
+image once through its upsampled correspondence (no accumulated resampling). The network input
+is reflection-padded so that flows near the border see context, as the official test code does.
+
+Appearance: the motion loop is played cyclically while a sequence of appearance codes, linearly
+interpolated between key frames and closed into a cycle, recolours each frame with maps
+predicted at the network size and applied to the full-resolution frame (Alg. 1, lines 10-17).
+
+Controls (Sec. 6.4): arrows -> z^M by Eq. 12; colour patches -> z^A by Eq. 13.
 """
 import json
 import os
@@ -151,26 +157,35 @@ def animate_motion(predict, image_full: np.ndarray, z: np.ndarray, size: int, nu
 
 
 # ----------------------------------------------------------------------------- loading runs
-def load_motion_run(workdir: str):
-  """A trained run -> (predict(image, z), codebook [K, Z] or None, config)."""
+def load_run(workdir: str, expect: str):
+  """A trained run of method `expect` -> (method, state, config)."""
   import ml_collections
   from animgen import checkpoint, methods
   cfg_path = os.path.join(workdir, 'config.json')
   if not os.path.isfile(cfg_path):
-    raise InputError(f'{workdir} is not a training run (no config.json): pass --workdir of a '
-                     'run made by python -m animgen.main')
+    raise InputError(f'{workdir} is not a training run (no config.json): pass a --workdir '
+                     'made by python -m animgen.main')
   with open(cfg_path) as f:
     saved = json.load(f)
   config = ml_collections.ConfigDict(saved['config'])
+  if config.method != expect:
+    raise InputError(f'{workdir} holds a {config.method} run, not {expect}: pass the workdir of '
+                     f'a {expect} training run')
   ckpt = checkpoint.Checkpointer(workdir)
   if ckpt.latest_step() is None:
     raise InputError(f'no checkpoint in {workdir}/checkpoints: train first with '
-                     f'python -m animgen.main --config=configs/landscape.py --workdir={workdir}')
+                     f'python -m animgen.main --config=CONFIG --workdir={workdir}')
   method = methods.get_method(config.method)(config, num_train=saved['num_train'])
   abstract = jax.eval_shape(lambda: method.init(jax.random.key(0), None))
   state, _ = ckpt.restore(checkpoint.abstract_like(
       abstract, jax.sharding.SingleDeviceSharding(jax.devices()[0])), with_data=False)
   ckpt.close()
+  return method, state, config
+
+
+def load_motion_run(workdir: str):
+  """A trained motion run -> (predict(image, z), codebook [K, Z] or None, config, method, state)."""
+  method, state, config = load_run(workdir, 'landscape_motion')
   codebook = None
   cb_path = os.path.join(workdir, 'codebook_motion.npz')
   if os.path.isfile(cb_path):
@@ -178,3 +193,176 @@ def load_motion_run(workdir: str):
       codebook = d['codes']
   params = state.params
   return (lambda x, z: method.predict(params, x, z)), codebook, config, method, state
+
+
+def load_appearance_run(workdir: str):
+  """A trained appearance run -> (maps(image, z), encode(image) -> z, sequences or None,
+  config, method, state). Sequences: the appearance codebook, one [T_i, Z] array per clip."""
+  from animgen.methods import landscape_appearance
+  method, state, config = load_run(workdir, 'landscape_appearance')
+  seqs = None
+  cb_path = os.path.join(workdir, 'codebook_appearance.npz')
+  if os.path.isfile(cb_path):
+    seqs = landscape_appearance.load_codebook(cb_path)
+  params, stats = state.params, state.batch_stats
+  maps_fn = lambda x, z: method.maps(params, x, z)
+  encode_fn = lambda x: method.encode(params, stats, x, train=False)[0]
+  return maps_fn, encode_fn, seqs, config, method, state
+
+
+# ----------------------------------------------------------------------------- appearance
+def cyclic_codes(keys: np.ndarray, num_frames: int) -> np.ndarray:
+  """Key-frame codes [K, Z] -> one code per output frame [N, Z], linearly interpolated and
+  closed into a cycle (the last key blends back into the first; Sec. 5)."""
+  keys = np.asarray(keys, np.float32)
+  k = len(keys)
+  u = np.arange(num_frames) * (k / num_frames)
+  lo = np.floor(u).astype(int)
+  f = (u - lo)[:, None].astype(np.float32)
+  return (1.0 - f) * keys[lo % k] + f * keys[(lo + 1) % k]
+
+
+def start_at_nearest(sequence: np.ndarray, code: np.ndarray) -> np.ndarray:
+  """Rolls a code sequence so that it starts at the code nearest to `code` (official test code:
+  the start is the code nearest E^A(input))."""
+  j = int(np.argmin(np.linalg.norm(np.asarray(sequence) - np.asarray(code)[None], axis=-1)))
+  return np.roll(np.asarray(sequence), -j, axis=0)
+
+
+def appearance_repeats(speed: float) -> int:
+  """Appearance speed s_a -> motion loops per appearance cycle (Sec. 5; official 0.1 -> 10)."""
+  if not (np.isfinite(speed) and 0 < speed <= 1):
+    raise InputError(f'--a-speed {speed}: use a number in (0, 1], e.g. 0.1 for one appearance '
+                     'cycle every 10 motion loops')
+  return max(1, int(round(1.0 / speed)))
+
+
+def recolour_fn(maps_fn, size: int):
+  """jit(frame uint8 [H, W, 3], z [Z]) -> uint8 frame recoloured by P^A (Alg. 1, lines 14-15)."""
+  from animgen.ops import color
+
+  @jax.jit
+  def f(frame_u8, z):
+    x = frame_u8.astype(jnp.float32)[None] / 127.5 - 1.0
+    small = warp.resize(x, size, size, 'bilinear')
+    out = color.color_transfer(maps_fn(small, z[None]), x)   # maps resized to the full frame
+    return jnp.clip(jnp.round((out[0] + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+
+  return f
+
+
+def animate_appearance(maps_fn, loop_frames: np.ndarray, codes: np.ndarray, size: int,
+                       progress: bool = True) -> np.ndarray:
+  """Plays the motion loop [L, H, W, 3] uint8 cyclically under per-frame codes [N, Z]."""
+  f = recolour_fn(maps_fn, size)
+  n = len(codes)
+  out = np.empty((n,) + loop_frames.shape[1:], np.uint8)
+  t0 = time.time()
+  for i in range(n):
+    out[i] = np.asarray(f(jnp.asarray(loop_frames[i % len(loop_frames)]), jnp.asarray(codes[i])))
+    if progress:
+      _progress(i + 1, n, t0, 'appearance')
+  return out
+
+
+# ----------------------------------------------------------------------------- controls
+def parse_arrows(spec: str) -> np.ndarray:
+  """Arrows in pixel coordinates of the photo -> [A, 4] (x0, y0, x1, y1), motion from (x0, y0)
+  towards (x1, y1). `spec` is 'x0,y0,x1,y1;...' or a JSON file holding [[x0, y0, x1, y1], ...]
+  (or {"arrows": [...]})."""
+  if os.path.isfile(spec):
+    try:
+      with open(spec) as f:
+        data = json.load(f)
+    except (OSError, ValueError) as e:
+      raise InputError(f'--arrows {spec}: not a JSON file of [[x0, y0, x1, y1], ...] ({e})')
+    if isinstance(data, dict):
+      data = data.get('arrows')
+  else:
+    try:
+      data = [[float(v) for v in a.split(',')] for a in spec.split(';') if a.strip()]
+    except ValueError:
+      data = None
+  try:
+    arr = np.asarray(data, np.float64)
+  except (TypeError, ValueError):
+    arr = np.zeros((0, 0))
+  if arr.ndim != 2 or arr.shape[1] != 4 or not len(arr) or not np.all(np.isfinite(arr)):
+    raise InputError(f'--arrows {spec!r}: give arrows as "x0,y0,x1,y1;..." in pixels or a JSON '
+                     'file with [[x0, y0, x1, y1], ...]')
+  if np.any(np.hypot(arr[:, 2] - arr[:, 0], arr[:, 3] - arr[:, 1]) == 0):
+    raise InputError(f'--arrows {spec!r}: an arrow has zero length')
+  return arr
+
+
+def arrow_maps(arrows: np.ndarray, height: int, width: int, size: int):
+  """Rasterises arrows onto the size x size network grid: (U^M [S, S, 2], mask M [S, S]).
+
+  U^M holds the arrow's unit direction as a BACKWARD flow, i.e. pointing against the motion:
+  P^M predicts where each pixel comes from (Eq. 12 compares U^M with P^M's output)."""
+  u = np.zeros((size, size, 2), np.float32)
+  m = np.zeros((size, size), np.float32)
+  sx, sy = (size - 1) / max(width - 1, 1), (size - 1) / max(height - 1, 1)
+  for x0, y0, x1, y1 in arrows:
+    p0 = np.array([x0 * sx, y0 * sy]); p1 = np.array([x1 * sx, y1 * sy])
+    d = p1 - p0
+    n = np.linalg.norm(d)
+    if n == 0:
+      continue
+    steps = max(2, int(np.ceil(n * 2)) + 1)
+    for t in np.linspace(0.0, 1.0, steps):
+      x, y = np.round(p0 + t * d).astype(int)
+      if 0 <= x < size and 0 <= y < size:
+        u[y, x] = -d / n
+        m[y, x] = 1.0
+  if not m.any():
+    raise InputError('--arrows: every arrow lies outside the photo')
+  return u, m
+
+
+def arrow_loss(flow, u, mask, margin=0.5):
+  """Eq. 12: || max(0, M o (1 - D(U, P(I, z)) - m)) ||^2 with D the per-pixel cosine."""
+  dot = jnp.sum(flow * u, axis=-1)
+  cos = dot / jnp.maximum(jnp.linalg.norm(flow, axis=-1) * jnp.linalg.norm(u, axis=-1), 1e-12)
+  return jnp.sum(jnp.square(jnp.maximum(0.0, mask * (1.0 - cos - margin))))
+
+
+def optimise_code(loss_fn, z0, steps: int = 200, lr: float = 0.05):
+  """argmin_z loss_fn(z) by Adam from z0 with the networks frozen (Eqs. 12-13; Adam as in the
+  paper, step count and rate ours). Returns (z, loss at z)."""
+  import optax
+  tx = optax.adam(lr)
+  z0 = jnp.asarray(z0, jnp.float32)
+
+  @jax.jit
+  def run(z0):
+    def body(_, carry):
+      z, st = carry
+      g = jax.grad(loss_fn)(z)
+      upd, st = tx.update(g, st, z)
+      return optax.apply_updates(z, upd), st
+    z, _ = jax.lax.fori_loop(0, steps, body, (z0, tx.init(z0)))
+    return z, loss_fn(z)
+
+  z, l = run(z0)
+  return np.asarray(z), float(l)
+
+
+def code_from_arrows(predict, image_small, arrows, height, width, z0, steps=200, lr=0.05):
+  """Eq. 12: z^M whose predicted flow follows the arrows (cosine, margin 0.5), P^M frozen."""
+  size = image_small.shape[1]
+  u, m = arrow_maps(arrows, height, width, size)
+  u, m = jnp.asarray(u)[None], jnp.asarray(m)[None]
+  return optimise_code(lambda z: arrow_loss(predict(image_small, z[None]), u, m), z0, steps, lr)
+
+
+def code_from_patch(maps_fn, image_small, target_small, mask_small, z0, steps=200, lr=0.05):
+  """Eq. 13: z^A whose colour transfer of the input matches the patch colours under the mask.
+  image/target [1, S, S, 3] in [-1, 1]; mask [1, S, S, 1] in {0, 1}."""
+  from animgen.ops import color
+
+  def loss(z):
+    out = color.color_transfer(maps_fn(image_small, z[None]), image_small)
+    return jnp.sum(jnp.square(mask_small * (target_small - out)))
+
+  return optimise_code(loss, z0, steps, lr)

@@ -1,6 +1,8 @@
 """`animgen` console script.
 
-  animgen animate PHOTO -o OUT.(mp4|gif|png|folder) [--workdir RUN] [options]
+  animgen animate PHOTO -o OUT.(mp4|gif|png|folder) [--workdir RUN]
+                  [--appearance-workdir RUN] [--arrows ...] [--patch IMG --patch-mask M]
+  animgen convert OFFICIAL_MODEL_DIR [--motion-out RUN] [--appearance-out RUN] [--trust-pickle]
   animgen datasets prepare NAME [--data-dir DIR] [--manual-dir DIR]
 
 Bad input prints one line and exits 2; outputs are written atomically.
@@ -8,6 +10,8 @@ Bad input prints one line and exits 2; outputs are written atomically.
 import argparse
 import os
 import sys
+
+import numpy as np
 
 from animgen import runtime
 from animgen.errors import InputError
@@ -34,8 +38,56 @@ def _flow_path(out: str) -> str:
   return f'{stem}_flow{ext or ""}'
 
 
+DEFAULT_APPEARANCE_RUN = 'runs/landscape_appearance'
+
+
+def _appearance_keys(args, image, a_run):
+  """Key-frame appearance codes for the photo: from colour patches (Eq. 13), a chosen codebook
+  sequence, the latent LSTM (Appendix B), or a random codebook sequence, in that order."""
+  import jax.numpy as jnp
+  from animgen import animate, media
+  from animgen.methods import landscape_appearance
+  from animgen.ops import warp
+  maps_fn, encode_fn, seqs, config, _, _ = a_run
+  size = config.image_size
+  small = warp.resize(jnp.asarray(image)[None] * 2.0 - 1.0, size, size, 'bilinear')
+  z_in = np.asarray(encode_fn(small))[0]
+  if args.patch:
+    target = media.read_image(args.patch)
+    mask = media.read_image(args.patch_mask).mean(-1, keepdims=True) > 0.5
+    if not mask.any():
+      raise InputError(f'--patch-mask {args.patch_mask} is empty: mark the patch pixels white')
+    rs = lambda a: warp.resize(jnp.asarray(a, jnp.float32)[None], size, size, 'bilinear')
+    z_hat, _ = animate.code_from_patch(maps_fn, small, rs(target) * 2.0 - 1.0,
+                                       (rs(mask) > 0.5).astype(jnp.float32), z_in,
+                                       steps=args.control_steps)
+    return np.stack([z_in, z_hat]), 'patch (Eq. 13)'
+  if args.a_normal:
+    z_hat = np.random.default_rng(args.seed).normal(size=z_in.shape).astype(np.float32)
+    return np.stack([z_in, z_hat]), 'z^A ~ N(0, I)'
+  lstm_path = os.path.join(args.appearance_workdir, 'latent_lstm.npz')
+  if args.a_index is None and not args.a_random and os.path.isfile(lstm_path):
+    length = int(np.median([len(q) for q in seqs])) if seqs else 24
+    params = landscape_appearance.load_latent_lstm(lstm_path)
+    return landscape_appearance.lstm_rollout(params, z_in, length, len(z_in)), 'latent LSTM'
+  if not seqs:
+    raise InputError(f'no appearance codebook in {args.appearance_workdir}: build it with '
+                     'python -m animgen.main --mode=finalize '
+                     '--config=configs/landscape_appearance.py '
+                     f'--workdir={args.appearance_workdir}')
+  if args.a_index is not None:
+    if not 0 <= args.a_index < len(seqs):
+      raise InputError(f'--a-index {args.a_index} is outside the appearance codebook '
+                       f'sequences 0..{len(seqs) - 1}')
+    i = args.a_index
+  else:
+    i = int(np.random.default_rng(args.seed).integers(len(seqs)))
+  return animate.start_at_nearest(seqs[i], z_in), f'codebook sequence {i}'
+
+
 def cmd_animate(args):
-  """Animating Landscape, Algorithm 1 (motion): photo -> looping animation at its resolution."""
+  """Animating Landscape, Algorithm 1: photo -> looping animation at its resolution, with motion
+  (P^M, cross-faded loop) and appearance (P^A under cyclic code sequences)."""
   from animgen import animate, media
   for out in args.output:
     _check_output(out)
@@ -43,17 +95,57 @@ def cmd_animate(args):
     _check_output(args.flow_output, '--flow-output')
   if args.frames < 2:
     raise InputError(f'--frames {args.frames}: need at least 2 frames')
+  if args.motion_only and args.appearance_only:
+    raise InputError('--motion-only and --appearance-only exclude each other: pick one')
+  if bool(args.patch) != bool(args.patch_mask):
+    raise InputError('--patch and --patch-mask go together: give the colour image and the mask')
+  repeats = animate.appearance_repeats(args.a_speed)
   loop = None if args.no_loop else (args.loop_frames or (args.frames + 3) // 2)  # 199 -> 101
+  arrows = animate.parse_arrows(args.arrows) if args.arrows else None
+  a_explicit = args.appearance_workdir is not None
+  if args.appearance_workdir is None:
+    args.appearance_workdir = DEFAULT_APPEARANCE_RUN
+  use_appearance = not args.motion_only and (a_explicit or args.appearance_only or args.patch or
+                                             os.path.isdir(args.appearance_workdir))
   image = media.read_image(args.image)
-  predict, codebook, config, method, state = animate.load_motion_run(args.workdir)
-  if codebook is None:
-    raise InputError(f'no motion codebook in {args.workdir}: let training finish, or build it '
-                     'with python -m animgen.main --mode=finalize --config=CONFIG '
-                     f'--workdir={args.workdir}')
-  z = animate.choose_code(codebook, args.z_index, args.z_mix, args.seed)
-  frames, flows = animate.animate_motion(
-      predict, image, z, config.image_size, args.frames, speed=args.speed,
-      pad_fraction=args.pad, loop_length=loop, progress=not args.quiet)
+  h, w = image.shape[:2]
+  a_run = animate.load_appearance_run(args.appearance_workdir) if use_appearance else None
+  notes = []
+  flows = []
+  if args.appearance_only:
+    motion = media.to_uint8(image)[None]
+    notes.append('appearance only')
+  else:
+    predict, codebook, config, method, state = animate.load_motion_run(args.workdir)
+    if codebook is None:
+      raise InputError(f'no motion codebook in {args.workdir}: let training finish, or build it '
+                       'with python -m animgen.main --mode=finalize --config=CONFIG '
+                       f'--workdir={args.workdir}')
+    if args.z_normal:
+      z = np.random.default_rng(args.seed).normal(size=codebook.shape[1]).astype(np.float32)
+      notes.append('z^M ~ N(0, I)')
+    else:
+      z = animate.choose_code(codebook, args.z_index, args.z_mix, args.seed)
+    if arrows is not None:
+      import jax.numpy as jnp
+      from animgen.ops import warp
+      small = warp.resize(jnp.asarray(image)[None] * 2.0 - 1.0, config.image_size,
+                          config.image_size, 'bilinear')
+      z0 = z if (args.z_index is not None or args.z_mix is not None) else codebook.mean(0)
+      z, loss = animate.code_from_arrows(predict, small, arrows, h, w, z0,
+                                         steps=args.control_steps)
+      notes.append(f'z^M from {len(arrows)} arrow(s), Eq. 12 loss {loss:.3g}')
+    motion, flows = animate.animate_motion(
+        predict, image, z, config.image_size, args.frames, speed=args.speed,
+        pad_fraction=args.pad, loop_length=loop, progress=not args.quiet)
+  frames = motion
+  if a_run is not None:
+    keys, source = _appearance_keys(args, image, a_run)
+    n = len(motion) * repeats if len(motion) > 1 else (loop or args.frames) * repeats
+    codes = animate.cyclic_codes(keys, n)
+    frames = animate.animate_appearance(a_run[0], motion, codes, a_run[3].image_size,
+                                        progress=not args.quiet)
+    notes.append(f'appearance: {source}, {repeats} motion loop(s) per cycle')
   for out in args.output:
     media.write_video(out, frames, fps=args.fps)
   outputs = list(args.output)
@@ -65,7 +157,8 @@ def cmd_animate(args):
     media.write_video(flow_out, viz, fps=args.fps)
     outputs.append(flow_out)
   h, w = frames.shape[1:3]
-  print(f'animgen: wrote {len(frames)} frames at {w}x{h}: {", ".join(outputs)}')
+  extra = f' ({"; ".join(notes)})' if notes else ''
+  print(f'animgen: wrote {len(frames)} frames at {w}x{h}{extra}: {", ".join(outputs)}')
 
 
 def cmd_datasets(args):
@@ -94,14 +187,48 @@ def build_parser():
   g.add_argument('--z-index', type=int, default=None, help='motion codebook row')
   g.add_argument('--z-mix', type=float, default=None,
                  help='fractional codebook row, interpolating neighbouring rows')
-  a.add_argument('--seed', type=int, default=None, help='random codebook row from this seed')
+  g.add_argument('--z-normal', action='store_true',
+                 help='z^M ~ N(0, I) from --seed (for runs trained with model.latent_reg=vae or '
+                 'wae, Sec. 6.6)')
+  a.add_argument('--seed', type=int, default=None,
+                 help='seed of random codebook rows / sequences and of --z-normal, --a-normal')
+  a.add_argument('--arrows', default=None,
+                 help='motion control (Eq. 12): "x0,y0,x1,y1;..." in photo pixels, or a JSON '
+                 'file of [[x0, y0, x1, y1], ...]; motion goes from (x0, y0) to (x1, y1)')
   a.add_argument('--pad', type=float, default=0.25, help='reflection padding of the net input')
+  ap = a.add_argument_group('appearance (Algorithm 1, lines 10-17)')
+  ap.add_argument('--appearance-workdir', default=None,
+                  help=f'appearance training run (default {DEFAULT_APPEARANCE_RUN} when it '
+                  'exists; otherwise motion only)')
+  ap.add_argument('--motion-only', action='store_true', help='no appearance change')
+  ap.add_argument('--appearance-only', action='store_true',
+                  help='no motion: recolour the still photo only')
+  ap.add_argument('--a-index', type=int, default=None,
+                  help='appearance codebook sequence (default: the latent LSTM when the run '
+                  'has one, else a random sequence from --seed)')
+  ap.add_argument('--a-random', action='store_true',
+                  help='a random codebook sequence even when a latent LSTM exists')
+  ap.add_argument('--a-speed', type=float, default=0.1,
+                  help='appearance speed s_a: one appearance cycle per round(1/s_a) motion '
+                  'loops (official 0.1)')
+  ap.add_argument('--a-normal', action='store_true',
+                  help='cycle between E^A(photo) and z^A ~ N(0, I) from --seed (runs trained '
+                  'with model.latent_reg=vae or wae)')
+  ap.add_argument('--patch', default=None,
+                  help='appearance control (Eq. 13): an image whose colours under '
+                  '--patch-mask the animation should reach')
+  ap.add_argument('--patch-mask', default=None, help='mask image: white where --patch applies')
+  a.add_argument('--control-steps', type=int, default=200,
+                 help='Adam steps of the Eq. 12/13 latent optimisation')
   a.add_argument('--fps', type=float, default=30.0)
   a.add_argument('--flow-output', default=None, help='flow visualisation video path '
                  '(default: OUTPUT with _flow before the extension)')
   a.add_argument('--no-flow', action='store_true', help='do not write the flow video')
   a.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
   a.set_defaults(func=cmd_animate)
+
+  from animgen import convert
+  convert.register(sub)
 
   d = sub.add_parser('datasets', help='prepare a dataset (synthetic ones generate themselves)')
   d.add_argument('action', choices=['prepare'])

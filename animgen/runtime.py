@@ -19,6 +19,8 @@ def configure():
   ANIMGEN_NO_TUNING=1 keeps the environment as it is."""
   if os.environ.get('ANIMGEN_NO_TUNING') or os.environ.get('ANIMGEN_TUNED'):
     return
+  if 'ipykernel' in sys.modules or 'IPython' in sys.modules:
+    return  # inside a notebook kernel: never replace the kernel process
   if not sys.platform.startswith('linux'):
     return
   env = dict(os.environ, ANIMGEN_TUNED='1')

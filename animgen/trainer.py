@@ -152,6 +152,9 @@ def train_and_evaluate(config, workdir: str):
                        sample_fn(state, sample_batch, sample_rng), writer)
       if step % config.train.checkpoint_every == 0:
         ckpt.save(step, state, train_iter.get_state())
+      every = config.train.get('eval_every', 0)
+      if every and step % every == 0 and step < num_steps:
+        evaluate_state(config, workdir, method, mesh, state, step, sequences=False)
     if ckpt.latest_step() != step:
       ckpt.save(step, state, train_iter.get_state(), force=True)
     if stop['sigterm']:
@@ -183,6 +186,12 @@ def restore_for_eval(config, workdir):
 def evaluate(config, workdir: str) -> dict:
   """Runs eval_step over the test split; writes metrics and eval_<step>.json in workdir."""
   method, mesh, state, step = restore_for_eval(config, workdir)
+  return evaluate_state(config, workdir, method, mesh, state, step)
+
+
+def evaluate_state(config, workdir, method, mesh, state, step, sequences=True) -> dict:
+  """Evaluation of an in-memory state (also used during training, without the sequence
+  evaluation, when train.eval_every is set)."""
   repl, data_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
   if hasattr(method, 'prepare_eval'):
     method.prepare_eval(state, workdir)
@@ -196,6 +205,8 @@ def evaluate(config, workdir: str) -> dict:
       sums[k] = sums.get(k, 0.0) + float(np.sum(np.asarray(v)[mask]))
     count += int(mask.sum())
   results = {k: v / max(count, 1) for k, v in sums.items()}
+  if sequences and hasattr(method, 'evaluate_sequences') and jax.process_index() == 0:
+    results.update(method.evaluate_sequences(state, workdir, step))
   results['num_examples'] = count
   results['step'] = step
   writer = _writer(workdir)
@@ -203,7 +214,7 @@ def evaluate(config, workdir: str) -> dict:
   writer.flush()
   if jax.process_index() == 0:
     _write_json(os.path.join(workdir, f'eval_{step}.json'), results)
-  print(json.dumps(results, indent=1), flush=True)
+  print(json.dumps(results, indent=None if not sequences else 1), flush=True)
   return results
 
 

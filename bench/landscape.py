@@ -1,7 +1,9 @@
-"""Benchmark of the Animating Landscape motion method on this machine.
+"""Benchmark of the Animating Landscape motion and appearance methods on this machine.
 
   python bench/landscape.py                      # batch 1 and 8, tuned runtime (entry-point default)
   python bench/landscape.py --batch 1 --steps 5
+  python bench/landscape.py --method appearance  # appearance train step (VGG16 losses)
+  python bench/landscape.py --batch --full 200   # full generation only: motion + appearance
   python bench/landscape.py --no-tuning          # stock glibc malloc / no XLA defaults
   python bench/landscape.py --json out.json
 
@@ -11,6 +13,12 @@ as the trainer does (donated state), compile time, median/min seconds per step, 
 RSS (VmHWM), minor page faults per step, and the achieved GFLOP/s (XLA cost analysis FLOPs /
 median step time). Then generation ms/frame at 640x360 through animate.animate_motion with random
 parameters (size 256, pad 0.25), excluding compilation.
+
+--method appearance times the appearance train step (P^A + E^A with the frozen VGG16 style /
+content losses) the same way. --full N times Algorithm 1 end to end at 640x360: N motion frames
+(animate_motion, no loop) then the appearance pass over them (animate_appearance, one code per
+frame), ms/frame of each part and peak RSS, compilation included once (first call) and excluded
+(second call).
 
 The script applies the same runtime set-up as the entry points (animgen.runtime.configure():
 tuned glibc malloc + default XLA flags, by re-exec) unless --no-tuning.
@@ -60,15 +68,24 @@ def _config():
   return c
 
 
-def child_train(batch, steps, warmup, num_train):
+def _appearance_config():
+  from configs.landscape_appearance import get_config
+  c = get_config()
+  c.image_size = _SIZE
+  return c
+
+
+def child_train(batch, steps, warmup, num_train, kind='motion'):
   import jax
   import jax.numpy as jnp
   import numpy as np
+  from animgen.methods.landscape_appearance import LandscapeAppearance
   from animgen.methods.landscape_motion import LandscapeMotion
 
-  config = _config()
+  config = _config() if kind == 'motion' else _appearance_config()
   config.batch_size = batch
-  method = LandscapeMotion(config, num_train=num_train)
+  cls = LandscapeMotion if kind == 'motion' else LandscapeAppearance
+  method = cls(config, num_train=num_train)
   s = config.image_size
   rng = np.random.default_rng(0)
   frames = rng.integers(0, 256, (batch, 2, s, s, 3), dtype=np.uint8)
@@ -114,7 +131,7 @@ def child_train(batch, steps, warmup, num_train):
   flt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - flt0
   loss = float(metrics['loss'])
   med = _median(times)
-  return {'kind': 'train', 'batch': batch, 'steps': steps, 'times_s': times,
+  return {'kind': 'train', 'method': kind, 'batch': batch, 'steps': steps, 'times_s': times,
           's_per_step_median': med, 'cpu_s_per_step_median': _median(cpu), 'cpu_s': cpu, 's_per_step_min': min(times), 's_per_step_max': max(times),
           'steps_per_s': 1.0 / med, 'trace_s': t_trace, 'compile_s': t_compile,
           'flops_per_step': flops, 'gflops_per_s': flops / med / 1e9,
@@ -162,11 +179,51 @@ def child_generate(num_frames, width, height, repeats):
           'call_2_frames_s': _median(t_small), 'peak_rss_bytes': _peak_rss()}
 
 
+def child_full(num_frames, width, height):
+  """Algorithm 1 end to end with random networks at the paper's sizes."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from animgen import animate
+  from animgen.models.landscape import Predictor
+
+  m, a = _config().model, _appearance_config().model
+  size = _SIZE
+  mnet = Predictor(out_channels=2, widths=tuple(m.widths), num_res_blocks=m.num_res_blocks,
+                   beta=m.beta, fast=m.fast)
+  anet = Predictor(out_channels=6, widths=tuple(a.widths), num_res_blocks=a.num_res_blocks,
+                   beta=None, fast=a.fast)
+  x0, z0 = jnp.zeros((1, size, size, 3)), jnp.zeros((1, m.latent_dim))
+  mp, ap = jax.jit(mnet.init)(jax.random.key(0), x0, z0), jax.jit(anet.init)(jax.random.key(1), x0, z0)
+  predict = lambda x, z: mnet.apply(mp, x, z)
+  maps = lambda x, z: anet.apply(ap, x, z) * 0.01 + jnp.concatenate(
+      [jnp.ones(x.shape), jnp.zeros(x.shape)], -1)   # near-identity colour transfer
+  rng = np.random.default_rng(0)
+  image = rng.random((height, width, 3)).astype(np.float32)
+  z = rng.standard_normal(m.latent_dim).astype(np.float32)
+  codes = animate.cyclic_codes(rng.standard_normal((4, a.latent_dim)), num_frames)
+  out = {}
+  for rep in ('first (compiles)', 'second'):
+    t0 = time.perf_counter()
+    frames, _ = animate.animate_motion(predict, image, z, size, num_frames, speed=0.2,
+                                       pad_fraction=0.25, progress=False)
+    t1 = time.perf_counter()
+    final = animate.animate_appearance(maps, frames, codes, size, progress=False)
+    t2 = time.perf_counter()
+    assert final.shape == (num_frames, height, width, 3)
+    out[rep] = {'motion_ms_per_frame': 1e3 * (t1 - t0) / num_frames,
+                'appearance_ms_per_frame': 1e3 * (t2 - t1) / num_frames,
+                'total_ms_per_frame': 1e3 * (t2 - t0) / num_frames, 'total_s': t2 - t0}
+  return {'kind': 'full', 'width': width, 'height': height, 'size': size,
+          'num_frames': num_frames, 'runs': out, 'peak_rss_bytes': _peak_rss()}
+
+
 def _run_child(args, extra):
   cmd = [sys.executable, os.path.abspath(__file__), '--_child'] + extra + [
       '--steps', str(args.steps), '--warmup', str(args.warmup),
       '--num-train', str(args.num_train), '--frames', str(args.frames),
-      '--repeats', str(args.repeats), '--size', str(args.size)]
+      '--repeats', str(args.repeats), '--size', str(args.size), '--full', str(args.full),
+      '--method', args.method]
   out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
   if out.returncode:
     raise SystemExit(f'benchmark child {extra} failed with exit code {out.returncode}')
@@ -175,7 +232,7 @@ def _run_child(args, extra):
 
 def _fmt_table(results, env):
   gib = lambda b: b / 2**30
-  lines = ['', 'animgen landscape motion benchmark',
+  lines = ['', f'animgen landscape benchmark ({env["method"]} train step)',
            f'  train size {env["size"]}x{env["size"]}   tuning: {env["tuning"]}   MALLOC: {env["malloc"]}',
            f'  XLA_FLAGS: {env["xla_flags"] or "(none)"}   jax {env["jax"]}   cpus {env["cpus"]}',
            '',
@@ -198,12 +255,25 @@ def _fmt_table(results, env):
                    f'{r["ms_per_frame_median"]:.0f} ms/frame median, '
                    f'{r["ms_per_frame_min"]:.0f} min (over {r["num_frames"] - 2} frames x '
                    f'{len(r["ms_per_frame_all"])}), peak RSS {gib(r["peak_rss_bytes"]):.2f} GiB')
+  for r in results:
+    if r['kind'] == 'full':
+      lines.append('')
+      for rep, f in r['runs'].items():
+        lines.append(f'Algorithm 1, {r["num_frames"]} frames at {r["width"]}x{r["height"]} '
+                     f'(net {r["size"]}), {rep} call: motion {f["motion_ms_per_frame"]:.0f} + '
+                     f'appearance {f["appearance_ms_per_frame"]:.0f} = '
+                     f'{f["total_ms_per_frame"]:.0f} ms/frame ({f["total_s"]:.1f} s)')
+      lines.append(f'  peak RSS {gib(r["peak_rss_bytes"]):.2f} GiB')
   return '\n'.join(lines)
 
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument('--batch', type=int, nargs='+', default=[1, 8])
+  p.add_argument('--batch', type=int, nargs='*', default=[1, 8])
+  p.add_argument('--method', choices=['motion', 'appearance'], default='motion',
+                 help='which train step to time')
+  p.add_argument('--full', type=int, default=0,
+                 help='frames of full Algorithm 1 generation at 640x360 (0: skip; issue: 200)')
   p.add_argument('--steps', type=int, default=5, help='timed train steps per batch size')
   p.add_argument('--warmup', type=int, default=2)
   p.add_argument('--num-train', type=int, default=64)
@@ -220,7 +290,9 @@ def main():
   _SIZE = args.size
   if args._child:
     if args._child[0] == 'train':
-      r = child_train(int(args._child[1]), args.steps, args.warmup, args.num_train)
+      r = child_train(int(args._child[1]), args.steps, args.warmup, args.num_train, args.method)
+    elif args._child[0] == 'full':
+      r = child_full(args.full, 640, 360)
     else:
       r = child_generate(args.frames, 640, 360, args.repeats)
     sys.stdout.flush()
@@ -240,6 +312,7 @@ def main():
          'xla_flags': os.environ.get('XLA_FLAGS', ''), 'jax': jax.__version__,
          'cpus': os.cpu_count(), 'default_malloc_env': rt.MALLOC_ENV}
   env['size'] = args.size
+  env['method'] = args.method
   results = []
   for b in args.batch:
     r = _run_child(args, ['train', str(b)])
@@ -248,6 +321,8 @@ def main():
           f'peak RSS {r["peak_rss_bytes"] / 2**30:.2f} GiB', file=sys.stderr, flush=True)
   if args.frames > 2:
     results.append(_run_child(args, ['generate']))
+  if args.full > 0:
+    results.append(_run_child(args, ['full']))
   print(_fmt_table(results, env))
   if args.json:
     with open(args.json, 'w') as f:

@@ -3,6 +3,8 @@
   configs/landscape_appearance.py        paper network, losses (Eq. 11 weights of the official
                                          code) and optimiser on the embedded synthetic clips
   configs/landscape_appearance.py:cpu    64 px, batch 4, 2,000 steps: a run that ends on a CPU
+  configs/landscape_appearance.py:oneday the paper's setting: real one-day clips at 256 px
+                                         (--config.manual_dir=<folder holding oneday_timelapse/>)
   configs/landscape_appearance.py:smoke  tiny network and data, for tests
 """
 import ml_collections
@@ -26,12 +28,17 @@ def get_config(arg: str | None = None):
   c.model.encoder_size = 128                # encoders see 128x128 (Sec. 4.3)
   c.model.encoder_widths = (64, 128, 192, 256)  # Table 2
   c.model.fast = True
+  # Sec. 6.6: 'vae' or 'wae' regularise z towards N(0, I) so that codes can be sampled without
+  # the codebook (animgen animate --z-normal / --a-normal); the paper's default is none.
+  c.model.latent_reg = 'none'
 
   c.loss = ml_collections.ConfigDict()      # Eq. 11, weights of the official train.py
   c.loss.lambda_s = 1.0
   c.loss.lambda_sp = 1e-2
   c.loss.lambda_c = 1e-5
   c.loss.lambda_tv = 0.1
+  c.loss.lambda_latent = 1e-3              # KL / MMD weight when latent_reg is set (ours: the
+                                            # paper gives none; official wae weight 0 = off)
   c.loss.sigma = 0.1                        # Eq. 3's edge weight, reused by Eq. 10
   c.loss.pyramid_cells = 32                 # Eq. 8: one level, 32x32 grid
 
@@ -60,6 +67,10 @@ def get_config(arg: str | None = None):
   c.sample = ml_collections.ConfigDict()
   c.sample.num_frames = 8
 
+  c.lstm = ml_collections.ConfigDict()      # Appendix B latent LSTM, fitted at the end of training
+  c.lstm.num_steps = 2000                   # (Adam, full batch of codebook sequences; ours)
+  c.lstm.learning_rate = 1e-3
+
   if arg == 'cpu':
     c.image_size = 64
     c.model.encoder_size = 64
@@ -85,7 +96,11 @@ def get_config(arg: str | None = None):
     c.eval.batch_size = 4
     c.eval.targets_per_clip = 2
     c.sample.num_frames = 3
+    c.lstm.num_steps = 50
+  elif arg == 'oneday':
+    c.dataset = 'oneday_timelapse/default'
+    c.image_size = 256
   elif arg:
-    raise ValueError(f'unknown variant {arg!r} of configs/landscape_appearance.py: use cpu or '
-                     'smoke')
+    raise ValueError(f'unknown variant {arg!r} of configs/landscape_appearance.py: use cpu, '
+                     'oneday or smoke')
   return c

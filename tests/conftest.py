@@ -48,6 +48,16 @@ def smoke_run(tmp_path_factory, data_dir):
   return config, workdir, state
 
 
+@pytest.fixture(scope='session')
+def appearance_run(tmp_path_factory, data_dir):
+  """A finished 4-step appearance smoke run with codebook and latent LSTM."""
+  from animgen import trainer
+  workdir = str(tmp_path_factory.mktemp('appearance'))
+  config = smoke_config(data_dir, 'landscape_appearance')
+  state = trainer.train_and_evaluate(config, workdir)
+  return config, workdir, state
+
+
 def run_cli(args, env=None, timeout=600):
   """Runs a command-line entry point in a subprocess; returns CompletedProcess."""
   full_env = dict(os.environ, **(env or {}))

@@ -96,3 +96,66 @@ def test_cli_animate_gif_of_the_shipped_photo(smoke_run, tmp_path):
   assert frames.shape == (5, 427, 640, 3)
   assert media.read_video(str(tmp_path / 'china.mp4'))[0].shape == (5, 427, 640, 3)
   assert not os.path.exists(tmp_path / 'china_flow.gif')
+
+
+def test_cli_animate_motion_and_appearance_together(smoke_run, appearance_run, tmp_path):
+  _, workdir, _ = smoke_run
+  _, a_workdir, _ = appearance_run
+  src = tmp_path / 'p.png'
+  Image.fromarray((_photo(20, 30) * 255).astype(np.uint8)).save(src)
+  out = tmp_path / 'full.mp4'
+  assert cli.main(['animate', str(src), '-o', str(out), '--workdir', workdir,
+                   '--appearance-workdir', a_workdir, '--frames', '7', '--loop-frames', '4',
+                   '--a-speed', '0.5', '--a-index', '1', '--no-flow', '-q']) == 0
+  frames, _ = media.read_video(str(out))
+  assert frames.shape[:3] == (8, 20, 30)      # a 4-frame motion loop, twice per appearance cycle
+  motion = tmp_path / 'motion.mp4'
+  assert cli.main(['animate', str(src), '-o', str(motion), '--workdir', workdir,
+                   '--appearance-workdir', a_workdir, '--motion-only', '--frames', '7',
+                   '--loop-frames', '4', '--no-flow', '-q']) == 0
+  plain, _ = media.read_video(str(motion))
+  assert plain.shape[:3] == (4, 20, 30)
+  assert _mean_abs(frames[:4], plain) > 1.0   # the appearance pass recoloured the frames
+
+
+def test_cli_appearance_only_lstm_patch_and_arrows(smoke_run, appearance_run, tmp_path):
+  _, workdir, _ = smoke_run
+  _, a_workdir, _ = appearance_run
+  src = tmp_path / 'p.png'
+  Image.fromarray((_photo(20, 30) * 255).astype(np.uint8)).save(src)
+  still = tmp_path / 'still.gif'
+  assert cli.main(['animate', str(src), '-o', str(still), '--appearance-workdir', a_workdir,
+                   '--appearance-only', '--frames', '5', '--a-speed', '0.5', '-q']) == 0
+  frames, _ = media.read_video(str(still))
+  assert frames.shape[:3] == (8, 20, 30)      # (5 + 3) // 2 = 4 still frames x 2 repeats
+  patch, mask = tmp_path / 'patch.png', tmp_path / 'mask.png'
+  Image.fromarray(np.full((20, 30, 3), (250, 40, 40), np.uint8)).save(patch)
+  m = np.zeros((20, 30), np.uint8); m[:8, :] = 255
+  Image.fromarray(m).save(mask)
+  out = tmp_path / 'patch.gif'
+  assert cli.main(['animate', str(src), '-o', str(out), '--appearance-workdir', a_workdir,
+                   '--appearance-only', '--patch', str(patch), '--patch-mask', str(mask),
+                   '--frames', '5', '--a-speed', '1', '--control-steps', '20', '-q']) == 0
+  assert media.read_video(str(out))[0].shape[:3] == (4, 20, 30)
+  out = tmp_path / 'arrows.mp4'
+  assert cli.main(['animate', str(src), '-o', str(out), '--workdir', workdir, '--motion-only',
+                   '--arrows', '2,10,25,10', '--frames', '5', '--no-loop', '--no-flow',
+                   '--control-steps', '20', '-q']) == 0
+  assert media.read_video(str(out))[0].shape[:3] == (5, 20, 30)
+
+
+@pytest.mark.parametrize('args, fragment', [
+    (['--arrows', '1,2,3'], '--arrows'),
+    (['--patch', 'x.png'], '--patch-mask'),
+    (['--a-speed', '0'], '--a-speed'),
+    (['--motion-only', '--appearance-only'], 'exclude'),
+])
+def test_cli_animate_bad_control_arguments(smoke_run, tmp_path, capsys, args, fragment):
+  _, workdir, _ = smoke_run
+  src = tmp_path / 'p.png'
+  Image.fromarray((_photo(20, 30) * 255).astype(np.uint8)).save(src)
+  out = tmp_path / 'o.mp4'
+  with pytest.raises(SystemExit) as e:
+    cli.main(['animate', str(src), '-o', str(out), '--workdir', workdir] + args)
+  assert e.value.code == 2 and fragment in capsys.readouterr().err
+  assert not out.exists()

@@ -7,18 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import smoke_config
-
-
-@pytest.fixture(scope='module')
-def appearance_run(tmp_path_factory, data_dir):
-  from animgen import trainer
-  workdir = str(tmp_path_factory.mktemp('appearance'))
-  config = smoke_config(data_dir, 'landscape_appearance')
-  state = trainer.train_and_evaluate(config, workdir)
-  return config, workdir, state
-
-
 def test_smoke_run_writes_checkpoint_samples_and_codebook(appearance_run):
   from animgen.methods import landscape_appearance
   config, workdir, state = appearance_run
@@ -30,6 +18,10 @@ def test_smoke_run_writes_checkpoint_samples_and_codebook(appearance_run):
   assert all(s.shape == (6, config.model.latent_dim) for s in seqs)  # one code per frame
   assert all(np.all(np.isfinite(s)) for s in seqs)
   assert np.std(np.concatenate(seqs), axis=0).max() > 0  # codes differ between frames
+  lstm = landscape_appearance.load_latent_lstm(os.path.join(workdir, 'latent_lstm.npz'))
+  roll = landscape_appearance.lstm_rollout(lstm, seqs[0][0], 5, config.model.latent_dim)
+  assert roll.shape == (5, config.model.latent_dim) and np.all(np.isfinite(roll))
+  np.testing.assert_array_equal(roll[0], seqs[0][0])      # starts at the given code
 
 
 def test_train_step_updates_both_networks_and_keeps_vgg_frozen(appearance_run, data_dir):

@@ -363,3 +363,47 @@ def test_sky_timelapse_malformed_manual_dir(tmp_path):
     _prepare_sky(tmp_path / 'data2', tmp_path / 'empty')
   _assert_layout_error(excinfo)
   assert 'no clips' in str(excinfo.value) and 'sky_train' in str(excinfo.value)
+
+
+# ------------------------------------------------------------------------ oneday_timelapse
+def test_oneday_thinning_rule():
+  from animgen.datasets import oneday_timelapse as od
+  means = np.array([[0.5, 0.5, 0.5], [0.55, 0.5, 0.5], [0.61, 0.61, 0.61], [0.62, 0.61, 0.61],
+                    [0.2, 0.2, 0.3]])
+  # 1: change 0.05 < 0.3 dropped; 2: 0.33 from frame 0 kept; 3: 0.01 dropped; 4: 1.14 kept
+  assert od.thin(means) == [0, 2, 4]
+
+
+def test_oneday_timelapse_builds_thinned_clips(tmp_path):
+  from animgen.datasets import oneday_timelapse as od
+  root = tmp_path / 'manual' / 'oneday_timelapse'
+  levels = {'train': {'day1': [40, 45, 90, 200, 205, 60], 'flat': [100, 101, 102]},
+            'test': {'day2': [30, 120, 250]}}
+  for split, clips in levels.items():
+    for clip, values in clips.items():
+      d = root / split / clip
+      d.mkdir(parents=True)
+      for i, v in enumerate(values):   # names sort naturally: 2 before 10
+        Image.fromarray(np.full((12, 20, 3), v, np.uint8)).save(d / f'f{i * 5}.png')
+  b = od.OnedayTimelapse(data_dir=str(tmp_path / 'data'), config='s128',
+                         file_format='array_record')
+  b.download_and_prepare(download_config=tfds.download.DownloadConfig(
+      manual_dir=str(tmp_path / 'manual')))
+  src = b.as_data_source(split='train')
+  assert len(src) == 1                             # 'flat' never changes colour: skipped
+  frames = src[0]['frames']
+  # day1 means 40, 45, 90, 200, 205, 60 (/255, x3 channels): kept 40, 90, 200, 60
+  assert frames.shape == (4, 128, 128, 3)
+  assert frames[:, 0, 0, 0].tolist() == [40, 90, 200, 60]
+  assert int(b.as_data_source(split='test')[0]['clip_id']) == 0
+
+
+def test_oneday_timelapse_missing_layout(tmp_path):
+  from animgen.datasets import oneday_timelapse as od
+  (tmp_path / 'manual' / 'clips').mkdir(parents=True)
+  b = od.OnedayTimelapse(data_dir=str(tmp_path / 'data'), config='s128',
+                         file_format='array_record')
+  with pytest.raises(InputError) as e:
+    b.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=str(tmp_path / 'manual')))
+  assert 'oneday_timelapse/train/<clip>' in str(e.value) and '\n' not in str(e.value)

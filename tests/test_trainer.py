@@ -71,6 +71,18 @@ def test_eval_reports_epe_and_psnr_with_baselines(smoke_run):
   assert results['flow_epe_zero'] > 0.01
   saved = json.load(open(os.path.join(workdir, f'eval_{results["step"]}.json')))
   assert saved['flow_epe'] == pytest.approx(results['flow_epe'])
+  # Sec. 6.2 per-frame curves: 3 predicted frames, mean within [min, max] over the codes
+  seq = json.load(open(os.path.join(workdir, f'eval_sequences_{results["step"]}.json')))
+  assert seq['frames'] == [1, 2, 3] and seq['num_codes'] == config.eval.codebook_codes
+  for k in ('rmse', 'lpips'):
+    lo, mean, hi = (np.asarray(seq[k][q]) for q in ('min', 'mean', 'max'))
+    assert np.all(lo <= mean + 1e-7) and np.all(mean <= hi + 1e-7) and np.all(lo >= 0)
+    # the still baseline drifts away from the moving truth: its error grows with the frame index
+    assert seq[k]['still'][-1] > seq[k]['still'][0]
+  assert results['seq_rmse'] == pytest.approx(float(np.mean(seq['rmse']['mean'])))
+  from PIL import Image
+  png = Image.open(os.path.join(workdir, f'eval_sequences_{results["step"]}.png'))
+  assert png.size[0] > png.size[1] > 100
 
 
 _DEVICE_STEP = r'''

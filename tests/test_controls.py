@@ -1,0 +1,175 @@
+"""Algorithm 1's appearance schedule and the latent controls of Sec. 6.4 and Appendix B."""
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from animgen import animate
+from animgen.errors import InputError
+from animgen.methods import landscape_appearance
+
+
+def test_cyclic_codes_interpolate_keys_and_close_the_cycle():
+  keys = np.array([[0.0, 0.0], [4.0, 0.0], [4.0, 8.0]], np.float32)
+  codes = animate.cyclic_codes(keys, 12)          # 4 frames per key interval
+  np.testing.assert_allclose(codes[0], keys[0])
+  np.testing.assert_allclose(codes[4], keys[1])
+  np.testing.assert_allclose(codes[2], [2.0, 0.0])  # halfway between key 0 and key 1
+  np.testing.assert_allclose(codes[10], [2.0, 4.0])  # halfway from the last key back to the first
+  # the step from the last frame to the first is no larger than the steps inside the cycle
+  steps = np.linalg.norm(np.diff(np.concatenate([codes, codes[:1]]), axis=0), axis=-1)
+  assert steps[-1] <= steps.max() + 1e-6
+
+
+def test_start_at_nearest_rolls_the_sequence():
+  seq = np.array([[0.0], [1.0], [2.0], [3.0]])
+  np.testing.assert_array_equal(animate.start_at_nearest(seq, np.array([2.2]))[:, 0], [2, 3, 0, 1])
+
+
+def test_appearance_repeats_follow_the_speed():
+  assert animate.appearance_repeats(0.1) == 10 and animate.appearance_repeats(1.0) == 1
+  with pytest.raises(InputError):
+    animate.appearance_repeats(0.0)
+
+
+def test_parse_arrows_string_and_json(tmp_path):
+  a = animate.parse_arrows('1,2,3,4; 5,6,7,8')
+  np.testing.assert_array_equal(a, [[1, 2, 3, 4], [5, 6, 7, 8]])
+  f = tmp_path / 'arrows.json'
+  f.write_text(json.dumps({'arrows': [[0, 0, 10, 0]]}))
+  np.testing.assert_array_equal(animate.parse_arrows(str(f)), [[0, 0, 10, 0]])
+  for bad in ('1,2,3', 'a,b,c,d', '1,1,1,1'):
+    with pytest.raises(InputError):
+      animate.parse_arrows(bad)
+
+
+def test_arrow_maps_hold_the_backward_direction_on_the_arrow():
+  u, m = animate.arrow_maps(np.array([[10.0, 50.0, 90.0, 50.0]]), 101, 101, 11)
+  assert m[5, 1:10].all() and m.sum() == m[5].sum()   # one horizontal line of pixels
+  np.testing.assert_allclose(u[5, 5], [-1.0, 0.0])    # motion to the right = backward flow left
+
+
+def test_arrow_loss_margin():
+  u = jnp.array([[[[1.0, 0.0]]]]); m = jnp.ones((1, 1, 1))
+  same = jnp.array([[[[2.0, 0.0]]]]); ortho = jnp.array([[[[0.0, 1.0]]]])
+  assert float(animate.arrow_loss(same, u, m)) == 0.0
+  assert float(animate.arrow_loss(jnp.array([[[[1.0, 0.9]]]]), u, m)) == 0.0  # 42 deg: in margin
+  np.testing.assert_allclose(float(animate.arrow_loss(ortho, u, m)), 0.25)   # (1 - 0 - 0.5)^2
+  np.testing.assert_allclose(float(animate.arrow_loss(-same, u, m)), 2.25)   # (1 + 1 - 0.5)^2
+
+
+def test_code_from_arrows_turns_the_flow_towards_the_arrow():
+  # A stand-in predictor whose uniform backward flow is the first two latent components.
+  predict = lambda x, z: jnp.broadcast_to(z[:, None, None, :2], x.shape[:3] + (2,))
+  img = jnp.zeros((1, 16, 16, 3))
+  arrows = np.array([[2.0, 8.0, 2.0, 1.0]])          # motion upwards
+  z0 = np.array([0.3, 0.2, 0.0, 0.0], np.float32)     # flow pointing down-right at the start
+  z, loss = animate.code_from_arrows(predict, img, arrows, 16, 16, z0, steps=300, lr=0.05)
+  cos = z[1] / np.linalg.norm(z[:2])                  # backward flow should point down (+y)
+  assert cos > 0.5 and loss < 1e-6
+  np.testing.assert_array_equal(z[2:], 0.0)           # unused components keep no gradient
+
+
+def test_code_from_patch_recovers_the_target_colour():
+  # Stand-in P^A: C^w = 1, C^b = z[:3] everywhere, so the output is tanh(I + z[:3]).
+  maps = lambda x, z: jnp.concatenate(
+      [jnp.ones(x.shape), jnp.broadcast_to(z[:, None, None, :3], x.shape)], -1)
+  rng = np.random.default_rng(0)
+  img = jnp.asarray(rng.uniform(-0.5, 0.5, (1, 8, 8, 3)), jnp.float32)
+  b = jnp.array([0.3, -0.2, 0.1])
+  target = jnp.tanh(img + b)
+  mask = jnp.zeros((1, 8, 8, 1)).at[:, 2:5, 2:5].set(1.0)
+  target = target * mask + (1 - mask) * 0.9           # outside the mask the target is wrong
+  z, loss = animate.code_from_patch(maps, img, target, mask, np.zeros(3, np.float32),
+                                    steps=400, lr=0.05)
+  np.testing.assert_allclose(z, b, atol=2e-3)
+  assert loss < 1e-5
+
+
+def test_latent_lstm_learns_a_rotation_and_rolls_out():
+  theta = 0.3
+  rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+  rng = np.random.default_rng(0)
+  seqs = []
+  for n in (12, 16, 9):                              # variable lengths exercise the mask
+    z = [rng.normal(size=2)]
+    z[0] /= np.linalg.norm(z[0])
+    for _ in range(n - 1):
+      z.append(rot @ z[-1])
+    seqs.append(np.asarray(z, np.float32))
+  params, loss = landscape_appearance.train_latent_lstm(seqs, num_steps=600, lr=3e-3)
+  var = np.mean(np.square(np.concatenate(seqs)))      # ~1 per component
+  assert loss < 0.02 * var * 2
+  roll = landscape_appearance.lstm_rollout(params, seqs[0][0], 5, latent_dim=2)
+  np.testing.assert_allclose(roll[:5], seqs[0][:5], atol=0.15)
+
+
+def test_mmd_is_small_for_prior_samples_and_grows_with_a_shift():
+  import jax
+  from animgen.ops import losses
+  k1, k2 = jax.random.split(jax.random.key(0))
+  prior = jax.random.normal(k1, (256, 8))
+  same = jax.random.normal(k2, (256, 8))
+  near = float(losses.mmd_imq(same, prior))
+  far = float(losses.mmd_imq(same + 1.0, prior))
+  assert abs(near) < 0.02 and far > 20 * max(abs(near), 1e-3)
+
+
+@pytest.mark.parametrize('kind', ['vae', 'wae'])
+def test_latent_regularisation_in_training(data_dir, kind):
+  import jax
+  from conftest import smoke_config
+  from animgen import input_pipeline
+  from animgen.methods.landscape_motion import LandscapeMotion, regularised_code
+  config = smoke_config(data_dir, **{'model.latent_reg': kind, 'loss.lambda_latent': 0.5})
+  mu = jnp.ones((4096, 2)); logvar = jnp.full((4096, 2), np.log(0.25))
+  z, pen, met = regularised_code(config, mu, logvar, jax.random.key(1))
+  if kind == 'vae':   # z ~ N(mu, 0.5^2); KL(N(1, 0.25) || N(0, 1)) = 2 x 0.5 (0.25 + 1 - 1 - ln 0.25)
+    np.testing.assert_allclose(np.std(np.asarray(z), 0), 0.5, rtol=0.05)
+    np.testing.assert_allclose(float(met['loss_kl']), 0.25 + 1 + np.log(4.0) - 1, rtol=1e-5)
+  else:
+    np.testing.assert_array_equal(z, mu)
+  np.testing.assert_allclose(float(pen), 0.5 * float(met[f'loss_{"kl" if kind == "vae" else "mmd"}']),
+                             rtol=1e-6)
+  method = LandscapeMotion(config, num_train=4)
+  batch = input_pipeline.make_dataset(config, 'train', method.make_example, train=True,
+                                      batch_size=config.batch_size)[0]
+  state = method.init(jax.random.key(0), batch)
+  _, metrics = jax.jit(method.train_step)(state, batch, jax.random.key(2))
+  key = 'loss_kl' if kind == 'vae' else 'loss_mmd'
+  assert np.isfinite(float(metrics[key]))
+  np.testing.assert_allclose(float(metrics['loss']), float(metrics['loss_p'] + metrics['loss_tv']
+                                                           + 0.5 * metrics[key]), rtol=1e-5)
+
+
+def test_two_stage_restart_resets_networks_and_freezes_fields(data_dir):
+  """train.restart_at R: the step that starts at R runs on fresh networks and optimiser with
+  the fields kept; train.restart_freeze F keeps the fields fixed for steps R .. R + F - 1."""
+  import jax
+  from conftest import smoke_config
+  from animgen import input_pipeline
+  from animgen.methods.landscape_motion import LandscapeMotion
+  config = smoke_config(data_dir, **{'train.restart_at': 2, 'train.restart_freeze': 1})
+  plain = smoke_config(data_dir)
+  method, ref = LandscapeMotion(config, num_train=4), LandscapeMotion(plain, num_train=4)
+  ds = input_pipeline.make_dataset(config, 'train', method.make_example, train=True,
+                                   batch_size=config.batch_size)
+  step, ref_step = jax.jit(method.train_step), jax.jit(ref.train_step)
+  state = method.init(jax.random.key(0), None)
+  states = [state]
+  for i in range(4):
+    state, _ = step(state, ds[i], None)
+    states.append(state)
+  leaves = lambda s: jax.tree_util.tree_leaves(s.params)
+  # steps 0, 1 are plain Algorithm 2
+  want, _ = ref_step(ref_step(states[0], ds[0], None)[0], ds[1], None)
+  for a, b in zip(leaves(states[2]), leaves(want)):
+    np.testing.assert_array_equal(a, b)
+  # step 2 = one plain step from the restarted state, fields unchanged
+  want, _ = ref_step(method._restart(states[2]), ds[2], None)
+  for a, b in zip(leaves(states[3]), leaves(want)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  np.testing.assert_array_equal(states[3].motion_fields, states[2].motion_fields)
+  assert not np.array_equal(states[4].motion_fields, states[3].motion_fields)  # step 3 updates
+  assert not np.array_equal(states[2].motion_fields, states[1].motion_fields)

@@ -1,0 +1,506 @@
+"""animgen convert: official Animating Landscape PyTorch checkpoints -> animgen runs.
+
+The official networks are re-expressed below in PyTorch from their layer facts (names, shapes
+and operations of predictor.py / encoder.py of endo-yuki-t/Animating-Landscape; written for
+this test, not copied), so that their state dicts carry the official key names. The same random
+weights go through them and through animgen's converted flax networks.
+"""
+import argparse
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch')  # a guard only: CI installs torch
+import torch.nn as tnn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from animgen import convert  # noqa: E402
+from animgen.errors import InputError  # noqa: E402
+from animgen.models.landscape import Encoder, Predictor  # noqa: E402
+from animgen.ops import color  # noqa: E402
+
+NZ = 8
+# Small but official-shaped: the key names do not depend on the widths. w1 = 80 keeps the
+# last up-convolution on the same fast path as the full-size network (6 * 5 * 5 <= 2 * w1).
+WIDTHS = (80, 24, 40)
+ENC_WIDTHS = (16, 24, 32, 40)
+TOL = 1e-4
+
+
+# ----------------------------------------------------------------------------- torch side
+class TInstanceNorm(tnn.Module):
+  """Per-sample, per-channel norm, biased variance, eps 1e-9; params `scale`, `shift`."""
+
+  def __init__(self, c):
+    super().__init__()
+    self.scale = tnn.Parameter(torch.rand(c))
+    self.shift = tnn.Parameter(torch.randn(c) * 0.1)  # official init is 0; random to test it
+
+  def forward(self, x):
+    m = x.mean((2, 3), keepdim=True)
+    v = ((x - m) ** 2).mean((2, 3), keepdim=True)
+    return (x - m) / torch.sqrt(v + 1e-9) * self.scale[:, None, None] + self.shift[:, None, None]
+
+
+class TConv(tnn.Module):
+  """Optional nearest x2 upsample, reflection pad k // 2, conv; param path `conv2d`."""
+
+  def __init__(self, cin, cout, k, stride=1, up=False):
+    super().__init__()
+    self.up, self.pad = up, k // 2
+    self.conv2d = tnn.Conv2d(cin, cout, k, stride)
+
+  def forward(self, x):
+    if self.up:
+      x = F.interpolate(x, scale_factor=2, mode='nearest')
+    return self.conv2d(F.pad(x, [self.pad] * 4, mode='reflect'))
+
+
+class TRes(tnn.Module):
+  def __init__(self, c):
+    super().__init__()
+    self.conv1, self.in1 = TConv(c, c, 3), TInstanceNorm(c)
+    self.conv2, self.in2 = TConv(c, c, 3), TInstanceNorm(c)
+
+  def forward(self, x):
+    h = self.conv1(F.leaky_relu(self.in1(x), 0.1))
+    return x + self.conv2(F.leaky_relu(self.in2(h), 0.1))
+
+
+class TPredictor(tnn.Module):
+  """ConditionalMotionNet (nout 2) / ConditionalAppearanceNet (nout 6, plus unused fc1)."""
+
+  def __init__(self, nout, widths=WIDTHS, n_res=5, nz=NZ):
+    super().__init__()
+    w1, w2, w3 = widths
+    self.n_res = n_res
+    self.conv1 = TConv(3 + nz, w1, 5, 2)
+    self.conv2, self.in2 = TConv(w1 + nz, w2, 3, 2), TInstanceNorm(w2)
+    self.conv3, self.in3 = TConv(w2 + nz, w3, 3, 2), TInstanceNorm(w3)
+    for i in range(1, n_res + 1):
+      setattr(self, f'res{i}', TRes(w3))
+    self.deconv1, self.in4 = TConv(2 * w3, w2, 3, up=True), TInstanceNorm(w2)
+    self.deconv2, self.in5 = TConv(2 * w2, w1, 3, up=True), TInstanceNorm(w1)
+    self.deconv3 = TConv(2 * w1, nout, 5, up=True)
+    if nout == 6:
+      self.fc1 = tnn.Linear(w3, 6)
+
+  def forward(self, x, z):
+    """Raw last-layer output h7 (NCHW)."""
+    cat = lambda h: torch.cat([h, z[:, :, None, None].expand(-1, -1, *h.shape[2:])], 1)
+    lr = lambda h: F.leaky_relu(h, 0.1)
+    h1 = lr(self.conv1(cat(x)))
+    h2 = lr(self.in2(self.conv2(cat(h1))))
+    h3 = lr(self.in3(self.conv3(cat(h2))))
+    h = h3
+    for i in range(1, self.n_res + 1):
+      h = getattr(self, f'res{i}')(h)
+    h = lr(self.in4(self.deconv1(torch.cat([h, h3], 1))))
+    h = lr(self.in5(self.deconv2(torch.cat([h, h2], 1))))
+    return self.deconv3(torch.cat([h, h1], 1))
+
+
+def motion_out(net, x, z):
+  return torch.tanh(net(x, z)) / 64.0
+
+
+def appearance_out(net, x, z):
+  h = net(x, z)
+  al, bl = h[:, :3], h[:, 3:]
+  return torch.tanh(al * x + bl), al, bl
+
+
+class TBlock(tnn.Module):
+  """BicycleGAN BasicBlock: conv = [BN, LReLU, conv3x3, BN, LReLU, [conv3x3, avgpool]],
+  shortcut = [avgpool, conv1x1]."""
+
+  def __init__(self, c, o):
+    super().__init__()
+    self.conv = tnn.Sequential(
+        tnn.BatchNorm2d(c), tnn.LeakyReLU(0.2), tnn.Conv2d(c, c, 3, 1, 1), tnn.BatchNorm2d(c),
+        tnn.LeakyReLU(0.2), tnn.Sequential(tnn.Conv2d(c, o, 3, 1, 1), tnn.AvgPool2d(2, 2)))
+    self.shortcut = tnn.Sequential(tnn.AvgPool2d(2, 2), tnn.Conv2d(c, o, 1))
+
+  def forward(self, x):
+    return self.conv(x) + self.shortcut(x)
+
+
+class TEncoder(tnn.Module):
+  """E_ResNet resnet_128 (vaeLike): conv.0 conv4/s2, conv.1-3 blocks, LReLU, AvgPool(8),
+  heads fc.0 and fcVar.0."""
+
+  def __init__(self, cin, widths=ENC_WIDTHS, nz=NZ):
+    super().__init__()
+    layers = [tnn.Conv2d(cin, widths[0], 4, 2, 1)]
+    layers += [TBlock(a, b) for a, b in zip(widths[:-1], widths[1:])]
+    layers += [tnn.LeakyReLU(0.2), tnn.AvgPool2d(8)]
+    self.conv = tnn.Sequential(*layers)
+    self.fc = tnn.Sequential(tnn.Linear(widths[-1], nz))
+    self.fcVar = tnn.Sequential(tnn.Linear(widths[-1], nz))
+
+  def forward(self, x):
+    h = self.conv(x).flatten(1)
+    return self.fc(h), self.fcVar(h)
+
+
+def _randomise_bn(net, seed):
+  g = torch.Generator().manual_seed(seed)
+  with torch.no_grad():
+    for m in net.modules():
+      if isinstance(m, tnn.BatchNorm2d):
+        c = m.num_features
+        m.weight.copy_(1.0 + 0.2 * torch.randn(c, generator=g))
+        m.bias.copy_(0.1 * torch.randn(c, generator=g))
+        m.running_mean.copy_(0.1 * torch.randn(c, generator=g))
+        m.running_var.copy_(0.5 + torch.rand(c, generator=g))
+  return net
+
+
+def state_dict(net):
+  return {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+
+
+@pytest.fixture(scope='module')
+def nets():
+  torch.manual_seed(0)
+  return {'PMNet': TPredictor(2).eval(), 'PANet': TPredictor(6).eval(),
+          'EMNet': _randomise_bn(TEncoder(2), 1).eval(),
+          'EANet': _randomise_bn(TEncoder(3), 2).eval()}
+
+
+def _inputs(b=2, size=64, seed=0):
+  rng = np.random.default_rng(seed)
+  x_rgb = rng.uniform(-1, 1, (b, size, size, 3)).astype(np.float32)  # NHWC, RGB
+  z = rng.normal(size=(b, NZ)).astype(np.float32)
+  x_bgr_nchw = torch.from_numpy(np.ascontiguousarray(x_rgb[..., ::-1].transpose(0, 3, 1, 2)))
+  return x_rgb, z, x_bgr_nchw, torch.from_numpy(z)
+
+
+def _nhwc(t):
+  return t.detach().numpy().transpose(0, 2, 3, 1)
+
+
+def _max_diff(a, b):
+  return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+
+
+# ----------------------------------------------------------------------------- equivalence
+@pytest.mark.parametrize('fast', [True, False])
+def test_motion_predictor_matches_torch(nets, fast):
+  pm = state_dict(nets['PMNet'])
+  assert 'res5.in2.shift' in pm and 'conv1.conv2d.weight' in pm  # official names
+  arch = convert.predictor_arch(pm)
+  assert arch == {'widths': WIDTHS, 'num_res_blocks': 5, 'latent_dim': NZ, 'out_channels': 2}
+  params = convert.predictor_params(pm, 'motion')
+  model = Predictor(out_channels=2, widths=WIDTHS, num_res_blocks=5, beta=1 / 64, fast=fast)
+  x, z, tx, tz = _inputs()
+  ours = model.apply({'params': params}, jnp.asarray(x), jnp.asarray(z))
+  with torch.no_grad():
+    ref = _nhwc(motion_out(nets['PMNet'], tx, tz))  # flow (x, y): no channel reordering
+  assert np.abs(ref).max() > 1e-3
+  assert _max_diff(ours, ref) < TOL
+
+
+def test_appearance_predictor_matches_torch(nets):
+  pa = state_dict(nets['PANet'])
+  assert 'fc1.weight' in pa  # the official unused head is skipped
+  params = convert.predictor_params(pa, 'appearance')
+  model = Predictor(out_channels=6, widths=WIDTHS, num_res_blocks=5, beta=None)
+  x, z, tx, tz = _inputs(seed=1)
+  maps = model.apply({'params': params}, jnp.asarray(x), jnp.asarray(z))
+  with torch.no_grad():
+    y, al, bl = appearance_out(nets['PANet'], tx, tz)
+  # Official maps act on BGR channels; ours on RGB.
+  ref_maps = np.concatenate([_nhwc(al)[..., ::-1], _nhwc(bl)[..., ::-1]], -1)
+  assert _max_diff(maps, ref_maps) < TOL
+  out = color.color_transfer(maps, jnp.asarray(x))
+  assert _max_diff(out, _nhwc(y)[..., ::-1]) < TOL
+
+
+@pytest.mark.parametrize('kind', ['motion', 'appearance'])
+def test_encoder_matches_torch(nets, kind):
+  name = 'EMNet' if kind == 'motion' else 'EANet'
+  sd = state_dict(nets[name])
+  assert 'conv.1.conv.0.running_var' in sd and 'conv.3.shortcut.1.weight' in sd
+  assert convert.encoder_arch(sd)['widths'] == ENC_WIDTHS
+  params, stats = convert.encoder_variables(sd, kind)
+  enc = Encoder(latent_dim=NZ, widths=ENC_WIDTHS)
+  rng = np.random.default_rng(3)
+  if kind == 'motion':
+    x = (rng.normal(size=(2, 128, 128, 2)) / 64).astype(np.float32)
+    tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+  else:
+    x = rng.uniform(-1, 1, (2, 128, 128, 3)).astype(np.float32)
+    tx = torch.from_numpy(np.ascontiguousarray(x[..., ::-1].transpose(0, 3, 1, 2)))
+  variables = {'params': params, 'batch_stats': stats}
+  mu, logvar = enc.apply(variables, jnp.asarray(x), train=False)
+  net = nets[name]
+  with torch.no_grad():
+    ref_mu, ref_logvar = net(tx)  # eval mode: running statistics
+    assert _max_diff(mu, ref_mu.numpy()) < TOL
+    assert _max_diff(logvar, ref_logvar.numpy()) < TOL
+    net.train()  # batch statistics (what the official test code ran) agree too
+    try:
+      ref_train = net(tx)[0].numpy()
+    finally:
+      net.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
+      net.eval()
+  (mu_train, _), _ = enc.apply(variables, jnp.asarray(x), train=True, mutable=['batch_stats'])
+  assert _max_diff(mu_train, ref_train) < TOL
+
+
+def test_official_sizes_match_animgen_defaults():
+  """Full-size official state dicts map onto animgen's default networks, shape for shape."""
+  torch.manual_seed(0)
+  for nout, kind in ((2, 'motion'), (6, 'appearance')):
+    sd = state_dict(TPredictor(nout, widths=(128, 256, 512)))
+    params = convert.predictor_params(sd, kind)
+    want = jax.eval_shape(lambda: Predictor(out_channels=nout).init(
+        jax.random.key(0), jnp.zeros((1, 256, 256, 3)), jnp.zeros((1, NZ))))['params']
+    convert._check_tree('predictor', params, want)
+    n = sum(v.size for v in jax.tree_util.tree_leaves(params))
+    # REFERENCE.md counts 28,167,564 for the appearance net with its unused fc1 (512 * 6 + 6).
+    assert n == {2: 28_138_882, 6: 28_167_564 - (512 * 6 + 6)}[nout]
+  for cin in (2, 3):
+    sd = state_dict(TEncoder(cin, widths=(64, 128, 192, 256)))
+    params, stats = convert.encoder_variables(sd, {2: 'motion', 3: 'appearance'}[cin])
+    want = jax.eval_shape(lambda: Encoder().init(jax.random.key(0),
+                                                 jnp.zeros((1, 128, 128, cin))))
+    convert._check_tree('encoder', params, want['params'])
+    convert._check_tree('batch_stats', stats, want['batch_stats'])
+
+
+# ----------------------------------------------------------------------------- files
+def _py2_style_pickle(obj):
+  """Protocol 2 with the numpy-1 / Python-2 module name of the array reconstructor."""
+  return pickle.dumps(obj, protocol=2).replace(b'numpy._core.multiarray',
+                                               b'numpy.core.multiarray')
+
+
+MOTION_BOOK = np.random.default_rng(5).normal(size=(7, NZ))             # float64, like KMeans
+APPEARANCE_BOOK = [np.random.default_rng(6 + i).normal(size=(n, NZ)).astype(np.float32)
+                   for i, n in enumerate((4, 1, 6))]
+
+
+def _model_dir(path, nets, epoch=7, legacy=False, emnet=True, codebooks=True):
+  """An official-style model folder written with torch.save (legacy: the pre-1.6 format)."""
+  os.makedirs(path, exist_ok=True)
+  for name, net in nets.items():
+    if name == 'EMNet' and not emnet:
+      continue
+    torch.save(net.state_dict(), os.path.join(path, f'{name}_weight_{epoch}.pth'),
+               _use_new_zipfile_serialization=not legacy)
+  if codebooks:
+    with open(os.path.join(path, f'codebook_m_{epoch}.pkl'), 'wb') as f:
+      f.write(_py2_style_pickle(MOTION_BOOK))
+    with open(os.path.join(path, f'codebook_a_{epoch}.pkl'), 'wb') as f:
+      f.write(_py2_style_pickle(APPEARANCE_BOOK))
+  return str(path)
+
+
+@pytest.mark.parametrize('legacy', [False, True])
+def test_pth_round_trip_through_load_run(tmp_path, nets, legacy, capsys):
+  from animgen import animate
+  model_dir = _model_dir(tmp_path / 'models', nets, legacy=legacy)
+  out_m, out_a = str(tmp_path / 'runs' / 'motion'), str(tmp_path / 'runs' / 'appearance')
+  done = convert.convert(model_dir, out_m, out_a, epoch=7, trust_pickle=True)
+  assert done == {'motion': out_m, 'appearance': out_a}
+  assert 'warning' in capsys.readouterr().err
+  assert sorted(os.listdir(tmp_path / 'runs')) == ['appearance', 'motion']  # no temp folders
+
+  predict, book, config, _, state = animate.load_motion_run(out_m)
+  assert config.image_size == 256 and tuple(config.model.widths) == WIDTHS
+  assert state.motion_fields.shape[0] == len(MOTION_BOOK)
+  np.testing.assert_allclose(book, MOTION_BOOK.astype(np.float32))
+  x, z, tx, tz = _inputs(b=1, seed=4)
+  with torch.no_grad():
+    ref = _nhwc(motion_out(nets['PMNet'], tx, tz))
+    ref_mu = nets['EMNet'](torch.zeros(1, 2, 128, 128) + 0.01)[0].numpy()
+  assert _max_diff(predict(jnp.asarray(x), jnp.asarray(z)), ref) < TOL
+  mu, _ = Encoder(NZ, ENC_WIDTHS).apply(
+      {'params': state.params['encoder'], 'batch_stats': state.batch_stats},
+      jnp.zeros((1, 128, 128, 2)) + 0.01)
+  assert _max_diff(mu, ref_mu) < TOL
+
+  maps_fn, encode_fn, seqs, config_a, _, _ = animate.load_appearance_run(out_a)
+  assert config_a.method == 'landscape_appearance' and len(seqs) == len(APPEARANCE_BOOK)
+  for got, want in zip(seqs, APPEARANCE_BOOK):
+    np.testing.assert_array_equal(got, want)
+  with torch.no_grad():
+    _, al, bl = appearance_out(nets['PANet'], tx, tz)
+    img = np.random.default_rng(8).uniform(-1, 1, (1, 128, 128, 3)).astype(np.float32)
+    ref_code = nets['EANet'](torch.from_numpy(
+        np.ascontiguousarray(img[..., ::-1].transpose(0, 3, 1, 2))))[0].numpy()
+  ref_maps = np.concatenate([_nhwc(al)[..., ::-1], _nhwc(bl)[..., ::-1]], -1)
+  assert _max_diff(maps_fn(jnp.asarray(x), jnp.asarray(z)), ref_maps) < TOL
+  assert _max_diff(encode_fn(jnp.asarray(img)), ref_code) < TOL
+
+
+def test_missing_motion_encoder_keeps_init(tmp_path, nets):
+  from animgen import animate
+  model_dir = _model_dir(tmp_path / 'models', nets, emnet=False, codebooks=False)
+  out_m = str(tmp_path / 'motion')
+  done = convert.convert(model_dir, out_m, None, epoch=7)
+  assert list(done) == ['motion']
+  _, book, _, _, state = animate.load_motion_run(out_m)
+  assert book is None and state.motion_fields.shape[0] == 1
+  assert state.params['encoder']['conv1']['kernel'].shape == (4, 4, 2, 64)  # default config
+
+
+def _one_line(e):
+  msg = str(e.value)
+  assert msg and '\n' not in msg, msg
+  return msg
+
+
+def test_codebooks_refused_without_trust_pickle(tmp_path, nets):
+  model_dir = _model_dir(tmp_path / 'models', nets)
+  out = tmp_path / 'out'
+  with pytest.raises(InputError) as e:
+    convert.convert(model_dir, str(out / 'm'), str(out / 'a'), epoch=7)
+  assert '--trust-pickle' in _one_line(e) and 'codebook_m_7.pkl' in str(e.value)
+  assert not out.exists()
+
+
+def test_cli_exit_code_and_trust_flag(tmp_path, nets, capsys):
+  from animgen import cli, runtime
+  model_dir = _model_dir(tmp_path / 'models', nets)
+  parser = cli._Parser(prog='animgen')
+  convert.register(parser.add_subparsers(dest='command', required=True,
+                                         parser_class=cli._Parser))
+  base = ['convert', model_dir, '--epoch', '7', '--motion-out', str(tmp_path / 'm'),
+          '--appearance-out', str(tmp_path / 'a')]
+  with pytest.raises(SystemExit) as e, runtime.user_errors():
+    args = parser.parse_args(base)
+    args.func(args)
+  assert e.value.code == 2
+  err = [l for l in capsys.readouterr().err.splitlines() if l.startswith('animgen: error')]
+  assert len(err) == 1 and '--trust-pickle' in err[0]
+  assert not (tmp_path / 'm').exists() and not (tmp_path / 'a').exists()
+
+  args = parser.parse_args(base + ['--trust-pickle'])
+  assert args.trust_pickle and args.epoch == 7
+  done = convert.cmd_convert(args)
+  assert set(done) == {'motion', 'appearance'}
+  captured = capsys.readouterr()
+  assert 'warning' in captured.err and 'animgen animate' in captured.out
+  with np.load(tmp_path / 'a' / 'codebook_appearance.npz') as d:
+    assert d['offsets'].tolist() == [0, 4, 5, 11]
+
+
+def test_cli_wired():
+  from animgen import cli
+  parser = cli.build_parser()
+  try:
+    args = parser.parse_args(['convert', 'models', '--trust-pickle'])
+  except InputError:
+    pytest.skip('animgen convert is not wired into animgen/cli.py yet')
+  assert args.func is convert.cmd_convert and args.epoch == 5000
+  assert args.motion_out == 'runs/landscape'
+
+
+def test_hostile_pickle_refused_even_when_trusted(tmp_path, nets):
+  model_dir = _model_dir(tmp_path / 'models', nets, codebooks=False)
+
+  class Evil:
+    def __reduce__(self):
+      return (os.system, ('echo pwned',))
+
+  with open(os.path.join(model_dir, 'codebook_m_7.pkl'), 'wb') as f:
+    pickle.dump(Evil(), f, protocol=2)
+  with pytest.raises(InputError) as e:
+    convert.convert(model_dir, str(tmp_path / 'm'), None, epoch=7, trust_pickle=True)
+  assert 'system' in _one_line(e)
+  assert not (tmp_path / 'm').exists()
+
+
+@pytest.mark.parametrize('damage', ['missing', 'unexpected', 'shape', 'swapped', 'nan'])
+def test_malformed_state_dict(nets, damage):
+  sd = state_dict(nets['PMNet'])
+  kind = 'motion'
+  if damage == 'missing':
+    del sd['res3.in1.scale']
+  elif damage == 'unexpected':
+    sd['extra.weight'] = np.zeros(3, np.float32)
+  elif damage == 'shape':
+    sd['in4.shift'] = np.zeros(5, np.float32)
+  elif damage == 'swapped':
+    kind = 'appearance'
+  elif damage == 'nan':
+    sd['deconv2.conv2d.bias'] = sd['deconv2.conv2d.bias'] * np.nan
+  with pytest.raises(InputError) as e:
+    convert.predictor_params(sd, kind, 'PMNet_weight_5000.pth')
+  msg = _one_line(e)
+  assert 'PMNet_weight_5000.pth' in msg
+  expect = {'missing': 'res3.in1.scale', 'unexpected': 'extra.weight', 'shape': 'in4.shift',
+            'swapped': 'PMNet', 'nan': 'NaN'}[damage]
+  assert expect in msg
+  enc = state_dict(nets['EANet'])
+  with pytest.raises(InputError) as e:
+    convert.encoder_variables(enc, 'motion', 'EANet')  # 3-channel encoder as E^M
+  _one_line(e)
+  with pytest.raises(InputError) as e:
+    convert.encoder_variables(sd, 'motion', 'x.pth')  # a predictor as encoder
+  _one_line(e)
+
+
+def test_bad_files(tmp_path, nets, monkeypatch):
+  bad = tmp_path / 'PMNet_weight_5000.pth'
+  bad.write_bytes(b'not a checkpoint')
+  with pytest.raises(InputError) as e:
+    convert.load_state_dict(str(bad))
+  assert 'PMNet_weight_5000.pth' in _one_line(e)
+  torch.save([1, 2], str(bad))
+  with pytest.raises(InputError) as e:
+    convert.load_state_dict(str(bad))
+  _one_line(e)
+  with pytest.raises(InputError) as e:  # no weights of that epoch: the ones found are listed
+    convert.convert(str(tmp_path), str(tmp_path / 'm'), str(tmp_path / 'a'), epoch=100)
+  assert '5000' in _one_line(e)
+  # PANet without EANet
+  (tmp_path / 'PANet_weight_5000.pth').write_bytes(b'')
+  with pytest.raises(InputError) as e:
+    convert.convert(str(tmp_path), str(tmp_path / 'm'), str(tmp_path / 'a'))
+  assert 'EANet' in _one_line(e)
+  # out folder exists
+  model_dir = _model_dir(tmp_path / 'models', nets, codebooks=False)
+  (tmp_path / 'taken').mkdir()
+  (tmp_path / 'taken' / 'f').write_text('x')
+  with pytest.raises(InputError) as e:
+    convert.convert(model_dir, str(tmp_path / 'taken'), None, epoch=7)
+  assert 'taken' in _one_line(e)
+  monkeypatch.setitem(__import__('sys').modules, 'torch', None)
+  with pytest.raises(InputError) as e:
+    convert.load_state_dict(str(bad))
+  assert "pip install 'animgen[convert]'" in _one_line(e)
+
+
+def test_failure_leaves_nothing(tmp_path, nets, monkeypatch):
+  model_dir = _model_dir(tmp_path / 'models', nets, codebooks=False)
+  out = tmp_path / 'out'
+  out.mkdir()
+
+  def boom(*a, **k):
+    raise RuntimeError('disk full')
+
+  monkeypatch.setattr(convert, 'build_appearance_run', boom)
+  with pytest.raises(RuntimeError):
+    convert.convert(model_dir, str(out / 'm'), str(out / 'a'), epoch=7)
+  assert os.listdir(out) == []
+
+
+def test_codebook_validation():
+  assert convert.motion_codebook(MOTION_BOOK, NZ).dtype == np.float32
+  with pytest.raises(InputError) as e:
+    convert.motion_codebook(np.zeros((3, 5)), NZ, 'codebook_m_5000.pkl')
+  assert 'codebook_m_5000.pkl' in _one_line(e)
+  with pytest.raises(InputError) as e:
+    convert.appearance_codebook([np.zeros((3, NZ)), np.zeros((2, 4))], NZ)
+  assert 'sequence 1' in _one_line(e)
+  with pytest.raises(InputError):
+    convert.appearance_codebook(np.zeros((3, NZ)), NZ)
