@@ -115,7 +115,7 @@ def test_cli_animate_motion_and_appearance_together(smoke_run, appearance_run, t
                    '--loop-frames', '4', '--no-flow', '-q']) == 0
   plain, _ = media.read_video(str(motion))
   assert plain.shape[:3] == (4, 20, 30)
-  assert _mean_abs(frames[:4], plain) > 1.0   # the appearance pass recoloured the frames
+  assert _mean_abs(frames[:4], plain) > 0.02  # the appearance pass recoloured the frames ([0, 1])
 
 
 def test_cli_appearance_only_lstm_patch_and_arrows(smoke_run, appearance_run, tmp_path):
