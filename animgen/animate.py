@@ -330,22 +330,9 @@ def arrow_loss(flow, u, mask, margin=0.5):
 def optimise_code(loss_fn, z0, steps: int = 200, lr: float = 0.05):
   """argmin_z loss_fn(z) by Adam from z0 with the networks frozen (Eqs. 12-13; Adam as in the
   paper, step count and rate ours). Returns (z, loss at z)."""
-  import optax
-  tx = optax.adam(lr)
-  z0 = jnp.asarray(z0, jnp.float32)
-
-  @jax.jit
-  def run(z0):
-    def body(_, carry):
-      z, st = carry
-      g = jax.grad(loss_fn)(z)
-      upd, st = tx.update(g, st, z)
-      return optax.apply_updates(z, upd), st
-    z, _ = jax.lax.fori_loop(0, steps, body, (z0, tx.init(z0)))
-    return z, loss_fn(z)
-
-  z, l = run(z0)
-  return np.asarray(z), float(l)
+  from animgen.ops.optimise import adam_minimise
+  z, loss = adam_minimise(loss_fn, jnp.asarray(z0, jnp.float32), steps, lr)
+  return np.asarray(z), float(loss)
 
 
 def code_from_arrows(predict, image_small, arrows, height, width, z0, steps=200, lr=0.05):

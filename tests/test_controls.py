@@ -144,13 +144,13 @@ def test_latent_regularisation_in_training(data_dir, kind):
 
 
 def test_two_stage_restart_resets_networks_and_freezes_fields(data_dir):
-  """train.restart_at R: the step that starts at R runs on fresh networks and optimiser with
+  """train.restart_at (R,): the step that starts at R runs on fresh networks and optimiser with
   the fields kept; train.restart_freeze F keeps the fields fixed for steps R .. R + F - 1."""
   import jax
   from conftest import smoke_config
   from animgen import input_pipeline
   from animgen.methods.landscape_motion import LandscapeMotion
-  config = smoke_config(data_dir, **{'train.restart_at': 2, 'train.restart_freeze': 1})
+  config = smoke_config(data_dir, **{'train.restart_at': (2,), 'train.restart_freeze': 1})
   plain = smoke_config(data_dir)
   method, ref = LandscapeMotion(config, num_train=4), LandscapeMotion(plain, num_train=4)
   ds = input_pipeline.make_dataset(config, 'train', method.make_example, train=True,

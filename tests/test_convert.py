@@ -395,11 +395,7 @@ def test_cli_exit_code_and_trust_flag(tmp_path, nets, capsys):
 
 def test_cli_wired():
   from animgen import cli
-  parser = cli.build_parser()
-  try:
-    args = parser.parse_args(['convert', 'models', '--trust-pickle'])
-  except InputError:
-    pytest.skip('animgen convert is not wired into animgen/cli.py yet')
+  args = cli.build_parser().parse_args(['convert', 'models', '--trust-pickle'])
   assert args.func is convert.cmd_convert and args.epoch == 5000
   assert args.motion_out == 'runs/landscape'
 

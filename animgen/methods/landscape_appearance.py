@@ -20,6 +20,7 @@ from animgen.methods.landscape_motion import (encode, encode_dist, frame_pair, p
 from animgen.models import vgg
 from animgen.models.landscape import Encoder, Predictor
 from animgen.ops import color, losses, warp
+from animgen.ops.optimise import adam_minimise
 
 STYLE_LAYERS = ('relu2_2', 'relu3_3', 'relu4_3')   # Eq. 7 (after Johnson et al. 2016)
 CONTENT_LAYERS = ('relu1_2',)                       # Eq. 9
@@ -283,23 +284,12 @@ def train_latent_lstm(sequences, num_steps=2000, lr=1e-3, seed=0):
   codes, mask = jnp.asarray(codes), jnp.asarray(mask)
   model = LatentLSTM(zdim)
   params = model.init(jax.random.key(seed), codes[:, 0])['params']
-  tx = optax.adam(lr)
 
   def loss_fn(p):
     err = jnp.sum(jnp.square(lstm_next_codes(p, codes, zdim) - codes[:, 1:]), -1)
     return jnp.sum(err * mask) / jnp.sum(mask)
 
-  @jax.jit
-  def train(p):
-    def body(_, carry):
-      p, st = carry
-      g = jax.grad(loss_fn)(p)
-      upd, st = tx.update(g, st, p)
-      return optax.apply_updates(p, upd), st
-    p, _ = jax.lax.fori_loop(0, num_steps, body, (p, tx.init(p)))
-    return p, loss_fn(p)
-
-  params, loss = train(params)
+  params, loss = adam_minimise(loss_fn, params, num_steps, lr)
   return params, float(loss)
 
 

@@ -179,9 +179,11 @@ class LandscapeMotion:
 
   def train_step(self, state, batch, rng):
     t = self.config.train
-    restart, freeze = t.get('restart_at', 0), t.get('restart_freeze', 0)
-    if restart:  # two-stage schedule (see configs/landscape.py:cpu); off in the paper setting
-      state = jax.lax.cond(state.step == restart, self._restart, lambda s: s, state)
+    restarts, freeze = tuple(t.get('restart_at', ())), t.get('restart_freeze', 0)
+    frozen = jnp.zeros((), bool)
+    for r in restarts:  # staged schedule (see configs/landscape.py:cpu); off in the paper setting
+      state = jax.lax.cond(state.step == r, self._restart, lambda s: s, state)
+      frozen = frozen | ((state.step >= r) & (state.step < r + freeze))
     grad_fn = jax.value_and_grad(self.loss, has_aux=True)
     (_, (new_stats, flow, metrics)), grads = grad_fn(
         state.params, state.batch_stats, state.motion_fields, batch, rng)
@@ -190,8 +192,7 @@ class LandscapeMotion:
     e = self.config.model.encoder_size
     fields = state.motion_fields.at[batch['clip_id']].set(  # Alg. 2, line 14
         warp.resize(jax.lax.stop_gradient(flow), e, e))
-    if restart and freeze:
-      frozen = (state.step >= restart) & (state.step < restart + freeze)
+    if restarts and freeze:
       fields = jnp.where(frozen, state.motion_fields, fields)
     metrics['grad_norm'] = optax.tree.norm(grads)
     metrics['update_norm'] = optax.tree.norm(updates)
