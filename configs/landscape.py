@@ -4,7 +4,7 @@
                               time-lapse data (generated on first use) at its 128 px, batch 8
   configs/landscape.py:sky    the paper's setting: real Sky Timelapse at 256 px, batch 8
                               (--config.manual_dir=<folder holding sky_timelapse/>)
-  configs/landscape.py:cpu    64 px, 2,500 steps: a run that ends on a 2-core CPU in under an hour
+  configs/landscape.py:cpu    64 px, 1,500 steps (restart at 500): ends on a 2-core CPU in ~30 min
   configs/landscape.py:smoke  tiny network and data, for tests
 """
 import ml_collections
