@@ -334,7 +334,7 @@ def build_codebook(codes: np.ndarray, max_codes: int = 100, seed: int = 0) -> np
   """Per-clip codes -> KMeans centres (<= max_codes) sorted by the first principal component."""
   from sklearn.cluster import KMeans
   from sklearn.decomposition import PCA
-  k = min(max_codes, len(codes))
+  k = min(max_codes, len(np.unique(np.asarray(codes, np.float32), axis=0)))  # distinct codes
   centres = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(codes).cluster_centers_
   if k > 1:
     order = np.argsort(PCA(n_components=1, random_state=seed).fit_transform(centres)[:, 0])
