@@ -118,13 +118,20 @@ def _progress(i, n, t0, label):
     print(file=sys.stderr, flush=True)
 
 
+def network_input(image_full, size: int):
+  """Photo [H, W, 3] in [0, 1] -> network input [1, size, size, 3] in [-1, 1] (aspect not kept,
+  as the official code)."""
+  img = jnp.asarray(image_full, jnp.float32)[None] * 2.0 - 1.0
+  return warp.resize(img, size, size, 'bilinear')
+
+
 def animate_motion(predict, image_full: np.ndarray, z: np.ndarray, size: int, num_frames: int,
                    speed: float = 0.2, pad_fraction: float = 0.25, loop_length: int | None = None,
                    progress: bool = True):
   """image_full [H, W, 3] in [0, 1] at any size. Returns (frames uint8 [L, H, W, 3],
   flows [T-1, S, S, 2] normalised at the network size)."""
   img = jnp.asarray(image_full, jnp.float32)[None] * 2.0 - 1.0
-  small = warp.resize(img, size, size, 'bilinear')  # network input; aspect not kept (official)
+  small = network_input(image_full, size)
   pad, sp = _pad_geometry(size, pad_fraction)
   padded = reflect_pad(small, pad)
   zz = jnp.asarray(z, jnp.float32)[None]

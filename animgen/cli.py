@@ -50,7 +50,7 @@ def _appearance_keys(args, image, a_run):
   from animgen.ops import warp
   maps_fn, encode_fn, seqs, config, _, _ = a_run
   size = config.image_size
-  small = warp.resize(jnp.asarray(image)[None] * 2.0 - 1.0, size, size, 'bilinear')
+  small = animate.network_input(image, size)
   z_in = np.asarray(encode_fn(small))[0]
   if args.patch:
     target = media.read_image(args.patch)
@@ -127,10 +127,7 @@ def cmd_animate(args):
     else:
       z = animate.choose_code(codebook, args.z_index, args.z_mix, args.seed)
     if arrows is not None:
-      import jax.numpy as jnp
-      from animgen.ops import warp
-      small = warp.resize(jnp.asarray(image)[None] * 2.0 - 1.0, config.image_size,
-                          config.image_size, 'bilinear')
+      small = animate.network_input(image, config.image_size)
       z0 = z if (args.z_index is not None or args.z_mix is not None) else codebook.mean(0)
       z, loss = animate.code_from_arrows(predict, small, arrows, h, w, z0,
                                          steps=args.control_steps)
