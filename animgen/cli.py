@@ -2,6 +2,8 @@
 
   animgen animate PHOTO -o OUT.(mp4|gif|png|folder) [--workdir RUN]
                   [--appearance-workdir RUN] [--arrows ...] [--patch IMG --patch-mask M]
+  animgen loop VIDEO -o OUT.(gif|mp4|png|folder) [--candidates K] [--segmentation F.npz]
+               [--mask M.png] [--labels-out L.npz] [--min-period N]
   animgen convert OFFICIAL_MODEL_DIR [--motion-out RUN] [--appearance-out RUN] [--trust-pickle]
   animgen datasets prepare NAME [--data-dir DIR] [--manual-dir DIR]
 
@@ -226,6 +228,8 @@ def build_parser():
 
   from animgen import convert
   convert.register(sub)
+  from animgen.looper import command as loop_command
+  loop_command.register(sub)
 
   d = sub.add_parser('datasets', help='prepare a dataset (synthetic ones generate themselves)')
   d.add_argument('action', choices=['prepare'])
@@ -238,6 +242,7 @@ def build_parser():
 
 def main(argv=None):
   runtime.configure()
+  runtime.compilation_cache()
   with runtime.user_errors():
     args = build_parser().parse_args(argv)
     args.func(args)

@@ -33,6 +33,20 @@ def configure():
   os.execve(sys.executable, [sys.executable] + argv[1:], env)
 
 
+def compilation_cache():
+  """Keeps compiled XLA programs on disk (JAX_COMPILATION_CACHE_DIR, default
+  ~/.cache/animgen/jax), so repeated `animgen` commands skip most compilation."""
+  import jax
+  path = os.environ.get('JAX_COMPILATION_CACHE_DIR') or os.path.join(
+      os.path.expanduser('~'), '.cache', 'animgen', 'jax')
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError:
+    return  # an unwritable home: compile every time
+  jax.config.update('jax_compilation_cache_dir', path)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+
+
 @contextlib.contextmanager
 def user_errors():
   """InputError (and bad flags) -> one line on stderr, exit code 2, no traceback."""

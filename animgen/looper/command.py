@@ -1,0 +1,189 @@
+"""`animgen loop VIDEO -o OUT`: video -> seamless loop / cinemagraph (Liao 2013 + Oh 2017).
+
+Semantics come from `--segmentation FILE.npz` (per-frame class responses or labels of any
+segmenter, PASCAL-Context 60 classes are mapped to Oh's 32) or, without it, from the
+unsupervised motion/colour fallback of `semantics.motion_candidates` (the semantic weight w is
+then 0: only its candidate regions are used).
+"""
+import dataclasses
+import os
+import time
+
+import numpy as np
+
+from animgen.errors import InputError
+
+DEFAULT_MAX_SIZE = 960      # Oh Sec. 5: at most 960x540 ...
+DEFAULT_MAX_SECONDS = 5.0   # ... and at most 5 s
+
+
+def _stem(path):
+  stem, ext = os.path.splitext(path.rstrip('/'))
+  return stem, ext
+
+
+def _suffixed(path, suffix, ext=None):
+  stem, own = _stem(path)
+  return f'{stem}_{suffix}{own if ext is None else ext}'
+
+
+def _slug(name):
+  return ''.join(c if c.isalnum() else '-' for c in name.lower()).strip('-') or 'candidate'
+
+
+def read_clip(path, max_size, max_seconds, start, frames):
+  """The clip as float [T, H, W, 3] and fps: trimmed and downscaled to the limits."""
+  from animgen import media
+  from animgen.ops import warp
+  video, fps = media.read_video(path)
+  if start:
+    video = video[int(round(start * fps)):]
+  limit = frames or (int(round(max_seconds * fps)) if max_seconds else None)
+  if limit:
+    video = video[:limit]
+  if len(video) < 2:
+    raise InputError(f'{path}: {len(video)} frame(s) after trimming; a loop needs a video, not '
+                     'a still image')
+  t, h, w, _ = video.shape
+  scale = min(1.0, max_size / max(h, w)) if max_size else 1.0
+  if scale < 1.0:
+    import jax.numpy as jnp
+    h2, w2 = max(8, round(h * scale)), max(8, round(w * scale))
+    video = np.asarray(warp.resize(jnp.asarray(video), h2, w2))  # antialiased
+  return np.clip(video, 0.0, 1.0).astype(np.float32), fps
+
+
+def candidates(video, args, say):
+  """-> (semantics F or None, natural [H, W], targets [n, H, W], names, source)."""
+  from animgen.looper import semantics
+  t, h, w, _ = video.shape
+  if args.segmentation:
+    F, classes = semantics.load_responses(args.segmentation, t, h, w)
+    F, classes = semantics.to_oh_classes(F, classes)
+    idx = semantics.select_candidates(F, video, classes, K=args.top_k)
+    if not idx:
+      raise InputError(f'{args.segmentation}: no dynamic object class found (all classes are '
+                       'static, barely changing or tiny); try without --segmentation')
+    F = semantics.topk_responses(F, idx)
+    maps = semantics.candidate_maps(F)
+    names = [classes[i] for i in idx]
+    natural = semantics.natural_union(maps, names)
+    source = f'segmentation {os.path.basename(args.segmentation)}: ' + ', '.join(names)
+  else:
+    maps, _ = semantics.motion_candidates(video, K=args.top_k)
+    F, natural = None, np.zeros((h, w), bool)  # fallback: w drops out (docs/looper.md)
+    names = [f'region {i + 1}' for i in range(len(maps))]
+    source = f'motion fallback: {len(maps)} region(s)'
+  maps = np.asarray(maps, bool)
+  if len(maps) > 1 and args.candidates > 1:  # Oh Sec. 3.3: combinations of objects as well
+    maps = np.concatenate([maps, maps.any(0, keepdims=True)])
+    names.append('all')
+  say(source)
+  return F, natural, maps, names
+
+
+def cmd_loop(args):
+  from animgen import cli, media
+  from animgen.looper import render, stages, costs
+  for out in args.output:
+    cli._check_output(out)
+  say = (lambda msg: None) if args.quiet else (lambda msg: print(f'animgen loop: {msg}',
+                                                                  flush=True))
+  video, fps = read_clip(args.video, args.max_size, args.max_seconds, args.start, args.frames)
+  t, h, w, _ = video.shape
+  say(f'{t} frames at {w}x{h}, {fps:g} fps')
+  params = costs.Params()
+  config = stages.LoopConfig(min_period=args.min_period, max_period=args.max_period,
+                             coarse=args.coarse, params=params)
+  stages.period_set(t, config)  # clip-length errors before any work
+  F, natural, maps, names = candidates(video, args, say)
+  if args.mask:
+    mask = media.read_image(args.mask).mean(-1)
+    if mask.shape != (h, w):
+      from PIL import Image
+      mask = np.asarray(Image.fromarray((mask * 255).astype(np.uint8)).resize((w, h))) / 255.0
+    maps, names = (mask > 0.5)[None], ['mask']
+    config = stages.LoopConfig(min_period=args.min_period, max_period=args.max_period,
+                               coarse=args.coarse,  # Oh supp.: a user mask doubles alpha_sta
+                               params=dataclasses.replace(params, alpha_sta=2 * params.alpha_sta))
+  elif args.candidates <= 1:
+    maps, names = maps.any(0, keepdims=True), ['all']
+  tic = time.time()
+  loops = stages.solve(video, config, semantics=F, natural=natural, targets=maps, names=names,
+                       progress=say)
+  say(f'solved {len(loops)} candidate(s) in {time.time() - tic:.1f} s')
+  best = min(range(len(loops)), key=lambda i: loops[i].energy / (h * w))
+  n_out = args.out_frames or int(max(l.periods.max() for l in loops))
+  written = []
+  for i, loop in enumerate(loops):
+    frames = render.render(video, loop.periods, loop.starts, n_out, blend=not args.no_blend)
+    targets = args.output if i == best else [_suffixed(o, _slug(loop.name)) for o in
+                                             args.output]
+    if i != best and args.candidates <= 1:
+      continue
+    for out in targets:
+      media.write_video(out, frames, fps=fps)
+      written.append(out)
+    period_rgb, start_rgb = render.label_images(loop.periods, loop.starts, t)
+    maps_out = _suffixed(targets[0], 'labels', '.png')
+    media.write_image(maps_out, np.concatenate([period_rgb, start_rgb], axis=1))
+    written.append(maps_out)
+    seam, neighbours = render.loop_seam(frames)
+    looping = float((loop.periods > 1).mean())
+    say(f'{loop.name}: {looping:.0%} of pixels loop, energy {loop.energy:.4g}, '
+        f'seam {seam:.4f} (neighbouring frames {neighbours:.4f})')
+  if args.labels_out:
+    arrays = {'periods': np.stack([l.periods for l in loops]).astype(np.int32),
+              'starts': np.stack([l.starts for l in loops]).astype(np.int32),
+              'candidate_maps': np.asarray(maps, bool),
+              'names': np.asarray([l.name for l in loops]), 'best': np.int32(best)}
+    _save_npz(args.labels_out, arrays)
+    written.append(args.labels_out)
+  print(f'animgen: wrote {n_out} frames at {w}x{h} (best: {loops[best].name}): '
+        f'{", ".join(written)}')
+
+
+def _save_npz(path, arrays):
+  if not path.endswith('.npz'):
+    raise InputError(f'--labels-out {path}: use a .npz path')
+  tmp = path + '.tmp.npz'
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  np.savez_compressed(tmp, **arrays)
+  os.replace(tmp, path)
+
+
+def register(sub):
+  p = sub.add_parser('loop', help='video -> seamless loop / cinemagraph (Liao 2013, Oh 2017)')
+  p.add_argument('video', help='MP4/AVI/MOV/GIF or a folder of frames')
+  p.add_argument('-o', '--output', required=True, action='append',
+                 help='.gif, .mp4, .png (animated) or a folder; repeat for several formats')
+  p.add_argument('--candidates', type=int, default=1,
+                 help='>1: also write one cinemagraph per candidate object (and all together), '
+                 'named OUTPUT_<candidate>; the best one goes to OUTPUT')
+  p.add_argument('--top-k', type=int, default=4, help='candidate objects (Oh Sec. 3.1: K = 4)')
+  p.add_argument('--segmentation', default=None,
+                 help='per-frame segmenter output (.npz with "responses" [T,H,W,C] or "labels" '
+                 '[T,H,W], optional "classes"); default: unsupervised motion fallback')
+  p.add_argument('--mask', default=None,
+                 help='image, white where the loop should move: replaces the candidate map and '
+                 're-runs stages 2-3 with alpha_sta doubled (Oh supp., user editing)')
+  p.add_argument('--labels-out', default=None,
+                 help='.npz with per-pixel int periods and starts per candidate, and the maps')
+  p.add_argument('--min-period', type=int, default=32, help='minimum loop period in frames '
+                 '(Oh supp.: 32; a multiple of 4)')
+  p.add_argument('--max-period', type=int, default=0, help='maximum period (0: clip length)')
+  p.add_argument('--coarse', type=int, default=1,
+                 help='solve stages 1-2 at 1/N resolution, then refine (large frames)')
+  p.add_argument('--max-size', type=int, default=DEFAULT_MAX_SIZE,
+                 help='downscale so the longer side is at most this (Oh: 960); 0 keeps it')
+  p.add_argument('--max-seconds', type=float, default=DEFAULT_MAX_SECONDS,
+                 help='use at most this many seconds (Oh: 5); 0 keeps all')
+  p.add_argument('--start', type=float, default=0.0, help='skip this many seconds first')
+  p.add_argument('--frames', type=int, default=0, help='use this many frames (overrides '
+                 '--max-seconds)')
+  p.add_argument('--out-frames', type=int, default=0,
+                 help='output length (default: the longest period; every pixel loops a whole '
+                 'number of times in it)')
+  p.add_argument('--no-blend', action='store_true', help='no cross-fade / seam blending')
+  p.add_argument('-q', '--quiet', action='store_true')
+  p.set_defaults(func=cmd_loop)

@@ -1,0 +1,249 @@
+"""The video-loop energy of Oh et al. 2017 (Eq. 1-7, on Liao et al. 2013), vectorised over pixels.
+
+A label at pixel x is (p, s): period p (1 = static) and start s; the loop shows V(x, phi(x, t)),
+phi(x, t) = s + ((t - s) mod p). Photometric and semantic terms are folded into one signal
+U = [sqrt((1-w)/3) V, sqrt(w/K) F], so that every term is a sum of squared norms of U
+differences (docs/looper.md, "Energy"); `unary` and `pairwise` are what the solver calls.
+"""
+import dataclasses
+import functools
+import math
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+  """Oh supp. parameter table."""
+  alpha1: float = 1.0            # E_label weight
+  alpha2: float = 15.0           # E_spa weight
+  w: float = 0.2                 # semantic balance in E_temp, E_spa
+  lambda_t: float = 125.0        # gamma_t on natural pixels; half of it elsewhere
+  lambda_s: float | None = None  # None: 10/sqrt(K) with semantics, 100 (Liao) without
+  alpha_inf: float = 1000.0      # short-period penalty on natural pixels
+  p_short: int = 20
+  lambda_sta: float = 100.0
+  alpha_sta: float = 0.03        # doubled by callers for a user-edited target map
+  sigma_x: float = 0.9           # N(.) in E_static, space
+  sigma_t: float = 1.2           # N(.) in E_static, time
+  q: int = 4                     # periods and starts are multiples of q
+
+
+@flax.struct.dataclass
+class Problem:
+  """Everything per pixel that the cost terms read. Per-pixel arrays end in (H, W)."""
+  U: jax.Array             # [T, C, H, W] folded signal minus its temporal mean per pixel
+  cum_u: jax.Array         # [T+1, C, H, W] prefix sums over time of U
+  cum_u2: jax.Array        # [T+1, H, W] prefix sums over time of ||U||^2
+  lag: jax.Array           # [n_lags, n_f, H, W] G_L(f), L = q, 2q, .. < T; f = 0, q, .. <= T
+  gamma_t: jax.Array       # [H, W]
+  gamma_right: jax.Array   # [H, W-1] gamma_s of the edge (i, j) - (i, j+1)
+  gamma_down: jax.Array    # [H-1, W] gamma_s of the edge (i, j) - (i+1, j)
+  e_static: jax.Array      # [H, W] alpha_sta min(1, ...) * pi_ID
+  e_static_all: jax.Array  # [H, W] the same before the target mask (for `retarget`)
+  natural: jax.Array       # [H, W] bool
+  P: jax.Array             # [L, H, W] int32 period of label index lambda at x
+  S: jax.Array             # [L, H, W] int32 start of label index lambda at x
+  params: Params = flax.struct.field(pytree_node=False, default=Params())
+
+
+def _mad(d):
+  """Median absolute deviation over axis 0 (Liao 2013)."""
+  return jnp.median(jnp.abs(d - jnp.median(d, axis=0)), axis=0)
+
+
+def _norm(x):
+  return jnp.sqrt(jnp.sum(x * x, axis=-1))
+
+
+def _blur(x, sigma, axis):
+  """1-D Gaussian blur along `axis`, radius ceil(3 sigma), edge (replicate) padding."""
+  r = math.ceil(3 * sigma)
+  k = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-r, r + 1)]
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (r, r)
+  xp = jnp.pad(x, pad, mode='edge')
+  n = x.shape[axis]
+  return sum(ki / sum(k) * jax.lax.slice_in_dim(xp, i, i + n, axis=axis) for i, ki in enumerate(k))
+
+
+def _lag_tables(U, q):
+  """G_L(f) = sum_{f' < f} ||U(f') - U(f'+L)||^2 at f = 0, q, .. <= T, for L = q, 2q, .. < T."""
+  T = U.shape[0]
+  f = jnp.arange(0, T + 1, q)
+  tables = []
+  for L in range(q, T, q):
+    d = jnp.sum((U[L:] - U[:-L]) ** 2, axis=1)
+    c = jnp.concatenate([jnp.zeros_like(d[:1]), jnp.cumsum(d, axis=0)])
+    tables.append(c[jnp.minimum(f, T - L)])
+  if not tables:
+    return jnp.zeros((0, len(f)) + U.shape[2:], U.dtype)
+  return jnp.stack(tables)
+
+
+def build_problem(video, params: Params = Params(), semantics=None, natural=None,
+                  target=None) -> Problem:
+  """Problem for video [T, H, W, 3] in [0, 1].
+
+  semantics: F [T, H, W, K] or None; natural: bool [H, W] union of natural-class candidate maps
+  (None: none); target: bool [H, W] candidate map pi_ID (None: all, Liao's static term).
+  The label tables hold one static label (1, 0) until `with_labels`.
+  """
+  V = jnp.asarray(video, jnp.float32)
+  _, H, W, _ = V.shape
+  natural = jnp.zeros((H, W), bool) if natural is None else jnp.asarray(natural, bool)
+  F = None if semantics is None else jnp.asarray(semantics, jnp.float32)
+  return retarget(_build(V, F, natural, params), target)
+
+
+@functools.partial(jax.jit, static_argnames='params')
+def _build(V, F, natural, params):
+  """build_problem on arrays (natural given, no target yet)."""
+  _, H, W, _ = V.shape
+  if F is None:
+    U = math.sqrt(1 / 3) * V
+    lambda_s = 100.0 if params.lambda_s is None else params.lambda_s
+    # Liao 2013: gamma_s = 1 / (1 + lambda_s MAD_t ||V(x,t) - V(z,t)||)
+    right, down = _mad(_norm(V[:, :, :-1] - V[:, :, 1:])), _mad(_norm(V[:, :-1] - V[:, 1:]))
+  else:
+    F = F / jnp.maximum(jnp.sum(F, axis=-1, keepdims=True), 1e-12)  # Oh footnote 5
+    K = F.shape[-1]
+    U = jnp.concatenate([math.sqrt((1 - params.w) / 3) * V, math.sqrt(params.w / K) * F], -1)
+    lambda_s = 10 / math.sqrt(K) if params.lambda_s is None else params.lambda_s
+    # Eq. 5: h^ = histogram over time of argmax_k F, normalised to sum 1
+    h = jnp.mean(jax.nn.one_hot(jnp.argmax(F, axis=-1), K), axis=0)
+    right, down = _norm(h[:, :-1] - h[:, 1:]), _norm(h[:-1] - h[1:])
+  gamma_right, gamma_down = 1 / (1 + lambda_s * right), 1 / (1 + lambda_s * down)
+  # centring changes no distance and keeps the float32 prefix sums well conditioned
+  U = jnp.moveaxis(U - jnp.mean(U, axis=0), -1, 1)
+  zero = jnp.zeros((1,) + U.shape[1:], U.dtype)
+  cum_u = jnp.concatenate([zero, jnp.cumsum(U, axis=0)])
+  cum_u2 = jnp.concatenate([zero[:, 0], jnp.cumsum(jnp.sum(U * U, axis=1), axis=0)])
+
+  # Eq. 3
+  lambda_t = jnp.where(natural, params.lambda_t, params.lambda_t / 2)
+  gamma_t = 1 / (1 + lambda_t * _mad(_norm(V[1:] - V[:-1])))
+
+  # Eq. 7: N = V blurred with sigma_t in time, sigma_x in space (V centred in time first: the
+  # same differences N(t+1) - N(t), less float32 cancellation)
+  N = V - jnp.mean(V, axis=0)
+  N = _blur(_blur(_blur(N, params.sigma_t, 0), params.sigma_x, 1), params.sigma_x, 2)
+  e_all = params.alpha_sta * jnp.minimum(1.0, params.lambda_sta * _mad(_norm(N[1:] - N[:-1])))
+  return Problem(
+      U=U, cum_u=cum_u, cum_u2=cum_u2, lag=_lag_tables(U, params.q), gamma_t=gamma_t,
+      gamma_right=gamma_right, gamma_down=gamma_down, e_static=e_all, e_static_all=e_all,
+      natural=natural,
+      P=jnp.ones((1, H, W), jnp.int32), S=jnp.zeros((1, H, W), jnp.int32), params=params)
+
+
+def retarget(problem: Problem, target) -> Problem:
+  """The problem for another candidate map pi_ID (bool [H, W]; None: all pixels)."""
+  if target is None:
+    return problem.replace(e_static=problem.e_static_all)
+  return problem.replace(e_static=problem.e_static_all * jnp.asarray(target, jnp.float32))
+
+
+def with_labels(problem: Problem, P, S) -> Problem:
+  """The problem with label tables P, S ([L, H, W]: label lambda at x is (P, S)[lambda, x])."""
+  return problem.replace(P=jnp.asarray(P, jnp.int32), S=jnp.asarray(S, jnp.int32))
+
+
+def _at(table, i):
+  """table [N, ..., h, w] at the per-pixel index i [h, w] along axis 0 -> [..., h, w]."""
+  i = jnp.clip(i, 0, table.shape[0] - 1)
+  i = i.reshape((1,) * (table.ndim - i.ndim) + i.shape)
+  return jnp.take_along_axis(table, i, axis=0)[0]
+
+
+def _sqdist(a, b):
+  """Squared norm over the channel axis of [C, h, w] arrays."""
+  return jnp.sum((a - b) ** 2, axis=0)
+
+
+def temporal_cost(problem: Problem, p, s):
+  """E_temp (Eq. 2, 3) for per-pixel labels p, s ([H, W]); 0 for static pixels (Liao 2013)."""
+  U = problem.U
+  T = U.shape[0]
+  fits = lambda a: (a >= 0) & (a + p < T)
+  first = jnp.where(fits(s), s, s - 2)  # our choice at s + p = T: mirror of the s = 0 rule
+  second = jnp.where(fits(s - 1), s - 1, s + 1)  # docs: (s+1, s+p+1) at s = 0
+  first, second = jnp.where(fits(first), first, second), jnp.where(fits(second), second, first)
+  cost = 0.0
+  for a in (first, second):
+    # p = T: no pair fits; clamping compares the two frames at the seam, U(0) and U(T-1)
+    a = jnp.clip(a, 0, jnp.maximum(T - 1 - p, 0))
+    cost = cost + _sqdist(_at(U, a), _at(U, jnp.minimum(a + p, T - 1)))
+  return jnp.where(p > 1, problem.gamma_t * cost, 0.0)
+
+
+def label_cost(problem: Problem, p):
+  """E_label (Eq. 6) for per-pixel periods p ([H, W])."""
+  short = (p > 1) & (p <= problem.params.p_short) & problem.natural
+  return jnp.where(p == 1, problem.e_static, jnp.where(short, problem.params.alpha_inf, 0.0))
+
+
+def unary(problem: Problem, lab):
+  """E_temp + alpha1 E_label of giving pixel x the label index lab[x] ([H, W])."""
+  p, s = _at(problem.P, lab), _at(problem.S, lab)
+  return temporal_cost(problem, p, s) + problem.params.alpha1 * label_cost(problem, p)
+
+
+def _lag_sum(G, q, g, p1, s1, p2, s2, crop):
+  """Sum of ||U(i) - U(j)||^2 over i in [s1, s1+p1), j in [s2, s2+p2), j - i = +-L != 0 with
+  g | L, from the lag tables G [n_lags, n_f, H, W] cropped to the labels' pixels."""
+  def add_lag(total, lag):
+    G_L, L = lag
+    at = lambda f: _at(crop(G_L), f // q)
+    for pa, sa, pb, sb in ((p1, s1, p2, s2), (p2, s2, p1, s1)):  # j - i = +L, then -L
+      lo, hi = jnp.maximum(sa, sb - L), jnp.minimum(sa + pa, sb + pb - L)
+      total = total + jnp.where((hi > lo) & (L % g == 0), at(hi) - at(lo), 0.0)
+    return total, None
+  # a scan, not an unrolled loop: XLA:CPU fuses many unrolled gathers into one slow kernel
+  lags = q * jnp.arange(1, G.shape[0] + 1)
+  return jax.lax.scan(add_lag, jnp.zeros(p1.shape, G.dtype), (G, lags))[0]
+
+
+def pair_distance(problem: Problem, p1, s1, p2, s2, rows=slice(None), cols=slice(None)):
+  """D_y(l1, l2) = (1/LCM) sum_{t < LCM} ||U(y, phi1(t)) - U(y, phi2(t))||^2 at the pixels
+  y = [rows, cols] of the grid; labels are arrays of that shape. Loops (p > 1) need s and p
+  multiples of q; static starts may be any frame."""
+  crop = lambda a: a[..., rows, cols]
+  U, cum_u, cum_u2 = (crop(a) for a in (problem.U, problem.cum_u, problem.cum_u2))
+
+  def one_static(frame, p, s):
+    # (1/p) sum_{j in [s, s+p)} ||a - U(j)||^2 = ||a||^2 - 2 a.mean(U) + mean(||U||^2)
+    a = _at(U, frame)
+    su, su2 = _at(cum_u, s + p) - _at(cum_u, s), _at(cum_u2, s + p) - _at(cum_u2, s)
+    return jnp.maximum(jnp.sum(a * a - 2 * a * su / p, axis=0) + su2 / p, 0.0)
+
+  # every (i, j) with i = j (mod g) occurs once per LCM
+  g = jnp.gcd(p1, p2)
+  loops = _lag_sum(problem.lag, problem.params.q, g, p1, s1, p2, s2, crop) / (p1 // g * p2)
+  return jnp.where(p1 == 1,
+                   jnp.where(p2 == 1, _sqdist(_at(U, s1), _at(U, s2)), one_static(s1, p2, s2)),
+                   jnp.where(p2 == 1, one_static(s2, p1, s1), loops))
+
+
+def _sides(axis):
+  """(rows, cols) of the first and of the second pixel of every edge along `axis`."""
+  head, tail, every = slice(None, -1), slice(1, None), slice(None)
+  return ((head, every), (tail, every)) if axis == 0 else ((every, head), (every, tail))
+
+
+def spatial_cost(problem: Problem, p_x, s_x, p_z, s_z, axis):
+  """E_spa (Eq. 4, 5) of the edges along `axis` (1: right, [H, W-1]; 0: down, [H-1, W]) with
+  labels (p_x, s_x) on their first pixel and (p_z, s_z) on their second."""
+  gamma = problem.gamma_right if axis == 1 else problem.gamma_down
+  d = sum(pair_distance(problem, p_x, s_x, p_z, s_z, *side) for side in _sides(axis))
+  return gamma * d
+
+
+def pairwise(problem: Problem, la, lb, axis):
+  """alpha2 E_spa of the edges along `axis` with label indices la on their first pixel and lb on
+  their second (edge-shaped int arrays)."""
+  (rx, cx), (rz, cz) = _sides(axis)
+  px, sx = _at(problem.P[:, rx, cx], la), _at(problem.S[:, rx, cx], la)
+  pz, sz = _at(problem.P[:, rz, cz], lb), _at(problem.S[:, rz, cz], lb)
+  return problem.params.alpha2 * spatial_cost(problem, px, sx, pz, sz, axis)

@@ -1,0 +1,115 @@
+"""Alpha-expansion (Boykov, Veksler & Zabih 2001) over label indices, with exact grid min cuts.
+
+Each move is a binary problem solved with the Kolmogorov & Zabih (2004) construction. The looping
+energy is not a metric (Liao et al. 2013), so non-submodular edge terms are truncated as in
+Rother et al. (2005) and a move is kept only if the true energy drops. jit-able with `unary`,
+`pairwise`, `num_labels` and `sweeps` static, and vmappable over `problem` and `labels0`.
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from animgen.looper.maxflow import grid_mincut
+
+# Auto scale: a move's total capacity becomes about 2^29 and each rounded term at most 2^25, so
+# no int32 sum in the graph construction or the min cut can overflow.
+_TOTAL_CAPACITY = 2.0 ** 29
+
+
+def _ends(lab, axis):
+  """Labels of the first and second pixel of every right (axis=1) or down (axis=0) edge."""
+  return (lab[:, :-1], lab[:, 1:]) if axis == 1 else (lab[:-1], lab[1:])
+
+
+def _to_nodes(edge, axis, second):
+  """Edge values [H, W-1] / [H-1, W] added onto their first or second pixel, as [H, W]."""
+  pad = [(0, 0), (0, 0)]
+  pad[axis] = (1, 0) if second else (0, 1)
+  return jnp.pad(edge, pad)
+
+
+def energy(unary, pairwise, problem, labels):
+  """Sum of unary costs plus pairwise costs over all right and down edges (float32)."""
+  return jnp.sum(unary(problem, labels)) + sum(
+      jnp.sum(pairwise(problem, *_ends(labels, axis), axis)) for axis in (1, 0))
+
+
+def _auto_scale(d0, d1, edges):
+  """Float -> int32 scale of one move from its float total capacity and largest term."""
+  diff, total = d1 - d0, 0.0
+  for axis, (a, b, c, d) in zip((1, 0), edges):  # the construction of _move_cut, unrounded
+    half = jnp.maximum(a + d - b - c, 0) / 2
+    diff = diff + _to_nodes(c + half - a, axis, False) + _to_nodes(d - c - half, axis, True)
+    total = total + jnp.sum(b + c + 2 * half - a - d)
+  total = total + jnp.sum(jnp.abs(diff))
+  terms = [d0, d1] + [t for e in edges for t in e]
+  big = jnp.max(jnp.stack([jnp.max(jnp.abs(t), initial=0.0) for t in terms]))
+  return _TOTAL_CAPACITY / jnp.maximum(jnp.maximum(total, 16 * big), 1e-20)
+
+
+def move_capacities(unary, pairwise, problem, labels, a, scale=None):
+  """int32 grid capacities (source, sink, right, left, down, up) of the truncated expansion move
+  to label `a` (the arguments of `grid_mincut`); the sink side is the pixels that switch."""
+  full = jnp.full_like(labels, a)
+  d0, d1 = unary(problem, labels), unary(problem, full)
+  # Per edge (x, z): A = V(cur, cur), B = V(cur, a), C = V(a, cur), D = V(a, a).
+  edges = []
+  for axis in (1, 0):
+    (x, z), (ax, az) = _ends(labels, axis), _ends(full, axis)
+    edges.append([pairwise(problem, p, q, axis) for p, q in ((x, z), (x, az), (ax, z), (ax, az))])
+  if scale is None:
+    scale = _auto_scale(d0, d1, edges)
+  q = lambda v: jnp.round(v * scale).astype(jnp.int32)
+  # y = 1 (switch to a) is the sink side. Node x pays c1 - c0 = D1 - D0 plus the edge parts below.
+  diff, weights = q(d1) - q(d0), []
+  for axis, terms in zip((1, 0), edges):
+    a_, b_, c_, d_ = map(q, terms)
+    # Truncation (Rother et al. 2005): raise B and C by halves of A + D - B - C when it is
+    # positive, so the term is submodular, an upper bound, and exact at y = 0: moves never worsen.
+    excess = jnp.maximum(a_ + d_ - b_ - c_, 0)
+    b_, c_ = b_ + excess // 2, c_ + excess - excess // 2
+    # V(y_x, y_z) = A + (C - A) y_x + (D - C) y_z + (B + C - A - D) (1 - y_x) y_z (K&Z 2004).
+    diff = diff + _to_nodes(c_ - a_, axis, False) + _to_nodes(d_ - c_, axis, True)
+    weights.append(b_ + c_ - a_ - d_)
+  zero = [jnp.zeros_like(w) for w in weights]
+  return jnp.maximum(diff, 0), jnp.maximum(-diff, 0), weights[0], zero[0], weights[1], zero[1]
+
+
+def _move_cut(unary, pairwise, problem, labels, a, scale):
+  """Pixels that switch to label `a` in the minimum cut of the (truncated) expansion move."""
+  _, keep = grid_mincut(*move_capacities(unary, pairwise, problem, labels, a, scale))
+  return ~keep
+
+
+@functools.partial(jax.jit, static_argnames=('unary', 'pairwise', 'num_labels', 'sweeps'))
+def alpha_expansion(unary, pairwise, problem, labels0, num_labels, sweeps=1, order=None,
+                    scale=None):
+  """Alpha-expansion from labels0 [H, W] int32. Returns (labels, energy).
+
+  One sweep tries an expansion move for every label in `order` (default 0..num_labels-1); up to
+  `sweeps` sweeps, stopping early after a sweep that lowers nothing. Float costs become int32
+  capacities by `scale` (default: chosen per move from its total capacity, see _TOTAL_CAPACITY).
+  A move is kept only if it strictly lowers `energy`; pixels already labelled a stay a.
+  """
+  order = jnp.arange(num_labels) if order is None else jnp.asarray(order, jnp.int32)
+  labels0 = jnp.asarray(labels0, jnp.int32)
+  total = functools.partial(energy, unary, pairwise, problem)
+
+  def move(k, carry):
+    labels, e = carry
+    a = order[k]
+    new = jnp.where(_move_cut(unary, pairwise, problem, labels, a, scale), a, labels)
+    e_new = total(new)
+    better = e_new < e
+    return jnp.where(better, new, labels), jnp.where(better, e_new, e)
+
+  def sweep(carry):
+    labels, e, i, _ = carry
+    labels, e_new = lax.fori_loop(0, order.shape[0], move, (labels, e))
+    return labels, e_new, i + 1, e_new < e
+
+  carry = (labels0, total(labels0), 0, jnp.array(True))
+  labels, e, _, _ = lax.while_loop(lambda c: (c[2] < sweeps) & c[3], sweep, carry)
+  return labels, e

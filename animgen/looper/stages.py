@@ -1,0 +1,235 @@
+"""Oh et al. 2017, Algorithm 1: candidate cinemagraphs in three MRF stages (on Liao et al. 2013).
+
+  stage 1  for every period p > 1 (all periods at once, vmapped): per-pixel starts s*_{x|p}
+  stage 2  for each candidate object ID (vmapped over candidates): labels {(p, s*_{x|p})} for the
+           periods plus {(1, s)} static frames -> per-pixel periods (two sweeps, Oh supp.)
+  stage 3  periods fixed: per-pixel starts (one sweep)
+
+Periods and starts are multiples of q = 4 frames and periods are at least `min_period` (Oh supp.:
+32). `coarse` > 1 solves stages 1-2 on a frame downscaled by that factor and refines at full size
+(stage 2 seeded from the upsampled labels, one sweep, then stage 3).
+"""
+import dataclasses
+import functools
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from animgen.errors import InputError
+from animgen.looper import costs, expansion
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+  min_period: int = 32      # Oh supp.: minimum period length
+  max_period: int = 0       # 0: the clip length
+  sweeps_stage2: int = 2    # Oh supp.: two iterations for stage 2, one for the others
+  sweeps: int = 1
+  coarse: int = 1           # >1: stages 1-2 at 1/coarse resolution, then refine
+  params: costs.Params = costs.Params()
+
+
+@dataclasses.dataclass
+class Loop:
+  """One solved cinemagraph: per-pixel period and start (int32 [H, W]) and its energy."""
+  periods: np.ndarray
+  starts: np.ndarray
+  energy: float
+  name: str = 'all'
+
+
+def period_set(num_frames: int, config: LoopConfig) -> np.ndarray:
+  """Loop periods: multiples of q from min_period up to the clip length (or max_period)."""
+  q = config.params.q
+  if config.min_period < 2 or config.min_period % q:
+    raise InputError(f'--min-period {config.min_period}: use a multiple of {q} that is at '
+                     'least 4')
+  top = min(num_frames, config.max_period or num_frames)
+  periods = np.arange(config.min_period, top + 1, q)
+  if num_frames < 2 * config.min_period or not len(periods):
+    raise InputError(f'the video has {num_frames} frames; looping needs at least '
+                     f'{2 * config.min_period} (twice --min-period {config.min_period}): give a '
+                     'longer clip or a smaller --min-period')
+  return periods
+
+
+def _max_start(p, num_frames, q):
+  """Largest start that is a multiple of q with s + p <= T (static: s < T)."""
+  room = jnp.where(p > 1, num_frames - p, num_frames - 1)
+  return (room // q) * q
+
+
+def start_tables(p_map, num_labels, num_frames, q):
+  """Stage-1/3 label tables: label λ at x is start min(λ q, max start of p_x) ([L, H, W])."""
+  lam = jnp.arange(num_labels)[:, None, None] * q
+  return jnp.minimum(lam, _max_start(p_map, num_frames, q)[None]).astype(jnp.int32)
+
+
+def _solve(problem, P, S, labels0, sweeps):
+  prob = costs.with_labels(problem, P, S)
+  return expansion.alpha_expansion(costs.unary, costs.pairwise, prob, labels0, P.shape[0],
+                                   sweeps=sweeps)
+
+
+def _best_unary(problem, P, S):
+  """Per-pixel label of the lowest unary cost (the stage initialisation, Oh supp. step 1)."""
+  prob = costs.with_labels(problem, P, S)
+  u = jax.vmap(lambda lam: costs.unary(prob, jnp.full(P.shape[1:], lam, jnp.int32)))(
+      jnp.arange(P.shape[0]))
+  return jnp.argmin(u, axis=0).astype(jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames=('num_frames', 'q', 'sweeps'))
+def stage1(problem, periods, *, num_frames, q, sweeps=1):
+  """Starts s*_{x|p} for every period (vmapped over periods) -> int32 [n_p, H, W]."""
+  h, w = problem.gamma_t.shape
+  num_labels = int((num_frames - 1) // q + 1)
+
+  def one(p):
+    p_map = jnp.full((h, w), p, jnp.int32)
+    P = jnp.broadcast_to(p_map, (num_labels, h, w))
+    S = start_tables(p_map, num_labels, num_frames, q)
+    lab, _ = _solve(problem, P, S, _best_unary(problem, P, S), sweeps)
+    return jnp.take_along_axis(S, lab[None], 0)[0]
+  return jax.vmap(one)(periods)
+
+
+def stage2_tables(starts1, periods, num_frames, q):
+  """Stage-2 labels: (p, s*_{x|p}) for each period, then (1, s) for each static start."""
+  n_p, h, w = starts1.shape
+  static = jnp.arange(0, num_frames, q, dtype=jnp.int32)
+  P = jnp.concatenate([jnp.broadcast_to(periods[:, None, None], (n_p, h, w)),
+                       jnp.ones((len(static), h, w), jnp.int32)]).astype(jnp.int32)
+  S = jnp.concatenate([starts1, jnp.broadcast_to(static[:, None, None], (len(static), h, w))])
+  return P, S.astype(jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames=('sweeps',))
+def stage2(problem, P, S, labels0, *, sweeps=2):
+  """Per-pixel periods with their paired starts -> (period [H, W], start [H, W], energy)."""
+  lab, e = _solve(problem, P, S, labels0, sweeps)
+  pick = lambda t: jnp.take_along_axis(t, lab[None], 0)[0]
+  return pick(P), pick(S), e
+
+
+@functools.partial(jax.jit, static_argnames=('num_frames', 'q', 'sweeps'))
+def stage3(problem, p_map, s_map, *, num_frames, q, sweeps=1):
+  """Starts with the periods fixed -> (start [H, W], energy)."""
+  num_labels = int((num_frames - 1) // q + 1)
+  P = jnp.broadcast_to(p_map, (num_labels,) + p_map.shape).astype(jnp.int32)
+  S = start_tables(p_map, num_labels, num_frames, q)
+  lab0 = jnp.minimum(s_map // q, num_labels - 1).astype(jnp.int32)
+  lab, e = _solve(problem, P, S, lab0, sweeps)
+  return jnp.take_along_axis(S, lab[None], 0)[0], e
+
+
+def _init_stage2(problem, P, S, seed_p=None, seed_s=None):
+  """Stage-2 start labels: lowest unary, or the label matching an upsampled coarse solution."""
+  if seed_p is None:
+    return _best_unary(problem, P, S)
+  match = (P == seed_p[None]) & ((P > 1) | (S == seed_s[None]))
+  return jnp.where(match.any(0), jnp.argmax(match, 0), _best_unary(problem, P, S)).astype(
+      jnp.int32)
+
+
+def _upsample(x, h, w):
+  """Nearest-neighbour upsampling of label maps [..., h0, w0] to [..., h, w]."""
+  ys = (np.arange(h) * x.shape[-2]) // h
+  xs = (np.arange(w) * x.shape[-1]) // w
+  return x[..., ys[:, None], xs[None, :]]
+
+
+def _downsample_video(video, factor):
+  t, h, w, c = video.shape
+  h2, w2 = h // factor, w // factor
+  v = video[:, :h2 * factor, :w2 * factor].reshape(t, h2, factor, w2, factor, c)
+  return v.mean((2, 4))
+
+
+def _downsample_map(m, factor):
+  if m is None:
+    return None
+  h2, w2 = m.shape[-2] // factor, m.shape[-1] // factor
+  m = m[..., :h2 * factor, :w2 * factor].reshape(m.shape[:-2] + (h2, factor, w2, factor))
+  return m.mean((-3, -1)) >= 0.5
+
+
+def solve(video, config: LoopConfig, semantics=None, natural=None, targets=None,
+          names=None, progress: Callable[[str], None] | None = None) -> list[Loop]:
+  """Candidate loops of `video` [T, H, W, 3] in [0, 1], one per target map (Oh Alg. 1).
+
+  semantics: responses F [T, H, W, K] or None; natural: bool [H, W] union of natural-class maps;
+  targets: bool [n, H, W] candidate maps pi_ID (None: one loop with Liao's static term
+  everywhere). Stage 1 is shared by all candidates; stages 2-3 are vmapped over them.
+  """
+  say = progress or (lambda msg: None)
+  video = jnp.asarray(video, jnp.float32)
+  t, h, w, _ = video.shape
+  q = config.params.q
+  periods = jnp.asarray(period_set(t, config), jnp.int32)
+  if targets is None:
+    targets = np.ones((1, h, w), bool)
+  targets = np.asarray(targets, bool)
+  names = list(names or [f'candidate {i}' for i in range(len(targets))])
+  f = config.coarse if config.coarse > 1 and min(h, w) // config.coarse >= 8 else 1
+
+  def build(v, sem, nat, tgt):
+    return costs.build_problem(v, config.params, semantics=sem, natural=nat, target=tgt)
+
+  tic = time.time()
+  if f > 1:
+    small_v = _downsample_video(video, f)
+    small_sem = None if semantics is None else _downsample_video(jnp.asarray(semantics), f)
+    small_nat = _downsample_map(natural, f)
+    small_tgt = _downsample_map(targets, f)
+    base_small = build(small_v, small_sem, small_nat, None)
+  base = build(video, semantics, natural, None)
+  say(f'costs: {time.time() - tic:.1f} s')
+
+  tic = time.time()
+  starts1 = stage1(base_small if f > 1 else base, periods, num_frames=t, q=q,
+                   sweeps=config.sweeps)
+  starts1.block_until_ready()
+  say(f'stage 1 ({len(periods)} periods): {time.time() - tic:.1f} s')
+
+  tic = time.time()
+  # vmapped over candidates: only E_static differs between them (costs.retarget), so only it is
+  # batched and the big tables are shared
+  def targeted(prob, tgt):
+    return jax.vmap(lambda t: costs.retarget(prob, t).e_static)(jnp.asarray(tgt))
+
+  def per_target(prob, fn, *batched):
+    return jax.vmap(lambda e, *b: fn(prob.replace(e_static=e), *b))(*batched)
+
+  if f > 1:
+    P, S = stage2_tables(starts1, periods, t, q)
+    e_small = targeted(base_small, small_tgt)
+    lab0 = per_target(base_small, lambda pr: _init_stage2(pr, P, S), e_small)
+    p_s, s_s, _ = per_target(base_small, lambda pr, l0: stage2(
+        pr, P, S, l0, sweeps=config.sweeps_stage2), e_small, lab0)
+    starts1 = _upsample(starts1, h, w)
+    seed_p, seed_s = _upsample(p_s, h, w), _upsample(s_s, h, w)
+  P, S = stage2_tables(starts1, periods, t, q)
+  e_full = targeted(base, targets)
+  if f > 1:
+    lab0 = per_target(base, lambda pr, sp, ss: _init_stage2(pr, P, S, sp, ss), e_full, seed_p,
+                      seed_s)
+    sweeps2 = config.sweeps
+  else:
+    lab0 = per_target(base, lambda pr: _init_stage2(pr, P, S), e_full)
+    sweeps2 = config.sweeps_stage2
+  p_map, s_map, _ = per_target(base, lambda pr, l0: stage2(pr, P, S, l0, sweeps=sweeps2),
+                               e_full, lab0)
+  p_map.block_until_ready()
+  say(f'stage 2 ({len(targets)} candidate(s), {P.shape[0]} labels): {time.time() - tic:.1f} s')
+
+  tic = time.time()
+  s_map, energy = per_target(base, lambda pr, pm, sm: stage3(
+      pr, pm, sm, num_frames=t, q=q, sweeps=config.sweeps), e_full, p_map, s_map)
+  energy.block_until_ready()
+  say(f'stage 3: {time.time() - tic:.1f} s')
+  p_map, s_map, energy = map(np.asarray, (p_map, s_map, energy))
+  return [Loop(p_map[i], s_map[i], float(energy[i]), names[i]) for i in range(len(targets))]

@@ -1,0 +1,145 @@
+"""Video-looper benchmark: cost setup, each stage, total and peak memory, JAX vs PyMaxflow.
+
+  python bench/looper.py                    # 64, 128 and 256 px, 60 frames
+  python bench/looper.py --sizes 64 --frames 60 --no-reference
+
+The clip is the shipped tree clip (data/clips/tree.mp4) resized to S x S and extended to the
+requested length by playing it forward then backward. Each size runs in its own process so that
+peak RSS is per size. The reference runs the same stages and moves on the same costs with every
+min cut by PyMaxflow (`animgen.looper.reference`), so the ratio isolates the min-cut solver.
+Prints figures; asserts nothing about time.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def clip(size, frames):
+  import numpy as np
+  import jax.numpy as jnp
+  from animgen import media
+  from animgen.ops import warp
+  v, _ = media.read_video(os.path.join(ROOT, 'data', 'clips', 'tree.mp4'))
+  v = np.concatenate([v, v[-2:0:-1]] * (frames // (2 * len(v) - 2) + 1))[:frames]
+  return np.asarray(warp.resize(jnp.asarray(v), size, size))
+
+
+def run_jax(video, config, repeat):
+  """Seconds of each stage of `stages.solve` (after one compile run) and the energy."""
+  import numpy as np
+  from animgen.looper import stages
+  marks = []
+  stages.solve(video, config)  # compile
+  for _ in range(repeat):
+    times, last = {}, [time.perf_counter()]
+
+    def say(msg):
+      now = time.perf_counter()
+      times[msg.split(':')[0].split(' (')[0]] = now - last[0]
+      last[0] = now
+    tic = time.perf_counter()
+    loop = stages.solve(video, config, progress=say)[0]
+    times['total'] = time.perf_counter() - tic
+    marks.append(times)
+  best = {k: min(m[k] for m in marks) for k in marks[0]}
+  return best, loop.energy, float(np.mean(loop.periods > 1))
+
+
+def run_reference(video, config):
+  """The same three stages with PyMaxflow cuts, sequential (no vmap)."""
+  import jax.numpy as jnp
+  import numpy as np
+  from animgen.looper import costs, reference, stages
+  t = video.shape[0]
+  q = config.params.q
+  periods = stages.period_set(t, config)
+  times = {}
+  tic = time.perf_counter()
+  prob = costs.build_problem(jnp.asarray(video), config.params)
+  prob.U.block_until_ready()
+  times['costs'] = time.perf_counter() - tic
+
+  def solve(P, S, lab0, sweeps):
+    pr = costs.with_labels(prob, P, S)
+    lab, e = reference.alpha_expansion(costs.unary, costs.pairwise, pr, lab0, P.shape[0], sweeps)
+    return lab, e
+  tic = time.perf_counter()
+  h, w = video.shape[1:3]
+  n = int((t - 1) // q + 1)
+  starts = []
+  for p in periods:
+    p_map = jnp.full((h, w), int(p), jnp.int32)
+    P = jnp.broadcast_to(p_map, (n, h, w))
+    S = stages.start_tables(p_map, n, t, q)
+    lab, _ = solve(P, S, stages._best_unary(prob, P, S), config.sweeps)
+    starts.append(jnp.take_along_axis(S, lab[None], 0)[0])
+  times['stage 1'] = time.perf_counter() - tic
+  tic = time.perf_counter()
+  P, S = stages.stage2_tables(jnp.stack(starts), jnp.asarray(periods, jnp.int32), t, q)
+  lab, _ = solve(P, S, stages._init_stage2(prob, P, S), config.sweeps_stage2)
+  p_map = jnp.take_along_axis(P, lab[None], 0)[0]
+  s_map = jnp.take_along_axis(S, lab[None], 0)[0]
+  times['stage 2'] = time.perf_counter() - tic
+  tic = time.perf_counter()
+  P = jnp.broadcast_to(p_map, (n, h, w))
+  S = stages.start_tables(p_map, n, t, q)
+  lab, e = solve(P, S, jnp.minimum(s_map // q, n - 1), config.sweeps)
+  times['stage 3'] = time.perf_counter() - tic
+  times['total'] = sum(times.values())
+  return times, float(e), float(np.mean(np.asarray(p_map) > 1))
+
+
+def one(size, frames, reference, repeat):
+  from animgen.looper import stages
+  video = clip(size, frames)
+  config = stages.LoopConfig(min_period=32 if frames >= 64 else 16)
+  out = {'size': size, 'frames': frames, 'min_period': config.min_period}
+  out['jax'], out['jax_energy'], out['jax_looping'] = run_jax(video, config, repeat)
+  out['jax_peak_rss_gib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+  if reference:
+    out['ref'], out['ref_energy'], out['ref_looping'] = run_reference(video, config)
+    out['peak_rss_gib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+  print(json.dumps(out), flush=True)
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument('--sizes', type=int, nargs='*', default=[64, 128, 256])
+  ap.add_argument('--frames', type=int, default=60)
+  ap.add_argument('--repeat', type=int, default=2)
+  ap.add_argument('--no-reference', action='store_true')
+  ap.add_argument('--one', type=int, default=0, help=argparse.SUPPRESS)
+  a = ap.parse_args()
+  if a.one:
+    return one(a.one, a.frames, not a.no_reference, a.repeat)
+  print(f'{"size":>5} {"stage":>8} {"jax s":>8} {"pymaxflow s":>12} {"ratio":>6}')
+  for size in a.sizes:
+    cmd = [sys.executable, __file__, '--one', str(size), '--frames', str(a.frames),
+           '--repeat', str(a.repeat)] + (['--no-reference'] if a.no_reference else [])
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+      print(r.stderr[-2000:])
+      continue
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    for k, v in res['jax'].items():
+      ref = res.get('ref', {}).get(k)
+      ratio = f'{v / ref:6.2f}' if ref else '     -'
+      print(f'{size:5d} {k:>8} {v:8.2f} {ref if ref is not None else float("nan"):12.2f} {ratio}')
+    line = (f'{size:5d} energy jax {res["jax_energy"]:.5g} ({res["jax_looping"]:.0%} looping), '
+            f'peak RSS {res["jax_peak_rss_gib"]:.2f} GiB')
+    if 'ref' in res:
+      rel = (res['jax_energy'] - res['ref_energy']) / max(res['ref_energy'], 1e-12)
+      line += (f'; pymaxflow {res["ref_energy"]:.5g} ({res["ref_looping"]:.0%} looping), '
+               f'jax - ref = {rel:+.2%}')
+    print(line, flush=True)
+
+
+if __name__ == '__main__':
+  main()

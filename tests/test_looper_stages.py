@@ -1,0 +1,152 @@
+"""The three looping stages end to end: a known periodic region is found, the JAX solver matches
+PyMaxflow on real moves of a looping problem, vmapped candidates equal separate solves, and the
+`animgen loop` command."""
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from animgen.looper import costs, expansion, maxflow, reference, render, semantics, stages
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def periodic_square(T=40, H=56, W=56, lo=8, hi=48, period=16, noise=0.02, seed=0, drift=0.2):
+  """A still textured background under slowly brightening light, with sensor noise, and a square
+  whose content has period 16. (Without the drift, looping the background is as cheap as
+  keeping it still, and Liao's energy lets it loop.)"""
+  rng = np.random.default_rng(seed)
+  light = 1.0 + drift * np.linspace(0, 1, T)[:, None, None, None]
+  v = rng.uniform(0.2, 0.7, (1, H, W, 3)) * light + rng.normal(0, noise, (T, H, W, 3))
+  yy, xx = np.mgrid[0:hi - lo, 0:hi - lo]
+  for t in range(T):
+    ph = 2 * np.pi * t / period
+    v[t, lo:hi, lo:hi] = np.stack([0.5 + 0.4 * np.sin(ph + xx / 3),
+                                   0.5 + 0.4 * np.cos(ph + yy / 4),
+                                   np.full_like(xx, 0.5, dtype=float)], -1)
+  square = np.zeros((H, W), bool)
+  square[lo:hi, lo:hi] = True
+  return np.clip(v, 0, 1).astype(np.float32), square
+
+
+@pytest.fixture(scope='module')
+def square_loop():
+  video, square = periodic_square()
+  maps, _ = semantics.motion_candidates(video, K=4)
+  loop = stages.solve(video, stages.LoopConfig(min_period=8),
+                      targets=np.asarray(maps).any(0, keepdims=True))[0]
+  return video, square, loop
+
+
+def test_periodic_region_is_found_with_its_period(square_loop):
+  video, square, loop = square_loop
+  looping = loop.periods > 1
+  iou = (looping & square).sum() / (looping | square).sum()
+  assert iou >= 0.9, iou
+  assert np.all(loop.periods[square] % 16 == 0), np.unique(loop.periods[square])
+  far = ~ndimage.binary_dilation(square, iterations=2)
+  assert np.all(loop.periods[far] == 1)  # the background stays static
+  frames = render.render(video, loop.periods, loop.starts, 32, blend=False)
+  assert np.abs(frames[:, far] - frames[:1, far]).max() == 0.0
+
+
+def _looping_problem(seed=0, h=12, w=14):
+  video, _ = periodic_square(T=24, H=h, W=w, lo=3, hi=9, period=8, noise=0.05, seed=seed)
+  prob = costs.build_problem(jnp.asarray(video), costs.Params())
+  periods = np.array([8, 12, 16, 24])
+  P, S = stages.stage2_tables(jnp.asarray(np.random.default_rng(seed).integers(
+      0, 3, (4, h, w)) * 4 % (24 - periods[:, None, None] + 1), jnp.int32),
+      jnp.asarray(periods, jnp.int32), 24, 4)
+  return costs.with_labels(prob, P, S)
+
+
+def test_real_looping_moves_cut_like_pymaxflow():
+  prob = _looping_problem()
+  num_labels = prob.P.shape[0]
+  labels = jnp.asarray(np.random.default_rng(1).integers(0, num_labels, prob.P.shape[1:]),
+                       jnp.int32)
+  for a in (0, 3, num_labels - 1):
+    caps = expansion.move_capacities(costs.unary, costs.pairwise, prob, labels, a)
+    flow, side = maxflow.grid_mincut(*caps)
+    ref_flow, _ = reference.mincut(*caps)
+    assert int(flow) == ref_flow
+    cut = sum(int(jnp.sum(jnp.where(m, c, 0))) for m, c in (
+        (side, caps[1]), (~side, caps[0]), (side[:, :-1] & ~side[:, 1:], caps[2]),
+        (side[:-1] & ~side[1:], caps[4])))
+    assert cut == ref_flow
+
+
+def test_expansion_energy_matches_pymaxflow_reference():
+  prob = _looping_problem(seed=2)
+  num_labels = prob.P.shape[0]
+  lab0 = jnp.zeros(prob.P.shape[1:], jnp.int32) + num_labels - 1
+  lab, e = expansion.alpha_expansion(costs.unary, costs.pairwise, prob, lab0, num_labels,
+                                     sweeps=2)
+  ref_lab, ref_e = reference.alpha_expansion(costs.unary, costs.pairwise, prob, lab0,
+                                             num_labels, sweeps=2)
+  e0 = float(expansion.energy(costs.unary, costs.pairwise, prob, lab0))
+  assert float(e) < 0.9 * e0
+  assert abs(float(e) - float(ref_e)) <= 0.005 * float(ref_e)
+
+
+def test_vmapped_candidates_equal_separate_solves():
+  video, square = periodic_square(T=24, H=16, W=16, lo=4, hi=12, period=8)
+  half = np.zeros_like(square)
+  half[:, :8] = True
+  config = stages.LoopConfig(min_period=8)
+  together = stages.solve(video, config, targets=np.stack([square, half]))
+  for target, loop in zip((square, half), together):
+    alone = stages.solve(video, config, targets=target[None])[0]
+    np.testing.assert_array_equal(alone.periods, loop.periods)
+    np.testing.assert_array_equal(alone.starts, loop.starts)
+    assert alone.energy == pytest.approx(loop.energy, rel=1e-5)
+
+
+def test_short_clip_is_a_user_error():
+  from animgen.errors import InputError
+  with pytest.raises(InputError, match='needs at least 64'):
+    stages.period_set(40, stages.LoopConfig())
+  with pytest.raises(InputError, match='multiple of 4'):
+    stages.period_set(40, stages.LoopConfig(min_period=10))
+
+
+def _cli(*args, cwd=None):
+  return subprocess.run([sys.executable, '-m', 'animgen.cli', 'loop', *args], cwd=cwd or ROOT,
+                        capture_output=True, text=True)
+
+
+def test_loop_command_on_the_shipped_cradle(tmp_path):
+  out = tmp_path / 'cradle.gif'
+  labels = tmp_path / 'labels.npz'
+  r = _cli('data/clips/newtonscradle.gif', '-o', str(out), '--min-period', '16',
+           '--max-size', '64', '--labels-out', str(labels), '-q')
+  assert r.returncode == 0, r.stderr
+  from animgen import media
+  frames, _ = media.read_video(str(out))
+  with np.load(labels) as d:
+    periods, starts = d['periods'][0], d['starts'][0]
+  assert frames.shape[1:3] == periods.shape
+  assert (periods > 1).mean() > 0.05  # the balls loop
+  assert np.all((periods == 1) | (periods % 4 == 0)) and np.all(starts % 4 == 0)
+  seam, _ = render.loop_seam(frames)
+  steps = np.abs(np.diff(frames, axis=0)).mean((1, 2, 3))
+  assert seam <= steps.max() + 1e-3  # no larger than the clip's own frame-to-frame changes
+  assert (tmp_path / 'cradle_labels.png').is_file()
+
+
+@pytest.mark.parametrize('args, message', [
+    (('missing.mp4', '-o', 'x.gif'), 'missing.mp4'),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif'), 'twice --min-period'),
+    (('data/photos/china.jpg', '-o', 'x.gif'), 'not a still image'),
+    (('data/clips/newtonscradle.gif', '-o', 'x.xyz', '--min-period', '16'), 'unknown extension'),
+])
+def test_loop_bad_input_is_one_line_exit_2(tmp_path, args, message):
+  r = _cli(*[a if not a.startswith('x.') else str(tmp_path / a) for a in args])
+  assert r.returncode == 2
+  assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+  assert not list(tmp_path.iterdir())
