@@ -150,3 +150,29 @@ def test_loop_bad_input_is_one_line_exit_2(tmp_path, args, message):
   assert r.returncode == 2
   assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
   assert not list(tmp_path.iterdir())
+
+
+def test_coarse_to_fine_finds_the_region(square_loop):
+  video, square, fine = square_loop
+  maps, _ = semantics.motion_candidates(video, K=4)
+  loop = stages.solve(video, stages.LoopConfig(min_period=8, coarse=2),
+                      targets=np.asarray(maps).any(0, keepdims=True))[0]
+  looping = loop.periods > 1
+  assert (looping & square).sum() / (looping | square).sum() >= 0.85
+  assert np.all(loop.periods[square] % 16 == 0)
+
+
+def test_loop_command_mask_makes_the_masked_region_move(tmp_path):
+  from animgen import media
+  mask = np.zeros((48, 64, 3))
+  mask[:, :32] = 1.0  # left half of the (downscaled) cradle
+  media.write_image(str(tmp_path / 'mask.png'), mask)
+  labels = tmp_path / 'labels.npz'
+  r = _cli('data/clips/newtonscradle.gif', '-o', str(tmp_path / 'm.gif'), '--min-period', '16',
+           '--max-size', '64', '--mask', str(tmp_path / 'mask.png'), '--labels-out',
+           str(labels), '-q')
+  assert r.returncode == 0, r.stderr
+  with np.load(labels) as d:
+    assert list(d['names']) == ['mask']
+    assert d['candidate_maps'][0][:, :32].all() and not d['candidate_maps'][0][:, 32:].any()
+    assert (d['periods'][0][:, :32] > 1).mean() > 0.5

@@ -49,9 +49,8 @@ def _auto_scale(d0, d1, edges):
   return _TOTAL_CAPACITY / jnp.maximum(jnp.maximum(total, 16 * big), 1e-20)
 
 
-def move_capacities(unary, pairwise, problem, labels, a, scale=None):
-  """int32 grid capacities (source, sink, right, left, down, up) of the truncated expansion move
-  to label `a` (the arguments of `grid_mincut`); the sink side is the pixels that switch."""
+def _move_terms(unary, pairwise, problem, labels, a):
+  """Unary costs of keeping / switching (D0, D1) and per edge axis [A, B, C, D] of a move."""
   full = jnp.full_like(labels, a)
   d0, d1 = unary(problem, labels), unary(problem, full)
   # Per edge (x, z): A = V(cur, cur), B = V(cur, a), C = V(a, cur), D = V(a, a).
@@ -59,6 +58,10 @@ def move_capacities(unary, pairwise, problem, labels, a, scale=None):
   for axis in (1, 0):
     (x, z), (ax, az) = _ends(labels, axis), _ends(full, axis)
     edges.append([pairwise(problem, p, q, axis) for p, q in ((x, z), (x, az), (ax, z), (ax, az))])
+  return d0, d1, edges
+
+
+def _capacities(d0, d1, edges, scale):
   if scale is None:
     scale = _auto_scale(d0, d1, edges)
   q = lambda v: jnp.round(v * scale).astype(jnp.int32)
@@ -77,10 +80,28 @@ def move_capacities(unary, pairwise, problem, labels, a, scale=None):
   return jnp.maximum(diff, 0), jnp.maximum(-diff, 0), weights[0], zero[0], weights[1], zero[1]
 
 
-def _move_cut(unary, pairwise, problem, labels, a, scale):
-  """Pixels that switch to label `a` in the minimum cut of the (truncated) expansion move."""
-  _, keep = grid_mincut(*move_capacities(unary, pairwise, problem, labels, a, scale))
-  return ~keep
+def move_capacities(unary, pairwise, problem, labels, a, scale=None):
+  """int32 grid capacities (source, sink, right, left, down, up) of the truncated expansion move
+  to label `a` (the arguments of `grid_mincut`); the sink side is the pixels that switch."""
+  return _capacities(*_move_terms(unary, pairwise, problem, labels, a), scale)
+
+
+def _move(unary, pairwise, problem, labels, a, scale):
+  """(pixels that switch to `a` in the min cut of the truncated move, true energy after it).
+
+  The energy is read from the move's own untruncated terms, so no cost is evaluated twice."""
+  d0, d1, edges = _move_terms(unary, pairwise, problem, labels, a)
+  _, keep = grid_mincut(*_capacities(d0, d1, edges, scale))
+  return ~keep, move_energy(d0, d1, edges, ~keep)
+
+
+def move_energy(d0, d1, edges, y):
+  """Energy after a move that switches the pixels `y`, from the move's untruncated terms."""
+  e = jnp.sum(jnp.where(y, d1, d0))
+  for axis, (a_, b_, c_, d_) in zip((1, 0), edges):
+    yx, yz = _ends(y, axis)
+    e = e + jnp.sum(jnp.where(yx, jnp.where(yz, d_, c_), jnp.where(yz, b_, a_)))
+  return e
 
 
 @functools.partial(jax.jit, static_argnames=('unary', 'pairwise', 'num_labels', 'sweeps'))
@@ -100,8 +121,8 @@ def alpha_expansion(unary, pairwise, problem, labels0, num_labels, sweeps=1, ord
   def move(k, carry):
     labels, e = carry
     a = order[k]
-    new = jnp.where(_move_cut(unary, pairwise, problem, labels, a, scale), a, labels)
-    e_new = total(new)
+    switch, e_new = _move(unary, pairwise, problem, labels, a, scale)
+    new = jnp.where(switch, a, labels)
     better = e_new < e
     return jnp.where(better, new, labels), jnp.where(better, e_new, e)
 

@@ -41,13 +41,17 @@ def mincut(source, sink, right, left, down, up):
 
 
 @functools.partial(jax.jit, static_argnames=('unary', 'pairwise'))
-def _capacities(unary, pairwise, problem, labels, a):
-  return expansion.move_capacities(unary, pairwise, problem, labels, a)
+def _move_graph(unary, pairwise, problem, labels, a):
+  terms = expansion._move_terms(unary, pairwise, problem, labels, a)
+  return terms, expansion._capacities(*terms, None)
 
 
 @functools.partial(jax.jit, static_argnames=('unary', 'pairwise'))
 def _energy(unary, pairwise, problem, labels):
   return expansion.energy(unary, pairwise, problem, labels)
+
+
+_move_energy = jax.jit(expansion.move_energy)
 
 
 def alpha_expansion(unary, pairwise, problem, labels0, num_labels, sweeps=1):
@@ -57,9 +61,10 @@ def alpha_expansion(unary, pairwise, problem, labels0, num_labels, sweeps=1):
   for _ in range(sweeps):
     e_sweep = e
     for a in range(num_labels):
-      _, keep = mincut(*_capacities(unary, pairwise, problem, labels, a))
-      new = jnp.where(jnp.asarray(~keep), a, labels)
-      e_new = _energy(unary, pairwise, problem, new)
+      terms, caps = _move_graph(unary, pairwise, problem, labels, a)
+      switch = jnp.asarray(~mincut(*caps)[1])
+      new = jnp.where(switch, a, labels)
+      e_new = _move_energy(*terms, switch)
       if e_new < e:
         labels, e = new, e_new
     if not e < e_sweep:

@@ -186,7 +186,7 @@ def solve(video, config: LoopConfig, semantics=None, natural=None, targets=None,
     small_nat = _downsample_map(natural, f)
     small_tgt = _downsample_map(targets, f)
     base_small = build(small_v, small_sem, small_nat, None)
-  base = build(video, semantics, natural, None)
+  base = jax.block_until_ready(build(video, semantics, natural, None))
   say(f'costs: {time.time() - tic:.1f} s')
 
   tic = time.time()
