@@ -192,17 +192,26 @@ def unary(problem: Problem, lab):
 
 def _lag_sum(G, q, g, p1, s1, p2, s2, crop):
   """Sum of ||U(i) - U(j)||^2 over i in [s1, s1+p1), j in [s2, s2+p2), j - i = +-L != 0 with
-  g | L, from the lag tables G [n_lags, n_f, H, W] cropped to the labels' pixels."""
-  def add_lag(total, lag):
-    G_L, L = lag
-    at = lambda f: _at(crop(G_L), f // q)
+  g | L, from the lag tables G [n_lags, n_f, H, W] cropped to the labels' pixels.
+
+  Only lags that are a multiple of some pixel's g are visited (a while loop that jumps to the
+  next such lag): equal periods p > T/2, as in stage 1, take one step instead of T/q."""
+  n_lags = G.shape[0]
+
+  def next_lag(L):  # the smallest multiple of any pixel's g above L, as a table index
+    return jnp.min((L // g + 1) * g) // q - 1
+
+  def add_lag(carry):
+    j, total = carry
+    L = (j + 1) * q
+    G_L = crop(jax.lax.dynamic_index_in_dim(G, j, keepdims=False))  # index, then crop: no copy
+    at = lambda f: _at(G_L, f // q)
     for pa, sa, pb, sb in ((p1, s1, p2, s2), (p2, s2, p1, s1)):  # j - i = +L, then -L
       lo, hi = jnp.maximum(sa, sb - L), jnp.minimum(sa + pa, sb + pb - L)
       total = total + jnp.where((hi > lo) & (L % g == 0), at(hi) - at(lo), 0.0)
-    return total, None
-  # a scan, not an unrolled loop: XLA:CPU fuses many unrolled gathers into one slow kernel
-  lags = q * jnp.arange(1, G.shape[0] + 1)
-  return jax.lax.scan(add_lag, jnp.zeros(p1.shape, G.dtype), (G, lags))[0]
+    return next_lag(L), total
+  return jax.lax.while_loop(lambda c: c[0] < n_lags, add_lag,
+                            (next_lag(0), jnp.zeros(p1.shape, G.dtype)))[1]
 
 
 def pair_distance(problem: Problem, p1, s1, p2, s2, rows=slice(None), cols=slice(None)):
@@ -210,19 +219,24 @@ def pair_distance(problem: Problem, p1, s1, p2, s2, rows=slice(None), cols=slice
   y = [rows, cols] of the grid; labels are arrays of that shape. Loops (p > 1) need s and p
   multiples of q; static starts may be any frame."""
   crop = lambda a: a[..., rows, cols]
-  U, cum_u, cum_u2 = (crop(a) for a in (problem.U, problem.cum_u, problem.cum_u2))
+  full = lambda i: jnp.zeros(problem.gamma_t.shape, i.dtype).at[rows, cols].set(i)
+  # gather at full size, then crop: cropping the [T, C, H, W] tables first would copy them
+  at = lambda table, i: crop(_at(table, full(i)))
+  U, cum_u, cum_u2 = problem.U, problem.cum_u, problem.cum_u2
 
   def one_static(frame, p, s):
     # (1/p) sum_{j in [s, s+p)} ||a - U(j)||^2 = ||a||^2 - 2 a.mean(U) + mean(||U||^2)
-    a = _at(U, frame)
-    su, su2 = _at(cum_u, s + p) - _at(cum_u, s), _at(cum_u2, s + p) - _at(cum_u2, s)
+    a = at(U, frame)
+    su, su2 = at(cum_u, s + p) - at(cum_u, s), at(cum_u2, s + p) - at(cum_u2, s)
     return jnp.maximum(jnp.sum(a * a - 2 * a * su / p, axis=0) + su2 / p, 0.0)
 
   # every (i, j) with i = j (mod g) occurs once per LCM
   g = jnp.gcd(p1, p2)
-  loops = _lag_sum(problem.lag, problem.params.q, g, p1, s1, p2, s2, crop) / (p1 // g * p2)
+  both = (p1 > 1) & (p2 > 1)  # pairs with a still pixel take no lag steps
+  g_loop = jnp.where(both, g, (problem.lag.shape[0] + 1) * problem.params.q)
+  loops = _lag_sum(problem.lag, problem.params.q, g_loop, p1, s1, p2, s2, crop) / (p1 // g * p2)
   return jnp.where(p1 == 1,
-                   jnp.where(p2 == 1, _sqdist(_at(U, s1), _at(U, s2)), one_static(s1, p2, s2)),
+                   jnp.where(p2 == 1, _sqdist(at(U, s1), at(U, s2)), one_static(s1, p2, s2)),
                    jnp.where(p2 == 1, one_static(s2, p1, s1), loops))
 
 

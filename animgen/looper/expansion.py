@@ -49,15 +49,23 @@ def _auto_scale(d0, d1, edges):
   return _TOTAL_CAPACITY / jnp.maximum(jnp.maximum(total, 16 * big), 1e-20)
 
 
-def _move_terms(unary, pairwise, problem, labels, a):
-  """Unary costs of keeping / switching (D0, D1) and per edge axis [A, B, C, D] of a move."""
+def _current(unary, pairwise, problem, labels):
+  """Costs of the current labelling: unary [H, W] and the edge terms of both axes."""
+  return unary(problem, labels), [pairwise(problem, *_ends(labels, axis), axis)
+                                  for axis in (1, 0)]
+
+
+def _move_terms(unary, pairwise, problem, labels, a, current=None):
+  """Unary costs of keeping / switching (D0, D1) and per edge axis [A, B, C, D] of a move.
+  `current` (from `_current`) saves re-evaluating D0 and A."""
   full = jnp.full_like(labels, a)
-  d0, d1 = unary(problem, labels), unary(problem, full)
+  d0, cur_edges = current or _current(unary, pairwise, problem, labels)
+  d1 = unary(problem, full)
   # Per edge (x, z): A = V(cur, cur), B = V(cur, a), C = V(a, cur), D = V(a, a).
   edges = []
-  for axis in (1, 0):
+  for axis, a_ in zip((1, 0), cur_edges):
     (x, z), (ax, az) = _ends(labels, axis), _ends(full, axis)
-    edges.append([pairwise(problem, p, q, axis) for p, q in ((x, z), (x, az), (ax, z), (ax, az))])
+    edges.append([a_] + [pairwise(problem, p, q, axis) for p, q in ((x, az), (ax, z), (ax, az))])
   return d0, d1, edges
 
 
@@ -86,22 +94,33 @@ def move_capacities(unary, pairwise, problem, labels, a, scale=None):
   return _capacities(*_move_terms(unary, pairwise, problem, labels, a), scale)
 
 
-def _move(unary, pairwise, problem, labels, a, scale):
-  """(pixels that switch to `a` in the min cut of the truncated move, true energy after it).
+def _move(unary, pairwise, problem, labels, a, scale, current):
+  """(pixels that switch to `a` in the min cut of the truncated move, costs of the labelling
+  after it as `_current` gives them, its true energy).
 
-  The energy is read from the move's own untruncated terms, so no cost is evaluated twice."""
-  d0, d1, edges = _move_terms(unary, pairwise, problem, labels, a)
+  Everything is read from the move's own untruncated terms, so no cost is evaluated twice."""
+  d0, d1, edges = _move_terms(unary, pairwise, problem, labels, a, current)
   _, keep = grid_mincut(*_capacities(d0, d1, edges, scale))
-  return ~keep, move_energy(d0, d1, edges, ~keep)
+  after = _after(d0, d1, edges, ~keep)
+  return ~keep, after, _total(after)
+
+
+def _after(d0, d1, edges, y):
+  """Unary and edge costs after switching the pixels `y`, from a move's untruncated terms."""
+  out = []
+  for axis, (a_, b_, c_, d_) in zip((1, 0), edges):
+    yx, yz = _ends(y, axis)
+    out.append(jnp.where(yx, jnp.where(yz, d_, c_), jnp.where(yz, b_, a_)))
+  return jnp.where(y, d1, d0), out
+
+
+def _total(current):
+  return jnp.sum(current[0]) + sum(jnp.sum(e) for e in current[1])
 
 
 def move_energy(d0, d1, edges, y):
   """Energy after a move that switches the pixels `y`, from the move's untruncated terms."""
-  e = jnp.sum(jnp.where(y, d1, d0))
-  for axis, (a_, b_, c_, d_) in zip((1, 0), edges):
-    yx, yz = _ends(y, axis)
-    e = e + jnp.sum(jnp.where(yx, jnp.where(yz, d_, c_), jnp.where(yz, b_, a_)))
-  return e
+  return _total(_after(d0, d1, edges, y))
 
 
 @functools.partial(jax.jit, static_argnames=('unary', 'pairwise', 'num_labels', 'sweeps'))
@@ -116,21 +135,22 @@ def alpha_expansion(unary, pairwise, problem, labels0, num_labels, sweeps=1, ord
   """
   order = jnp.arange(num_labels) if order is None else jnp.asarray(order, jnp.int32)
   labels0 = jnp.asarray(labels0, jnp.int32)
-  total = functools.partial(energy, unary, pairwise, problem)
+  current0 = _current(unary, pairwise, problem, labels0)
 
-  def move(k, carry):
-    labels, e = carry
+  def move(k, carry):  # the costs of the current labelling ride along, updated by each move
+    labels, e, current = carry
     a = order[k]
-    switch, e_new = _move(unary, pairwise, problem, labels, a, scale)
-    new = jnp.where(switch, a, labels)
+    switch, after, e_new = _move(unary, pairwise, problem, labels, a, scale, current)
     better = e_new < e
-    return jnp.where(better, new, labels), jnp.where(better, e_new, e)
+    keep = lambda new, old: jnp.where(better, new, old)
+    return (keep(jnp.where(switch, a, labels), labels), keep(e_new, e),
+            jax.tree.map(keep, after, current))
 
   def sweep(carry):
-    labels, e, i, _ = carry
-    labels, e_new = lax.fori_loop(0, order.shape[0], move, (labels, e))
-    return labels, e_new, i + 1, e_new < e
+    labels, e, current, i, _ = carry
+    labels, e_new, current = lax.fori_loop(0, order.shape[0], move, (labels, e, current))
+    return labels, e_new, current, i + 1, e_new < e
 
-  carry = (labels0, total(labels0), 0, jnp.array(True))
-  labels, e, _, _ = lax.while_loop(lambda c: (c[2] < sweeps) & c[3], sweep, carry)
+  carry = (labels0, _total(current0), current0, 0, jnp.array(True))
+  labels, e, _, _, _ = lax.while_loop(lambda c: (c[3] < sweeps) & c[4], sweep, carry)
   return labels, e
