@@ -3,6 +3,7 @@ import copy
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -255,3 +256,17 @@ def test_vmap_over_targets(case):
     want = [[ref.temporal((i, j), P[0, i, j], S[0, i, j])
              + ref.label((i, j), P[0, i, j], e_static) for j in range(W)] for i in range(H)]
     np.testing.assert_allclose(u, want, **TOL)
+
+
+def test_pairwise_loops_equals_pairwise_when_every_label_loops():
+  rng = np.random.default_rng(7)
+  T, H, W = 24, 5, 6
+  video = jnp.asarray(rng.uniform(0, 1, (T, H, W, 3)).astype(np.float32))
+  prob = costs.build_problem(video, costs.Params())
+  P = jnp.asarray(rng.choice([8, 12, 16], (3, H, W)), jnp.int32)
+  S = jnp.asarray((rng.integers(0, 3, (3, H, W)) * 4) % (T - P + 1) // 4 * 4, jnp.int32)
+  prob = costs.with_labels(prob, P, S)
+  la, lb = (jnp.asarray(rng.integers(0, 3, (H, W - 1)), jnp.int32) for _ in range(2))
+  full = costs.pairwise(prob, la, lb, 1)
+  assert float(jnp.max(full)) > 0
+  np.testing.assert_allclose(costs.pairwise_loops(prob, la, lb, 1), full, rtol=1e-6)

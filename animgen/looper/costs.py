@@ -214,10 +214,12 @@ def _lag_sum(G, q, g, p1, s1, p2, s2, crop):
                             (next_lag(0), jnp.zeros(p1.shape, G.dtype)))[1]
 
 
-def pair_distance(problem: Problem, p1, s1, p2, s2, rows=slice(None), cols=slice(None)):
+def pair_distance(problem: Problem, p1, s1, p2, s2, rows=slice(None), cols=slice(None),
+                  loops_only=False):
   """D_y(l1, l2) = (1/LCM) sum_{t < LCM} ||U(y, phi1(t)) - U(y, phi2(t))||^2 at the pixels
   y = [rows, cols] of the grid; labels are arrays of that shape. Loops (p > 1) need s and p
-  multiples of q; static starts may be any frame."""
+  multiples of q; static starts may be any frame. loops_only: every label loops (stage 1), so
+  the still-pixel cases are skipped."""
   crop = lambda a: a[..., rows, cols]
   full = lambda i: jnp.zeros(problem.gamma_t.shape, i.dtype).at[rows, cols].set(i)
   # gather at full size, then crop: cropping the [T, C, H, W] tables first would copy them
@@ -235,6 +237,8 @@ def pair_distance(problem: Problem, p1, s1, p2, s2, rows=slice(None), cols=slice
   both = (p1 > 1) & (p2 > 1)  # pairs with a still pixel take no lag steps
   g_loop = jnp.where(both, g, (problem.lag.shape[0] + 1) * problem.params.q)
   loops = _lag_sum(problem.lag, problem.params.q, g_loop, p1, s1, p2, s2, crop) / (p1 // g * p2)
+  if loops_only:
+    return loops
   return jnp.where(p1 == 1,
                    jnp.where(p2 == 1, _sqdist(at(U, s1), at(U, s2)), one_static(s1, p2, s2)),
                    jnp.where(p2 == 1, one_static(s2, p1, s1), loops))
@@ -246,18 +250,25 @@ def _sides(axis):
   return ((head, every), (tail, every)) if axis == 0 else ((every, head), (every, tail))
 
 
-def spatial_cost(problem: Problem, p_x, s_x, p_z, s_z, axis):
+def spatial_cost(problem: Problem, p_x, s_x, p_z, s_z, axis, loops_only=False):
   """E_spa (Eq. 4, 5) of the edges along `axis` (1: right, [H, W-1]; 0: down, [H-1, W]) with
   labels (p_x, s_x) on their first pixel and (p_z, s_z) on their second."""
   gamma = problem.gamma_right if axis == 1 else problem.gamma_down
-  d = sum(pair_distance(problem, p_x, s_x, p_z, s_z, *side) for side in _sides(axis))
+  d = sum(pair_distance(problem, p_x, s_x, p_z, s_z, *side, loops_only=loops_only)
+          for side in _sides(axis))
   return gamma * d
 
 
-def pairwise(problem: Problem, la, lb, axis):
+def pairwise(problem: Problem, la, lb, axis, loops_only=False):
   """alpha2 E_spa of the edges along `axis` with label indices la on their first pixel and lb on
   their second (edge-shaped int arrays)."""
   (rx, cx), (rz, cz) = _sides(axis)
   px, sx = _at(problem.P[:, rx, cx], la), _at(problem.S[:, rx, cx], la)
   pz, sz = _at(problem.P[:, rz, cz], lb), _at(problem.S[:, rz, cz], lb)
-  return problem.params.alpha2 * spatial_cost(problem, px, sx, pz, sz, axis)
+  return problem.params.alpha2 * spatial_cost(problem, px, sx, pz, sz, axis, loops_only)
+
+
+def pairwise_loops(problem: Problem, la, lb, axis):
+  """`pairwise` for label tables in which every label loops (p > 1, stage 1): the same values,
+  without evaluating the still-pixel cases."""
+  return pairwise(problem, la, lb, axis, loops_only=True)

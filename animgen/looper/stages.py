@@ -68,9 +68,9 @@ def start_tables(p_map, num_labels, num_frames, q):
   return jnp.minimum(lam, _max_start(p_map, num_frames, q)[None]).astype(jnp.int32)
 
 
-def _solve(problem, P, S, labels0, sweeps):
+def _solve(problem, P, S, labels0, sweeps, pairwise=costs.pairwise):
   prob = costs.with_labels(problem, P, S)
-  return expansion.alpha_expansion(costs.unary, costs.pairwise, prob, labels0, P.shape[0],
+  return expansion.alpha_expansion(costs.unary, pairwise, prob, labels0, P.shape[0],
                                    sweeps=sweeps)
 
 
@@ -92,7 +92,7 @@ def stage1(problem, periods, *, num_frames, q, sweeps=1):
     p_map = jnp.full((h, w), p, jnp.int32)
     P = jnp.broadcast_to(p_map, (num_labels, h, w))
     S = start_tables(p_map, num_labels, num_frames, q)
-    lab, _ = _solve(problem, P, S, _best_unary(problem, P, S), sweeps)
+    lab, _ = _solve(problem, P, S, _best_unary(problem, P, S), sweeps, costs.pairwise_loops)
     return jnp.take_along_axis(S, lab[None], 0)[0]
   return jax.vmap(one)(periods)
 
