@@ -5,7 +5,6 @@ grid-cut solvers (Vineet & Narayanan 2008), with periodic global relabelling (Ch
 Goldberg 1997). Only the first phase is run (a maximum preflow): it already gives the flow value
 and the cut. All arithmetic is int32, so the result is exact; it is jit-compatible and vmappable.
 """
-import jax
 import jax.numpy as jnp
 from jax import lax
 
