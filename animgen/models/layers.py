@@ -224,3 +224,55 @@ class InstanceNorm(nn.Module):
     var = jnp.square(xf - mean).mean(axis=(1, 2), keepdims=True)
     y = (xf - mean) * jax.lax.rsqrt(var + self.epsilon)
     return (y * scale + shift).astype(x.dtype)
+
+
+# Dense LSTM for the sequence methods (DeepGIFs' latent LSTM, Sync-DRAW's encoder/decoder and
+# caption BiLSTM, Image2GIF's dense variant): flax's cell, carry (c, h), gates i, f, g, o.
+LSTMCell = nn.OptimizedLSTMCell
+
+
+class ConvLSTMCell(nn.Module):
+  """Convolutional LSTM of Shi et al. 2015 (Eq. 3), with its peephole (Hadamard) terms.
+
+    i = sigmoid(W_xi * X + W_hi * H + W_ci o C + b_i)
+    f = sigmoid(W_xf * X + W_hf * H + W_cf o C + b_f)
+    C' = f o C + i o tanh(W_xc * X + W_hc * H + b_c)
+    o = sigmoid(W_xo * X + W_ho * H + W_co o C' + b_o)
+    H' = o o tanh(C')
+
+  * is a 'SAME' convolution, o the elementwise product; the peephole weights W_c* are per
+  position and channel ([H, W, C]), as in the paper. Inputs NHWC; carry (C, H) each
+  [B, H, W, features]. Use as nn.scan / a Python loop over time (`__call__(carry, x)`).
+  """
+  features: int
+  kernel_size: int = 3
+  peephole: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, carry, x):
+    c, h = carry
+    k = (self.kernel_size, self.kernel_size)
+    gates = (nn.Conv(4 * self.features, k, padding='SAME', use_bias=True, dtype=self.dtype,
+                     name='input')(x)
+             + nn.Conv(4 * self.features, k, padding='SAME', use_bias=False, dtype=self.dtype,
+                       name='hidden')(h))
+    gi, gf, gc, go = jnp.split(gates, 4, axis=-1)
+    if self.peephole:
+      shape = c.shape[1:]
+      w_ci = self.param('peep_i', nn.initializers.zeros, shape)
+      w_cf = self.param('peep_f', nn.initializers.zeros, shape)
+      w_co = self.param('peep_o', nn.initializers.zeros, shape)
+      gi, gf = gi + w_ci * c, gf + w_cf * c
+    i, f = jax.nn.sigmoid(gi), jax.nn.sigmoid(gf)
+    c_new = f * c + i * jnp.tanh(gc)
+    if self.peephole:
+      go = go + w_co * c_new
+    h_new = jax.nn.sigmoid(go) * jnp.tanh(c_new)
+    return (c_new, h_new), h_new
+
+  @staticmethod
+  def initialize_carry(batch_shape_hw: tuple, features: int, dtype=jnp.float32):
+    """Zero (C, H) for inputs [B, H, W, *]: batch_shape_hw = (B, H, W)."""
+    z = jnp.zeros(tuple(batch_shape_hw) + (features,), dtype)
+    return z, z

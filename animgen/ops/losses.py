@@ -76,3 +76,28 @@ def spatial_pyramid(x: jax.Array, cells: int = 32) -> jax.Array:
 def spatial_pyramid_loss(a: jax.Array, b: jax.Array, cells: int = 32) -> jax.Array:
   """Eq. 8: mean squared difference of the cell averages."""
   return mse(spatial_pyramid(a, cells), spatial_pyramid(b, cells))
+
+
+def gaussian_kl_pair(mu_q, logvar_q, mu_p, logvar_p) -> jax.Array:
+  """KL(N(mu_q, e^logvar_q) || N(mu_p, e^logvar_p)) summed over the last axis (elementwise
+  over the rest): 0.5 * sum(logvar_p - logvar_q + (e^logvar_q + (mu_q - mu_p)^2) / e^logvar_p - 1).
+  With mu_p = logvar_p = 0 it is the standard-normal KL (Kingma & Welling, App. B)."""
+  return 0.5 * jnp.sum(logvar_p - logvar_q
+                       + (jnp.exp(logvar_q) + jnp.square(mu_q - mu_p)) * jnp.exp(-logvar_p)
+                       - 1.0, axis=-1)
+
+
+def bce_with_logits(logits: jax.Array, target) -> jax.Array:
+  """Elementwise binary cross-entropy of sigmoid(logits) against target in [0, 1], computed
+  stably as softplus(logits) - target * logits."""
+  return jax.nn.softplus(logits) - target * logits
+
+
+def gan_d_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+  """Discriminator loss -log D(x) - log(1 - D(G(z))), averaged (Goodfellow et al. 2014)."""
+  return jnp.mean(bce_with_logits(real_logits, 1.0)) + jnp.mean(bce_with_logits(fake_logits, 0.0))
+
+
+def gan_g_loss(fake_logits: jax.Array) -> jax.Array:
+  """Non-saturating generator loss -log D(G(z)), averaged (Image2GIF Eq. 2, DeepGIFs' BCE)."""
+  return jnp.mean(bce_with_logits(fake_logits, 1.0))
