@@ -106,6 +106,21 @@ def test_vmapped_candidates_equal_separate_solves():
     assert alone.energy == pytest.approx(loop.energy, rel=1e-5)
 
 
+def test_vmapped_videos_equal_separate_solves():
+  a, square = periodic_square(T=24, H=16, W=16, lo=4, hi=12, period=8)
+  b, _ = periodic_square(T=24, H=16, W=16, lo=2, hi=10, period=12, seed=1)
+  config = stages.LoopConfig(min_period=8)
+  together = stages.solve_videos(np.stack([a, b]), config, targets=np.stack([square, square]))
+  assert len(together) == 2
+  for video, loop in zip((a, b), together):
+    alone = stages.solve(video, config, targets=square[None])[0]
+    np.testing.assert_array_equal(alone.periods, loop.periods)
+    np.testing.assert_array_equal(alone.starts, loop.starts)
+    assert alone.energy == pytest.approx(loop.energy, rel=1e-5)
+  # the two videos loop differently (different squares and periods): no mixing across the batch
+  assert not np.array_equal(together[0].periods, together[1].periods)
+
+
 def test_short_clip_is_a_user_error():
   from animgen.errors import InputError
   with pytest.raises(InputError, match='needs at least 64'):

@@ -233,3 +233,39 @@ def solve(video, config: LoopConfig, semantics=None, natural=None, targets=None,
   say(f'stage 3: {time.time() - tic:.1f} s')
   p_map, s_map, energy = map(np.asarray, (p_map, s_map, energy))
   return [Loop(p_map[i], s_map[i], float(energy[i]), names[i]) for i in range(len(targets))]
+
+
+def solve_videos(videos, config: LoopConfig, semantics=None, natural=None,
+                 targets=None) -> list[Loop]:
+  """One loop per video, all videos solved together: the whole pipeline (costs, stages 1-3) is
+  vmapped over a batch of videos of the same shape [N, T, H, W, 3] in [0, 1].
+
+  semantics [N, T, H, W, K], natural bool [N, H, W] and targets bool [N, H, W] (one candidate
+  map per video) are optional, as in `solve`. Equal to solving each video alone with `solve`
+  (tested); coarse-to-fine is not batched (use `solve` for `config.coarse` > 1).
+  """
+  videos = jnp.asarray(videos, jnp.float32)
+  if videos.ndim != 5:
+    raise InputError(f'solve_videos needs videos [N, T, H, W, 3], got shape {videos.shape}')
+  if config.coarse > 1:
+    raise InputError('solve_videos does not batch coarse-to-fine: use solve() per video')
+  n, t, h, w, _ = videos.shape
+  q = config.params.q
+  periods = jnp.asarray(period_set(t, config), jnp.int32)
+  natural = jnp.zeros((n, h, w), bool) if natural is None else jnp.asarray(natural, bool)
+  targets = jnp.ones((n, h, w), bool) if targets is None else jnp.asarray(targets, bool)
+
+  def one(video, sem, nat, tgt):
+    prob = costs.build_problem(video, config.params, semantics=sem, natural=nat, target=tgt)
+    starts1 = stage1(prob, periods, num_frames=t, q=q, sweeps=config.sweeps)
+    P, S = stage2_tables(starts1, periods, t, q)
+    p_map, s_map, _ = stage2(prob, P, S, _init_stage2(prob, P, S), sweeps=config.sweeps_stage2)
+    s_map, energy = stage3(prob, p_map, s_map, num_frames=t, q=q, sweeps=config.sweeps)
+    return p_map, s_map, energy
+
+  if semantics is None:
+    out = jax.jit(jax.vmap(lambda v, a, b: one(v, None, a, b)))(videos, natural, targets)
+  else:
+    out = jax.jit(jax.vmap(one))(videos, jnp.asarray(semantics, jnp.float32), natural, targets)
+  p_map, s_map, energy = map(np.asarray, out)
+  return [Loop(p_map[i], s_map[i], float(energy[i]), f'video {i}') for i in range(n)]
