@@ -13,6 +13,9 @@ import importlib
 METHODS = {
     'landscape_motion': 'animgen.methods.landscape_motion:LandscapeMotion',
     'landscape_appearance': 'animgen.methods.landscape_appearance:LandscapeAppearance',
+    'image2gif': 'animgen.methods.image2gif:Image2GIF',
+    'deepgifs': 'animgen.methods.deepgifs:DeepGIFs',
+    'syncdraw': 'animgen.methods.syncdraw:SyncDRAW',
 }
 
 
