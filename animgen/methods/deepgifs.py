@@ -1,0 +1,333 @@
+"""DeepGIFs (Malik, Troute & Capoor, Sec. 4): a VAE-GAN whose latent codes a LSTM rolls forward.
+
+Training has the two phases of the public code, both inside this one method so that the one
+trainer runs them in one command: steps [0, train.vaegan_steps) pretrain the VAE-GAN on single
+frames (Adam 5e-4; loss MSE(x_hat, x) + 1e-4 GAN + 1e-8 KL), the remaining steps train the
+VAE-LSTM on sequences with teacher forcing (Adam 1e-3; loss Sec. 4.2,
+MSE(x[:, 1:], x_hat[:, :-1]) + lambda_gan GAN + lambda_KL KL). `train_step` switches by the step
+count with lax.cond; each phase has its own Adam states, so the LSTM phase starts its optimiser
+fresh, as a second training script would. The discriminator is the same network in both phases
+(Sec. 4.1: "employed in two separate GAN architectures").
+
+Sampling (Sec. 4.1): encode the seed frame, let the LSTM predict the next code, decode it, encode
+the generated frame again, and so on for a 20-frame GIF. Evaluation: per-frame PSNR / SSIM of
+that rollout against the true clip, next to repeating the seed frame (eval_rollout_<step>.json
+and .png); eval_step adds the VAE reconstruction and teacher-forced next-frame PSNR.
+"""
+import json
+import os
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from animgen.models.deepgifs import Decoder, Discriminator, Encoder, LatentLSTM
+from animgen.ops import losses, metrics
+
+PSNR_CAP = 100.0   # dB, for frames equal to the truth (PSNR would be +inf)
+
+
+@flax.struct.dataclass
+class DeepGIFsState:
+  step: jax.Array
+  params: dict          # {'encoder', 'decoder', 'lstm', 'disc'}
+  batch_stats: dict     # {'encoder', 'decoder', 'disc'}
+  opt_vaegan_g: optax.OptState
+  opt_vaegan_d: optax.OptState
+  opt_lstm_g: optax.OptState
+  opt_lstm_d: optax.OptState
+
+
+def to_signed(frames_uint8):
+  """uint8 [0, 255] -> float32 [-1, 1], the range of the decoder's tanh."""
+  return frames_uint8.astype(jnp.float32) / 127.5 - 1.0
+
+
+def to_unit(x):
+  return jnp.clip((x + 1.0) * 0.5, 0.0, 1.0)
+
+
+def rollout_table(pred, truth):
+  """Per-frame metrics of generated clips against the truth, next to the copy-the-seed baseline.
+
+  pred, truth: [N, T, H, W, C] in [0, 1], pred[:, 0] the seed (= truth[:, 0]). Returns numpy
+  arrays [T - 1] for frames 1..T-1, each the mean over the N clips: psnr, ssim (generated) and
+  psnr_copy, ssim_copy (every frame = truth[:, 0]). PSNR is capped at PSNR_CAP dB."""
+  truth, pred = jnp.asarray(truth), jnp.asarray(pred)
+  copy = jnp.broadcast_to(truth[:, :1], truth[:, 1:].shape)
+  pred, truth = pred[:, 1:], truth[:, 1:]
+  cap = lambda p: jnp.minimum(p, PSNR_CAP)
+  out = {'psnr': cap(metrics.psnr(pred, truth)), 'ssim': metrics.ssim(pred, truth),
+         'psnr_copy': cap(metrics.psnr(copy, truth)), 'ssim_copy': metrics.ssim(copy, truth)}
+  return {k: np.asarray(jnp.mean(v, axis=0)) for k, v in out.items()}
+
+
+class DeepGIFs:
+  """VAE-GAN pretraining, then the latent LSTM (VAE-LSTM-GAN), by step count."""
+
+  def __init__(self, config, num_train: int = 0):
+    del num_train
+    self.config = config
+    m = config.model
+    dtype = jnp.dtype(config.get('dtype', 'float32'))
+    widths = tuple(m.widths)
+    self.size, self.channels, self.frames = config.image_size, m.channels, config.frames
+    if self.size % 16:
+      from animgen.errors import InputError
+      raise InputError(f'image_size {self.size} must be a multiple of 16 (4 stride-2 convs)')
+    self.encoder = Encoder(m.latent_dim, widths, dtype)
+    self.decoder = Decoder(m.channels, widths, self.size // 16, dtype)
+    self.lstm = LatentLSTM(m.latent_dim, m.lstm_hidden, dtype)
+    self.disc = Discriminator(m.latent_dim, widths, dtype)
+    o = config.optim
+    self.tx_vaegan = optax.adam(o.vaegan_learning_rate, b1=o.b1, b2=o.b2)
+    self.tx_lstm = optax.adam(o.learning_rate, b1=o.b1, b2=o.b2)
+
+  # ---------------------------------------------------------------- data
+  def make_example(self, record, rng, train):
+    """The clip's first `frames` frames; in training optionally a random window of
+    data.train_frames of them (0: all; a CPU-budget option, the paper trains on 20)."""
+    frames = np.asarray(record['frames'])
+    if frames.shape[1:] != (self.size, self.size, self.channels):
+      from animgen.errors import InputError
+      raise InputError(f'{self.config.dataset}: frames {frames.shape[1:]} but the config '
+                       f'expects {(self.size, self.size, self.channels)}: set image_size')
+    frames = frames[:self.frames]
+    window = self.config.data.get('train_frames', 0)
+    if train and window and window < len(frames):
+      start = int(rng.integers(0, len(frames) - window + 1))
+      frames = frames[start:start + window]
+    return {'frames': frames}
+
+  # ---------------------------------------------------------------- networks
+  def encode(self, params, stats, x, train):
+    """x [N, H, W, C] -> (mu, logvar, new encoder batch_stats)."""
+    v = {'params': params['encoder'], 'batch_stats': stats['encoder']}
+    if train:
+      (mu, logvar), upd = self.encoder.apply(v, x, True, mutable=['batch_stats'])
+      return mu, logvar, upd['batch_stats']
+    mu, logvar = self.encoder.apply(v, x, False)
+    return mu, logvar, stats['encoder']
+
+  def decode(self, params, stats, z, train):
+    v = {'params': params['decoder'], 'batch_stats': stats['decoder']}
+    if train:
+      x, upd = self.decoder.apply(v, z, True, mutable=['batch_stats'])
+      return x, upd['batch_stats']
+    return self.decoder.apply(v, z, False), stats['decoder']
+
+  def discriminate(self, params, stats, x, train):
+    v = {'params': params['disc'], 'batch_stats': stats['disc']}
+    if train:
+      logits, upd = self.disc.apply(v, x, True, mutable=['batch_stats'])
+      return logits, upd['batch_stats']
+    return self.disc.apply(v, x, False), stats['disc']
+
+  def lstm_unroll(self, params, codes):
+    """Teacher forcing: codes [B, T, Z] -> predicted next codes [B, T, Z]."""
+    carry = self.lstm.initialize_carry(codes.shape[0])
+    return self.lstm.apply({'params': params['lstm']}, carry, codes,
+                           method=LatentLSTM.unroll)[1]
+
+  # ---------------------------------------------------------------- state
+  def init(self, rng, batch):
+    del batch
+    k = jax.random.split(rng, 4)
+    x = jnp.zeros((1, self.size, self.size, self.channels))
+    z = jnp.zeros((1, self.config.model.latent_dim))
+    ev = self.encoder.init(k[0], x, False)
+    dv = self.decoder.init(k[1], z, False)
+    lv = self.lstm.init(k[2], self.lstm.initialize_carry(1), z)
+    cv = self.disc.init(k[3], x, False)
+    params = {'encoder': ev['params'], 'decoder': dv['params'], 'lstm': lv['params'],
+              'disc': cv['params']}
+    stats = {'encoder': ev['batch_stats'], 'decoder': dv['batch_stats'],
+             'disc': cv['batch_stats']}
+    g, d = self._split(params)
+    return DeepGIFsState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
+                         opt_vaegan_g=self.tx_vaegan.init(g), opt_vaegan_d=self.tx_vaegan.init(d),
+                         opt_lstm_g=self.tx_lstm.init(g), opt_lstm_d=self.tx_lstm.init(d))
+
+  @staticmethod
+  def _split(params):
+    g = {k: params[k] for k in ('encoder', 'decoder', 'lstm')}
+    return g, params['disc']
+
+  # ---------------------------------------------------------------- losses
+  def _generator_loss(self, g_params, d_params, stats, x, target, lambda_gan, rng, sequence):
+    """Reconstruction / prediction MSE + lambda_gan * (-log D(G)) + lambda_KL * KL (Sec. 4.2).
+
+    x: frames fed to the encoder, [N, H, W, C] (VAE-GAN) or [B, T, H, W, C] (LSTM, teacher
+    forcing: frame t predicts frame t + 1). target: what the output is compared with."""
+    params = dict(g_params, disc=d_params)
+    frames = x.reshape((-1,) + x.shape[-3:])
+    mu, logvar, enc_stats = self.encode(params, stats, frames, True)
+    z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mu.shape)   # z ~ N(mu, Sigma)
+    if sequence:
+      b, t = x.shape[:2]
+      codes = self.lstm_unroll(params, z.reshape(b, t, -1))[:, :-1]       # predicts 1..T-1
+      z = codes.reshape(b * (t - 1), -1)
+    out, dec_stats = self.decode(params, stats, z, True)
+    rec = losses.mse(out, target.reshape(out.shape))
+    fake_logits, _ = self.discriminate(params, stats, out, True)
+    gan = losses.gan_g_loss(fake_logits)
+    kl = losses.gaussian_kl(mu, logvar)
+    total = rec + lambda_gan * gan + self.config.loss.lambda_kl * kl
+    new_stats = dict(stats, encoder=enc_stats, decoder=dec_stats)
+    return total, (out, new_stats, {'loss': total, 'loss_rec': rec, 'loss_gan_g': gan,
+                                    'loss_kl': kl})
+
+  def _disc_loss(self, d_params, params, stats, real, fake):
+    """Binary cross-entropy of D on real frames against generated ones (Sec. 4.1.3)."""
+    p = dict(params, disc=d_params)
+    real_logits, s1 = self.discriminate(p, stats, real, True)
+    fake_logits, s2 = self.discriminate(p, dict(stats, disc=s1), fake, True)
+    return losses.gan_d_loss(real_logits, fake_logits), (s2, jnp.mean(real_logits > 0),
+                                                         jnp.mean(fake_logits < 0))
+
+  def _phase_step(self, state, x, target, lambda_gan, rng, sequence, tx, g_opt, d_opt):
+    """One simultaneous update of G (encoder, decoder, LSTM) and D from the same forward pass
+    (ours: REFERENCE does not give the update order of the public code)."""
+    g_params, d_params = self._split(state.params)
+    (_, (fake, stats, m)), g_grads = jax.value_and_grad(self._generator_loss, has_aux=True)(
+        g_params, d_params, state.batch_stats, x, target, lambda_gan, rng, sequence)
+    real = target.reshape(fake.shape)
+    (d_loss, (d_stats, acc_real, acc_fake)), d_grads = jax.value_and_grad(
+        self._disc_loss, has_aux=True)(d_params, state.params, stats, real,
+                                       jax.lax.stop_gradient(fake))
+    g_upd, g_opt = tx.update(g_grads, g_opt, g_params)
+    d_upd, d_opt = tx.update(d_grads, d_opt, d_params)
+    g_params = optax.apply_updates(g_params, g_upd)
+    d_params = optax.apply_updates(d_params, d_upd)
+    m.update(loss_d=d_loss, d_acc_real=acc_real, d_acc_fake=acc_fake,
+             grad_norm=optax.tree.norm(g_grads))
+    return dict(g_params, disc=d_params), dict(stats, disc=d_stats), g_opt, d_opt, m
+
+  def _vaegan_step(self, state, batch, rng):
+    """Pretraining on frames: frames_per_clip random frames of each clip (32 clips x 4 = the
+    public code's batch of 128 frames)."""
+    k_pick, k_z = jax.random.split(rng)
+    frames = to_signed(batch['frames'])
+    b, t = frames.shape[:2]
+    pick = jax.random.randint(k_pick, (b, self.config.train.vaegan_frames_per_clip), 0, t)
+    x = jnp.take_along_axis(frames, pick[:, :, None, None, None], axis=1)
+    x = x.reshape((-1,) + x.shape[2:])
+    params, stats, g_opt, d_opt, m = self._phase_step(
+        state, x, x, self.config.loss.vaegan_lambda_gan, k_z, False, self.tx_vaegan,
+        state.opt_vaegan_g, state.opt_vaegan_d)
+    m['phase'] = jnp.zeros((), jnp.float32)
+    return state.replace(step=state.step + 1, params=params, batch_stats=stats,
+                         opt_vaegan_g=g_opt, opt_vaegan_d=d_opt), m
+
+  def _lstm_step(self, state, batch, rng):
+    """VAE-LSTM on clips, teacher forcing: MSE(x[:, 1:], x_hat[:, :-1]) (public code)."""
+    frames = to_signed(batch['frames'])
+    params, stats, g_opt, d_opt, m = self._phase_step(
+        state, frames, frames[:, 1:], self.config.loss.lambda_gan, rng, True, self.tx_lstm,
+        state.opt_lstm_g, state.opt_lstm_d)
+    m['phase'] = jnp.ones((), jnp.float32)
+    return state.replace(step=state.step + 1, params=params, batch_stats=stats,
+                         opt_lstm_g=g_opt, opt_lstm_d=d_opt), m
+
+  def train_step(self, state, batch, rng):
+    t = self.config.train
+    if t.vaegan_steps <= 0:
+      return self._lstm_step(state, batch, rng)
+    if t.vaegan_steps >= t.num_steps:
+      return self._vaegan_step(state, batch, rng)
+    return jax.lax.cond(state.step < t.vaegan_steps, self._vaegan_step, self._lstm_step,
+                        state, batch, rng)
+
+  # ---------------------------------------------------------------- inference
+  def rollout(self, state, seed, num_frames):
+    """seed [B, H, W, C] in [-1, 1] -> [B, num_frames, H, W, C], frame 0 = seed: encode the last
+    frame (mu, BatchNorm running averages), LSTM step, decode (Sec. 4.1)."""
+    p, s = state.params, state.batch_stats
+    carry = self.lstm.initialize_carry(seed.shape[0])
+
+    def step(c, _):
+      carry, x = c
+      mu, _, _ = self.encode(p, s, x, False)
+      carry, z = self.lstm.apply({'params': p['lstm']}, carry, mu)
+      x, _ = self.decode(p, s, z, False)
+      return (carry, x), x
+
+    _, xs = jax.lax.scan(step, (carry, seed), None, length=num_frames - 1)
+    return jnp.concatenate([seed[:, None], jnp.moveaxis(xs, 0, 1)], axis=1)
+
+  def sample(self, state, batch, rng):
+    del rng
+    frames = to_signed(batch['frames'])
+    gen = self.rollout(state, frames[:, 0], self.config.sample.num_frames)
+    rgb = lambda v: jnp.repeat(to_unit(v), 3 // self.channels, axis=-1)
+    return {'rollout': rgb(gen), 'truth': rgb(frames)}
+
+  def eval_step(self, state, batch):
+    """Per clip: VAE reconstruction PSNR, teacher-forced next-frame PSNR and its
+    copy-the-previous-frame baseline (codes = mu, BatchNorm running averages)."""
+    p, s = state.params, state.batch_stats
+    frames = to_signed(batch['frames'])
+    b, t = frames.shape[:2]
+    flat = frames.reshape((-1,) + frames.shape[2:])
+    mu, _, _ = self.encode(p, s, flat, False)
+    recon, _ = self.decode(p, s, mu, False)
+    codes = self.lstm_unroll(p, mu.reshape(b, t, -1))[:, :-1]
+    nxt, _ = self.decode(p, s, codes.reshape(b * (t - 1), -1), False)
+    psnr = lambda a, x: jnp.minimum(metrics.psnr(to_unit(a), to_unit(x)), PSNR_CAP)
+    truth_next = frames[:, 1:]
+    return {'recon_psnr': psnr(recon.reshape(frames.shape), frames).mean(1),
+            'next_psnr': psnr(nxt.reshape(truth_next.shape), truth_next).mean(1),
+            'next_psnr_copy': psnr(frames[:, :-1], truth_next).mean(1)}
+
+  def evaluate_sequences(self, state, workdir, step):
+    """The rollout table: from the first frame of each of the first eval.rollout_clips test
+    clips, generate the clip's length and compare every generated frame with the truth (PSNR,
+    SSIM), next to repeating the seed frame. Writes eval_rollout_<step>.json (the table),
+    eval_rollout_<step>.png (plot) and rollout_examples_<step>.png (truth above generated)."""
+    from animgen import input_pipeline, plot
+    c = self.config
+    builder = input_pipeline.prepare(c.dataset, c.get('data_dir'), c.get('manual_dir'))
+    src = builder.as_data_source(split='test')
+    n = min(len(src), c.eval.rollout_clips)
+    clips = np.stack([self.make_example(src[i], None, False)['frames'] for i in range(n)])
+    t = clips.shape[1]
+    gen_fn = jax.jit(lambda st, x: to_unit(self.rollout(st, to_signed(x)[:, 0], t)))
+    bs = c.eval.batch_size
+    gen = np.concatenate([np.asarray(gen_fn(state, clips[i:i + bs])) for i in range(0, n, bs)])
+    truth = clips.astype(np.float32) / 255.0
+    table = rollout_table(gen, truth)
+    frames_idx = list(range(1, t))
+    record = {'step': int(step), 'num_clips': int(n), 'frames': frames_idx,
+              **{k: [round(float(x), 4) for x in v] for k, v in table.items()}}
+    path = os.path.join(workdir, f'eval_rollout_{int(step)}.json')
+    with open(path + '.tmp', 'w') as f:
+      json.dump(record, f, indent=1)
+    os.replace(path + '.tmp', path)
+    plot.line_panels(os.path.join(workdir, f'eval_rollout_{int(step)}.png'), [
+        ('PSNR (dB) per generated frame', [('DeepGIFs rollout', frames_idx, table['psnr'], None, None),
+                                           ('copy seed frame', frames_idx, table['psnr_copy'], None, None)]),
+        ('SSIM per generated frame', [('DeepGIFs rollout', frames_idx, table['ssim'], None, None),
+                                      ('copy seed frame', frames_idx, table['ssim_copy'], None, None)])])
+    _write_strip(os.path.join(workdir, f'rollout_examples_{int(step)}.png'), truth[:3], gen[:3])
+    return {'rollout_psnr': float(np.mean(table['psnr'])),
+            'rollout_ssim': float(np.mean(table['ssim'])),
+            'rollout_psnr_copy': float(np.mean(table['psnr_copy'])),
+            'rollout_ssim_copy': float(np.mean(table['ssim_copy']))}
+
+
+def _write_strip(path, truth, gen):
+  """For each clip a pair of rows, truth above generated, frames left to right ([N, T, H, W, C]
+  in [0, 1]), 2 px gaps; written atomically as PNG."""
+  from PIL import Image
+  n, t, h, w, _ = truth.shape
+  canvas = np.full((n * (2 * h + 6), t * (w + 2), 3), 255, np.uint8)
+  for i in range(n):
+    for r, clip in enumerate((truth[i], gen[i])):
+      for j in range(t):
+        y, x = i * (2 * h + 6) + r * (h + 2), j * (w + 2)
+        canvas[y:y + h, x:x + w] = np.round(np.broadcast_to(
+            clip[j], (h, w, 3)) * 255).astype(np.uint8)
+  Image.fromarray(canvas).save(path + '.tmp.png')
+  os.replace(path + '.tmp.png', path)

@@ -1,0 +1,113 @@
+"""DeepGIFs networks (Malik, Troute & Capoor, Sec. 4.1): VAE encoder / decoder, latent LSTM and
+discriminator. NHWC, images in [-1, 1].
+
+BatchNorm follows PyTorch's defaults (the public code is PyTorch): running-average momentum
+0.1 (flax momentum 0.9) and epsilon 1e-5.
+"""
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from animgen.models.layers import LSTMCell, upsample_nearest
+
+LEAK = 0.01   # LeakyReLU slope of the public code (PyTorch default)
+
+
+def _bn(train: bool, name: str | None = None):
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
+
+
+class ConvStack(nn.Module):
+  """Sec. 4.1.1: conv 4x4, stride 2, padding 1 -> BatchNorm -> LeakyReLU, per width.
+  [B, 64, 64, C] -> flattened [B, 4 * 4 * widths[-1]]."""
+  widths: Sequence[int] = (32, 64, 128, 256)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    for w in self.widths:
+      x = nn.Conv(w, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), dtype=self.dtype)(x)
+      x = nn.leaky_relu(_bn(train)(x), LEAK)
+    return x.reshape(x.shape[0], -1)
+
+
+class Encoder(nn.Module):
+  """q(z | x): the conv stack, then two fully connected heads mu and log-variance (Sec. 4.1.1).
+  [B, H, W, C] -> (mu, logvar) each [B, latent_dim]."""
+  latent_dim: int = 95
+  widths: Sequence[int] = (32, 64, 128, 256)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    h = ConvStack(self.widths, self.dtype, name='stack')(x, train)
+    mu = nn.Dense(self.latent_dim, dtype=self.dtype, name='fc_mu')(h)
+    logvar = nn.Dense(self.latent_dim, dtype=self.dtype, name='fc_logvar')(h)
+    return mu.astype(jnp.float32), logvar.astype(jnp.float32)
+
+
+class Decoder(nn.Module):
+  """The encoder's inverse (Sec. 4.1.1): Linear to a 4x4 map of widths[-1] channels, then four
+  blocks of nearest-neighbour upsampling x2 + conv 3x3, the first three with BatchNorm and
+  LeakyReLU, the last to `channels` followed by tanh. [B, latent] -> [B, 64, 64, channels].
+  (Ours: the last block has no BatchNorm / LeakyReLU, which would keep tanh from reaching the
+  -1 background; a LeakyReLU follows the Linear, whose activation the paper does not state.)"""
+  channels: int = 1
+  widths: Sequence[int] = (32, 64, 128, 256)
+  base: int = 4
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, z, train: bool):
+    w = list(self.widths)[::-1]                       # 256, 128, 64, 32
+    h = nn.Dense(self.base * self.base * w[0], dtype=self.dtype, name='fc')(z)
+    h = nn.leaky_relu(h.reshape(z.shape[0], self.base, self.base, w[0]), LEAK)
+    outs = w[1:] + [self.channels]                    # 128, 64, 32, C
+    for i, c in enumerate(outs):
+      h = upsample_nearest(h, 2)
+      h = nn.Conv(c, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype)(h)
+      if i < len(outs) - 1:
+        h = nn.leaky_relu(_bn(train)(h), LEAK)
+    return jnp.tanh(h).astype(jnp.float32)
+
+
+class LatentLSTM(nn.Module):
+  """Sec. 4.1.2: one LSTM layer (hidden and cell 200) on the latent code, and a fully
+  connected layer from its output back to the latent size. One step: (carry, z) -> (carry, z')."""
+  latent_dim: int = 95
+  hidden: int = 200
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, carry, z):
+    carry, h = LSTMCell(self.hidden, dtype=self.dtype, name='cell')(carry, z)
+    return carry, nn.Dense(self.latent_dim, dtype=self.dtype, name='fc')(h).astype(jnp.float32)
+
+  def initialize_carry(self, batch: int):
+    zeros = jnp.zeros((batch, self.hidden), jnp.float32)
+    return zeros, zeros
+
+  def unroll(self, carry, zs):
+    """zs [B, T, latent] -> (carry, next-step codes [B, T, latent]) (teacher forcing)."""
+    outs = []
+    for t in range(zs.shape[1]):
+      carry, out = self(carry, zs[:, t])
+      outs.append(out)
+    return carry, jnp.stack(outs, axis=1)
+
+
+class Discriminator(nn.Module):
+  """Sec. 4.1.3: the encoder's conv stack -> fc(latent_dim) -> BatchNorm -> LeakyReLU -> fc(1).
+  [B, H, W, C] -> real/fake logits [B] (trained with binary cross-entropy)."""
+  latent_dim: int = 95
+  widths: Sequence[int] = (32, 64, 128, 256)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    h = ConvStack(self.widths, self.dtype, name='stack')(x, train)
+    h = nn.Dense(self.latent_dim, dtype=self.dtype, name='fc')(h)
+    h = nn.leaky_relu(_bn(train, 'bn_fc')(h), LEAK)
+    return nn.Dense(1, dtype=self.dtype, name='logit')(h)[:, 0].astype(jnp.float32)

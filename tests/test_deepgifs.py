@@ -1,0 +1,231 @@
+"""DeepGIFs: the bouncing-ball and Moving MNIST generators, the two-phase train step on 1 and 8
+devices, the rollout table, and a smoke train + eval through the trainer."""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from animgen.datasets import bouncing_balls as bb
+from animgen.datasets import moving_mnist as mm
+from animgen.methods import deepgifs
+from conftest import ROOT, smoke_config
+
+
+# ----------------------------------------------------------------------------- bouncing balls
+
+
+def _energy(v):
+  return np.sum(np.square(v), axis=(-2, -1))
+
+
+def test_ball_collisions_conserve_energy_and_momentum():
+  # balls on colliding courses, no walls: only ball-ball collisions
+  x0 = np.array([[2.0, 5.0], [8.0, 5.6], [5.0, 1.5]])
+  v0 = np.array([[0.4, 0.0], [-0.3, 0.05], [0.0, 0.3]])
+  pos, vel = bb.simulate_balls(None, 3, 30, x0=x0, v0=v0, walls=False)
+  assert not np.allclose(vel[-1], v0)                       # they did collide
+  np.testing.assert_allclose(_energy(vel), _energy(v0), rtol=1e-12)
+  np.testing.assert_allclose(vel.sum(axis=1), np.broadcast_to(v0.sum(0), (30, 2)), atol=1e-12)
+  # ball 0 came from the left at +0.4 and meets ball 1 head-on: it leaves to the left
+  assert vel[-1, 0, 0] < 0 and vel[-1, 1, 0] > 0
+
+
+def test_walls_keep_balls_in_the_box_and_energy_constant():
+  rng = np.random.default_rng(3)
+  pos, vel = bb.simulate_balls(rng, 3, 400)
+  assert np.isclose(np.linalg.norm(vel[0]), bb.SPEED)         # |v| of all balls = 0.5
+  np.testing.assert_allclose(_energy(vel), _energy(vel[0]), rtol=1e-12)
+  assert pos.min() >= bb.RADIUS - 1e-12 and pos.max() <= bb.BOX - bb.RADIUS + 1e-12
+  # walls were hit: some velocity component changed sign
+  assert np.any(np.sign(vel[1:, :, 0]) != np.sign(vel[:-1, :, 0]))
+  # one frame moves each ball by its velocity when nothing is hit (2 sub-steps of 1/2)
+  free = np.all(np.sign(vel[1:]) == np.sign(vel[:-1]), axis=(1, 2)) & np.all(
+      np.isclose(vel[1:], vel[:-1]), axis=(1, 2))
+  np.testing.assert_allclose((pos[1:] - pos[:-1])[free], vel[:-1][free], atol=1e-12)
+
+
+def test_render_is_the_rtrbm_bump():
+  pos = np.array([[[5.0, 2.5]]])               # (x, y) in box units, on pixel (32, 16) at 64 px
+  img = bb.render_balls(pos, 64)[0]
+  assert img[16, 32] == pytest.approx(1.0)
+  # at distance d: exp(-(d^2 / r^2)^4); pixel (16, 40) is 8 px = 1.25 box units away in x
+  d = 8 * bb.BOX / 64
+  assert img[16, 40] == pytest.approx(np.exp(-(d ** 2 / bb.RADIUS ** 2) ** 4))
+  two = bb.render_balls(np.array([[[5.0, 2.5], [5.0, 2.5]]]), 64)[0]
+  assert two.max() == 1.0                      # overlapping balls clip at 1
+
+
+# ----------------------------------------------------------------------------- moving mnist
+
+
+def test_digit_trajectories_stay_inside_with_speeds_2_to_6():
+  rng = np.random.default_rng(0)
+  for _ in range(50):
+    pos, vel = mm.digit_trajectories(rng, 2, 40, 36)
+    assert pos.min() >= 0 and pos.max() <= 36
+    speed = np.linalg.norm(vel, axis=-1)                      # [T, 2], constant per digit
+    np.testing.assert_allclose(speed, np.broadcast_to(speed[0], speed.shape))
+    assert np.all((speed >= 2 - 1e-9) & (speed <= 6 + 1e-9))
+    np.testing.assert_allclose(speed[0], np.round(speed[0]))  # integer speeds
+    step = pos[1:] - pos[:-1]
+    inside = (pos[1:] > 0) & (pos[1:] < 36)
+    np.testing.assert_allclose(step[inside], vel[:-1][inside])  # free flight between walls
+
+
+def test_compose_max_and_additive_overlap():
+  d = np.zeros((2, 28, 28), np.uint8)
+  d[0, 10:20, 10:20] = 200
+  d[1, 10:20, 10:20] = 100
+  same = np.zeros((1, 2, 2))                                 # both digits at the corner (0, 0)
+  assert mm.compose(d, same, 64, additive=False).max() == 200
+  assert mm.compose(d, same, 64, additive=True).max() == 255  # 300 clipped
+  d[1, 10:20, 10:20] = 40
+  assert mm.compose(d, same, 64, additive=True).max() == 240
+  apart = np.array([[[0.0, 0.0], [36.0, 36.0]]])
+  f = mm.compose(d, apart, 64)[0].astype(int)
+  assert f.sum() == d.astype(int).sum()                       # every digit pixel is inside
+  assert f[46:56, 46:56].max() == 40 and f[10:20, 10:20].min() == 200
+
+
+def test_moving_mnist_tiny_builder_and_disjoint_digits(tmp_path):
+  import tensorflow_datasets as tfds
+  tfds.disable_progress_bar()
+  from animgen.datasets import digits
+  _, labels = digits.load_digits()
+  train, test = mm.split_mask(labels, 'train'), mm.split_mask(labels, 'test')
+  assert not np.any(train & test) and np.all(train | test) and test.sum() == 500
+  b = mm.make_builder(str(tmp_path), 'tiny')
+  b.download_and_prepare(file_format='array_record')
+  src = b.as_data_source(split='train')
+  assert len(src) == 16
+  rec = src[0]
+  assert rec['frames'].shape == (6, 64, 64, 1) and rec['frames'].dtype == np.uint8
+  assert rec['positions'].min() >= 0 and rec['positions'].max() <= 36
+  assert rec['frames'][0].max() > 100
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_rollout_table_against_hand_computed_values():
+  from animgen.ops.metrics import ssim
+  n, t, h = 2, 4, 16
+  truth = np.zeros((n, t, h, h, 1), np.float32)
+  for k in range(t):
+    truth[:, k] = 0.2 + 0.1 * k                               # frame k is the constant 0.2+0.1k
+  pred = truth + 0.05                                         # every generated frame off by 0.05
+  pred[:, 0] = truth[:, 0]
+  table = deepgifs.rollout_table(pred, truth)
+  np.testing.assert_allclose(table['psnr'], [10 * np.log10(1 / 0.05 ** 2)] * 3, rtol=1e-4)
+  # copy-the-seed: frame k differs from the seed by 0.1 k
+  np.testing.assert_allclose(table['psnr_copy'],
+                             [10 * np.log10(1 / (0.1 * k) ** 2) for k in (1, 2, 3)], rtol=1e-4)
+  # SSIM of constant images is the luminance term (2 a b + C1) / (a^2 + b^2 + C1), C1 = 0.01^2
+  lum = lambda a, b: (2 * a * b + 1e-4) / (a * a + b * b + 1e-4)
+  np.testing.assert_allclose(table['ssim'], [lum(0.2 + 0.1 * k + 0.05, 0.2 + 0.1 * k)
+                                             for k in (1, 2, 3)], atol=5e-4)
+  np.testing.assert_allclose(table['ssim_copy'], [lum(0.2, 0.2 + 0.1 * k) for k in (1, 2, 3)],
+                             atol=5e-4)   # float32 variances of constant windows: ~1e-4 off
+  assert float(ssim(truth[0, 1], truth[0, 1])) == pytest.approx(1.0)
+  # identical frames: PSNR is capped instead of +inf
+  assert deepgifs.rollout_table(truth, truth)['psnr'][0] == deepgifs.PSNR_CAP
+
+
+# ----------------------------------------------------------------------------- training
+
+
+_DEVICE_STEP = r'''
+import sys, numpy as np, jax
+sys.path.insert(0, '.'); sys.path.insert(0, 'tests')
+from conftest import smoke_config
+from animgen import input_pipeline, sharding
+from animgen.methods import get_method
+c = smoke_config(sys.argv[1], 'deepgifs')
+c.train.vaegan_steps = int(sys.argv[3])
+b = input_pipeline.prepare(c.dataset, c.data_dir)
+m = get_method(c.method)(c, num_train=16)
+mesh = sharding.make_mesh()
+repl, dsh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+ds = input_pipeline.make_dataset(c, 'train', m.make_example, train=True, batch_size=8)
+batch = sharding.shard_batch(ds[0], mesh)
+state = jax.jit(m.init, out_shardings=repl)(jax.random.key(0), batch)
+step = jax.jit(m.train_step, in_shardings=(repl, dsh, repl), out_shardings=(repl, repl))
+state, metrics = step(state, batch, jax.random.key(1))
+flat = jax.tree_util.tree_leaves_with_path(jax.device_get(state))
+arrays = {jax.tree_util.keystr(p): np.asarray(x) for p, x in flat}
+np.savez(sys.argv[2], n=jax.device_count(), **{'metric/' + k: np.asarray(v) for k, v in metrics.items()}, **arrays)
+'''
+
+
+@pytest.mark.parametrize('phase', ['lstm'])
+def test_eight_devices_equal_one(tmp_path, data_dir, phase):
+  """One LSTM-phase step (sequences through encoder, LSTM, decoder and D) on 1 and 8 devices."""
+  procs = {}
+  for n in (1, 8):
+    env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={n}')
+    procs[n] = subprocess.Popen(
+        [sys.executable, '-c', _DEVICE_STEP, data_dir, str(tmp_path / f'dev{n}.npz'), '0'],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  for n, p in procs.items():
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-2000:]
+  a, b = (np.load(tmp_path / f'dev{n}.npz') for n in (1, 8))
+  assert int(a['n']) == 1 and int(b['n']) == 8
+  assert float(a['metric/phase']) == 1.0
+  for k in ('loss', 'loss_rec', 'loss_gan_g', 'loss_d', 'loss_kl', 'grad_norm'):
+    np.testing.assert_allclose(a['metric/' + k], b['metric/' + k], rtol=1e-4, err_msg=k)
+  lr = smoke_config(data_dir, 'deepgifs').optim.learning_rate
+  checked = 0
+  for k in a.files:
+    if k == 'n' or k.startswith('metric/'):
+      continue
+    x, y = a[k], b[k]
+    if '.params' in k:   # Adam's first step moves each weight by ~lr * sign(g)
+      np.testing.assert_allclose(x, y, atol=2 * lr + 1e-6, err_msg=k)
+    else:                # Adam moments, BatchNorm statistics, counts
+      np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-3 * float(np.abs(x).max()) + 1e-12,
+                                 err_msg=k)
+    checked += 1
+  assert checked > 40
+
+
+def test_smoke_train_switches_phase_and_evaluates(tmp_path, data_dir):
+  from animgen import trainer
+  config = smoke_config(data_dir, 'deepgifs')              # 2 VAE-GAN steps, then 2 LSTM steps
+  workdir = str(tmp_path / 'run')
+  half = smoke_config(data_dir, 'deepgifs', **{'train.num_steps': 2})
+  mid = trainer.train_and_evaluate(half, workdir)
+  counts = lambda opt: int(jax.tree_util.tree_leaves(opt)[0])  # Adam's step count
+  assert counts(mid.opt_vaegan_g) == 2 and counts(mid.opt_lstm_g) == 0
+  method = deepgifs.DeepGIFs(config)
+  fresh = method.init(jax.random.split(jax.random.key(config.seed), 3)[0], None)
+  for x, y in zip(jax.tree_util.tree_leaves(fresh.params['lstm']),
+                  jax.tree_util.tree_leaves(mid.params['lstm'])):
+    np.testing.assert_array_equal(x, y)                   # pretraining leaves the LSTM alone
+  state = trainer.train_and_evaluate(config, workdir)     # resumes; steps 3-4 train the LSTM
+  assert counts(state.opt_vaegan_g) == 2 and counts(state.opt_lstm_g) == 2
+  assert not np.allclose(jax.tree_util.tree_leaves(fresh.params['lstm'])[0],
+                         jax.tree_util.tree_leaves(state.params['lstm'])[0])
+  # sampling: frame 0 of the rollout is the seed frame itself
+  batch = {'frames': np.zeros((2, 6, 32, 32, 1), np.uint8) + 255}
+  out = method.sample(state, batch, None)
+  assert out['rollout'].shape == (2, 6, 32, 32, 3)
+  np.testing.assert_allclose(np.asarray(out['rollout'][:, 0]), 1.0)
+  assert os.path.exists(os.path.join(workdir, 'samples', 'rollout_0000004.gif'))
+
+  results = trainer.evaluate(config, workdir)
+  assert results['num_examples'] == 8
+  table = json.load(open(os.path.join(workdir, 'eval_rollout_4.json')))
+  assert table['frames'] == [1, 2, 3, 4, 5] and table['num_clips'] == 8
+  assert results['rollout_psnr'] == pytest.approx(np.mean(table['psnr']), abs=1e-3)
+  # the copy-the-seed baseline drifts away from moving balls
+  assert table['psnr_copy'][0] > table['psnr_copy'][-1]
+  assert np.isfinite(results['recon_psnr']) and np.isfinite(results['next_psnr_copy'])
+  from PIL import Image
+  assert Image.open(os.path.join(workdir, 'eval_rollout_4.png')).size[0] > 400
+  strip = Image.open(os.path.join(workdir, 'rollout_examples_4.png'))
+  assert strip.size == (6 * 34, 3 * (2 * 32 + 6))
