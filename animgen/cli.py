@@ -6,6 +6,7 @@
                [--mask M.png] [--labels-out L.npz] [--min-period N]
   animgen convert OFFICIAL_MODEL_DIR [--motion-out RUN] [--appearance-out RUN] [--trust-pickle]
   animgen datasets prepare NAME [--data-dir DIR] [--manual-dir DIR]
+  animgen sample --workdir RUN [--caption TEXT] -o OUT.gif [--num N] [--attention F.png]
 
 Bad input prints one line and exits 2; outputs are written atomically.
 """
@@ -160,6 +161,33 @@ def cmd_animate(args):
   print(f'animgen: wrote {len(frames)} frames at {w}x{h}{extra}: {", ".join(outputs)}')
 
 
+def cmd_sample(args):
+  """Sync-DRAW (Mittal 2017, Sec. 3.4): GIFs from the prior, or from a caption alone (Sec. 3.2),
+  side by side in one animation; optionally the Fig. 4 canvas/attention grid of the first."""
+  import jax
+  from animgen import animate, media
+  from animgen.methods import syncdraw
+  _check_output(args.output)
+  if args.num < 1:
+    raise InputError(f'--num {args.num}: need at least one GIF')
+  if args.attention and os.path.splitext(args.attention)[1].lower() != '.png':
+    raise InputError(f'--attention {args.attention}: give a .png path')
+  method, state, _ = animate.load_run(args.workdir, 'syncdraw')
+  tokens = method.caption_tokens(args.caption) if args.caption is not None else None
+  rng = jax.random.key(args.seed)
+  out = method.generate_jit(state.params, rng, args.num, tokens)
+  gifs = np.asarray(jax.nn.sigmoid(out['canvases'][:, -1]))          # [num, N, H, W]
+  frames = np.concatenate(list(gifs), axis=2)                         # side by side
+  media.write_video(args.output, np.asarray(syncdraw.to_rgb(frames)), fps=args.fps)
+  written = [args.output]
+  if args.attention:
+    method.attention_figure(state.params, rng, tokens, path_png=args.attention)
+    written.append(args.attention)
+  what = f'caption {args.caption!r}' if tokens is not None else 'the prior'
+  print(f'animgen: wrote {args.num} GIF(s) of {gifs.shape[1]} frames at {gifs.shape[3]}x'
+        f'{gifs.shape[2]} from {what}: {", ".join(written)}')
+
+
 def cmd_datasets(args):
   from animgen import input_pipeline
   builder = input_pipeline.prepare(args.name, args.data_dir, args.manual_dir)
@@ -230,6 +258,19 @@ def build_parser():
   convert.register(sub)
   from animgen.looper import command as loop_command
   loop_command.register(sub)
+
+  sm = sub.add_parser('sample', help='GIFs from a Sync-DRAW run, from the prior or a caption')
+  sm.add_argument('--workdir', required=True, help='a configs/syncdraw.py training run')
+  sm.add_argument('--caption', default=None,
+                  help='e.g. "the digit 3 is moving up and down" (runs trained with captions)')
+  sm.add_argument('-o', '--output', required=True, help='.gif, .mp4, .png (animated) or a folder')
+  sm.add_argument('--num', type=int, default=1, help='GIFs to generate, side by side')
+  sm.add_argument('--seed', type=int, default=0)
+  sm.add_argument('--fps', type=float, default=4.0)
+  sm.add_argument('--attention', default=None,
+                  help='also write the canvas + write-attention grid of every frame at every '
+                  'step (Fig. 4) of the first GIF to this .png')
+  sm.set_defaults(func=cmd_sample)
 
   d = sub.add_parser('datasets', help='prepare a dataset (synthetic ones generate themselves)')
   d.add_argument('action', choices=['prepare'])

@@ -73,6 +73,7 @@ def get_config(arg: str | None = None):
   c.eval.adherence_samples = 20      # GIFs per unseen test caption
   c.eval.classifier_steps = 600      # digit/motion classifier (ours)
   c.eval.classifier_batch = 64
+  c.eval.classifier_test_gifs = 1000
 
   if 'two_digit' in variants:
     c.dataset = 'bouncing_mnist/two_digit'
@@ -100,7 +101,7 @@ def get_config(arg: str | None = None):
       c.dataset = 'tgif/tiny'
     c.model.frames = 4
     c.model.size = 32
-    c.model.steps = 3
+    c.model.steps = 2
     c.model.read_n = 3
     c.model.write_n = 3
     c.model.enc_size = 16
@@ -120,4 +121,5 @@ def get_config(arg: str | None = None):
     c.eval.adherence_samples = 2
     c.eval.classifier_steps = 3
     c.eval.classifier_batch = 8
+    c.eval.classifier_test_gifs = 16
   return c

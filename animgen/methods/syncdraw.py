@@ -99,6 +99,7 @@ class SyncDRAW:
     # code clipped each tensor's norm at 5).
     self.tx = optax.chain(optax.clip_by_global_norm(o.grad_clip),
                           optax.adam(o.learning_rate, b1=o.b1, b2=o.b2))
+    self.generate_jit = jax.jit(self.generate, static_argnums=2)
 
   # ---------------------------------------------------------------- data
   def make_example(self, record, rng, train):
@@ -183,7 +184,7 @@ class SyncDRAW:
     """Fig. 4: the canvas sigmoid(C^t) of every frame (columns) at every step (rows) with the
     write attention window drawn; optionally written as a PNG (grid) and a GIF (one step per
     frame). Returns the grid uint8 [T * (H + 2), N * (W + 2), 3]."""
-    out = jax.device_get(self.generate(params, rng, 1, tokens))
+    out = jax.device_get(self.generate_jit(params, rng, 1, tokens))
     grid = attention_grid(np.asarray(jax.nn.sigmoid(out['canvases'][0])),
                           {k: np.asarray(v[0]) for k, v in out['write'].items()},
                           self.config.model.write_n, bool(self.config.model.cuboid))
@@ -227,10 +228,10 @@ class SyncDRAW:
     e = self.config.eval
     dc = self._dataset_config()
     clf_params, acc = train_classifier(dc, e.classifier_steps, e.classifier_batch,
-                                       self.config.seed)
+                                       self.config.seed, e.classifier_test_gifs)
     classify = jax.jit(lambda x: GifClassifier().apply({'params': clf_params}, x))
-    gen = jax.jit(lambda r, tok: jax.nn.sigmoid(
-        self.generate(params, r, e.adherence_samples, tok)['canvases'][:, -1]))
+    gen = lambda r, tok: jax.nn.sigmoid(
+        self.generate_jit(params, r, e.adherence_samples, tok)['canvases'][:, -1])
     per_caption, gifs = {}, []
     hits = {'digit': 0, 'motion': 0, 'both': 0}
     n = 0

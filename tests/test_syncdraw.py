@@ -1,0 +1,265 @@
+"""Sync-DRAW: bouncing_mnist and TGIF builders, the caption model's alignment and prior KL,
+a smoke run with evaluation, 1 vs 8 devices, and `animgen sample`."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from animgen import input_pipeline
+from animgen.datasets import bouncing_mnist
+from animgen.errors import InputError
+from animgen.methods import syncdraw
+from animgen.models.syncdraw import SyncDRAW as Net
+from conftest import run_cli, smoke_config
+
+
+@pytest.fixture(scope='module')
+def caption_run(tmp_path_factory, data_dir):
+  """A finished 4-step smoke run of the caption model, evaluated."""
+  from animgen import trainer
+  workdir = str(tmp_path_factory.mktemp('syncdraw_captions'))
+  config = smoke_config(data_dir, 'syncdraw', **{'model.captions': True,
+                                                 'train.sample_every': 0})
+  trainer.train_and_evaluate(config, workdir)
+  results = trainer.evaluate(config, workdir)
+  return config, workdir, results
+
+
+def _records(data_dir, name, split):
+  builder = input_pipeline.prepare(name, data_dir)
+  src = builder.as_data_source(split=split)
+  return [src[i] for i in range(len(src))]
+
+
+@pytest.mark.parametrize('name', ['single_digit_tiny', 'two_digit_tiny'])
+def test_splits_are_disjoint_in_digit_and_motion(data_dir, name):
+  pairs = {}
+  for split in ('train', 'test'):
+    recs = _records(data_dir, f'bouncing_mnist/{name}', split)
+    assert recs[0]['frames'].shape == (4, 32, 32, 1)
+    pairs[split] = set()
+    for r in recs:
+      n = int((r['digits'] >= 0).sum())
+      assert n == (1 if name.startswith('single') else 2)
+      d, m = r['digits'][:n], r['motions'][:n]
+      pairs[split] |= {(int(a), int(b)) for a, b in zip(d, m)}
+      assert bouncing_mnist.detokenize(r['caption']) == bouncing_mnist.caption_text(d, m)
+  assert pairs['train'] and pairs['test']
+  assert not pairs['train'] & pairs['test']
+
+
+def test_digits_move_along_their_axis_and_overlaps_clip_to_one():
+  rng = np.random.default_rng(0)
+  digit = np.zeros((1, 28, 28), np.float32)
+  digit[0, 10:18, 10:18] = 1.0
+  for motion in (0, 1):
+    gif = bouncing_mnist.render_gif(rng, digit, [motion], 10, 64)
+    ys, xs = [], []
+    for f in gif:
+      yy, xx = np.nonzero(f)
+      ys.append(yy.mean())
+      xs.append(xx.mean())
+    moving, still = (xs, ys) if motion == 0 else (ys, xs)
+    assert np.ptp(still) == 0 and np.ptp(moving) > 10        # left-right or up-down only
+    steps = np.abs(np.diff(moving))
+    assert np.all(steps <= 3.6 + 1) and np.all(steps >= 1)   # 0.1 of the 36 px range per frame
+  two = bouncing_mnist.render_gif(rng, np.full((2, 14, 14), 0.7, np.float32), [0, 1], 3, 14)
+  np.testing.assert_array_equal(two, 1.0)                    # 0.7 + 0.7 clipped to 1
+
+
+def test_tokenize_pads_and_names_the_vocabulary():
+  ids = bouncing_mnist.tokenize('The digit 3 is moving up and down.', 10)
+  assert ids.shape == (10,) and ids[-2:].tolist() == [0, 0]
+  assert bouncing_mnist.detokenize(ids) == 'the digit 3 is moving up and down'
+  with pytest.raises(InputError, match=r"unknown word\(s\) \['flying'\].*left right up down"):
+    bouncing_mnist.tokenize('the digit 3 is flying')
+
+
+def test_alignment_weights_sum_to_one_and_skip_padding():
+  net = Net(frames=2, height=12, width=12, steps=3, read_n=2, write_n=2, enc_size=8,
+            dec_size=8, z_size=3, vocab_size=len(bouncing_mnist.VOCAB), embed_dim=4,
+            lang_size=4, align_size=5)
+  x = jnp.asarray(np.random.default_rng(0).random((2, 2, 12, 12)), jnp.float32)
+  cap = jnp.asarray([bouncing_mnist.tokenize('the digit 3 is moving up and down', 10),
+                     bouncing_mnist.tokenize('the digit 1 is moving', 10)])
+  params = jax.jit(net.init)(jax.random.key(0), x, jax.random.key(1), cap)
+  out = jax.jit(net.apply)(params, x, jax.random.key(1), cap)
+  alpha = np.asarray(out['alpha'])                           # [B, T, L] (Eq. 13)
+  assert alpha.shape == (2, 3, 10)
+  np.testing.assert_allclose(alpha.sum(-1), 1.0, rtol=1e-6)
+  assert np.all(alpha[0, :, 8:] == 0) and np.all(alpha[1, :, 5:] == 0)
+  assert np.all(alpha[1, :, :5] > 0)
+  # Eq. 16: sigma_prior = exp(tanh(.)) lies in [1/e, e]; the first step's prior is N(0, I)
+  sd = np.exp(0.5 * np.asarray(out['prior_logvar']))
+  assert sd.min() >= np.exp(-1) - 1e-6 and sd.max() <= np.e + 1e-6
+  np.testing.assert_allclose(out['prior_mu'][:, 0], 0.0, atol=1e-7)
+  np.testing.assert_allclose(sd[:, 0], 1.0, rtol=1e-6)
+
+
+def test_kl_of_eq16_equals_a_direct_gaussian_kl():
+  rng = np.random.default_rng(1)
+  b, t, z = 2, 3, 4
+  out = {'canvas': jnp.zeros((b, 1, 2, 2)),
+         'mu': rng.normal(size=(b, t, z)), 'logvar': rng.normal(size=(b, t, z)) * 0.5,
+         'prior_mu': np.tanh(rng.normal(size=(b, t, z))),
+         'prior_logvar': 2 * np.tanh(rng.normal(size=(b, t, z)))}
+  _, _, kl = syncdraw.negative_elbo({k: jnp.asarray(v, jnp.float32) for k, v in out.items()},
+                                    jnp.zeros((b, 1, 2, 2)))
+  # direct: the integral of q log(q / p) over z on a fine grid, per dimension and step
+  s_q, s_p = np.exp(0.5 * out['logvar']), np.exp(0.5 * out['prior_logvar'])
+  grid = np.linspace(-12, 12, 20001)
+  logpdf = lambda v, m, s: -0.5 * ((v - m) / s) ** 2 - np.log(s * np.sqrt(2 * np.pi))
+  lq = logpdf(grid, out['mu'][..., None], s_q[..., None])
+  lp = logpdf(grid, out['prior_mu'][..., None], s_p[..., None])
+  direct = np.trapezoid(np.exp(lq) * (lq - lp), grid, axis=-1).sum((1, 2))
+  np.testing.assert_allclose(kl, direct, rtol=1e-4)
+  # and Eq. 16 as printed, halved and with its constant -1 per dimension
+  eq16 = 0.5 * (((out['mu'] - out['prior_mu']) ** 2 + s_q ** 2) / s_p ** 2
+                - 2 * np.log(s_q / s_p) - 1).sum((1, 2))
+  np.testing.assert_allclose(kl, eq16, rtol=1e-4)
+
+
+def test_smoke_run_evaluates_elbo_adherence_and_figure(caption_run):
+  config, workdir, results = caption_run
+  assert results['num_examples'] == 16
+  assert results['nelbo'] == pytest.approx(results['rec'] + results['kl'], rel=1e-5)
+  assert results['kl'] >= 0 and results['rec'] > results['rec_floor'] > 0
+  for k in ('adherence_digit', 'adherence_motion', 'adherence_both', 'classifier_digit_acc',
+            'classifier_motion_acc'):
+    assert 0.0 <= results[k] <= 1.0, k
+  assert results['adherence_both'] <= min(results['adherence_digit'], results['adherence_motion'])
+  saved = json.load(open(os.path.join(workdir, 'caption_adherence_4.json')))
+  assert saved['num_generated'] == 10 * config.eval.adherence_samples
+  assert len(saved['per_caption']) == 10      # one unseen test caption per digit
+  for text in saved['per_caption']:
+    d = int(text.split()[2])
+    assert ('up and down' in text) == (bouncing_mnist.split_motion(d, 'test') == 1)
+  from PIL import Image
+  png = np.asarray(Image.open(os.path.join(workdir, 'attention_4.png')))
+  m = config.model
+  assert png.shape == (m.steps * (m.size + 2), m.frames * (m.size + 2), 3)  # T x N cells
+  red = (png[..., 0] == 255) & (png[..., 1] == 0) & (png[..., 2] == 0)
+  assert red.any()                             # the write windows are drawn
+
+
+def test_attention_grid_draws_the_window_where_the_parameters_say():
+  canvases = np.zeros((1, 2, 20, 20))
+  write = {'gp': np.array([[6.0, 15.0]]), 'gq': np.array([[6.0, 10.0]]),
+           'delta': np.array([[2.0, 1.0]]), 'sigma2': np.ones((1, 2)), 'beta': np.ones((1, 2))}
+  grid = syncdraw.attention_grid(canvases, write, k=3)
+  red = (grid[..., 0] == 255) & (grid[..., 1] == 0)
+  # frame 0: centres 4..8 in 1-based pixels -> rows/cols 3..7
+  ys, xs = np.nonzero(red[:20, :20])
+  assert (ys.min(), ys.max(), xs.min(), xs.max()) == (3, 7, 3, 7)
+  ys, xs = np.nonzero(red[:20, 22:42])
+  assert (ys.min(), ys.max(), xs.min(), xs.max()) == (13, 15, 8, 10)
+
+
+def test_cuboid_model_shapes_and_generation():
+  net = Net(frames=3, height=10, width=10, steps=2, read_n=2, write_n=2, enc_size=8,
+            dec_size=8, z_size=3, cuboid=True)
+  x = jnp.zeros((2, 3, 10, 10))
+  params = jax.jit(net.init)(jax.random.key(0), x, jax.random.key(1))
+  r = jnp.ones((2, 3, 10, 10))
+  glimpse = jax.jit(lambda p: net.apply(p, r, r, jnp.zeros((2, 8)), method=Net.read))(params)
+  assert glimpse.shape == (2, 2 * 2 ** 3)     # [x, X^] read as K x K x K each
+  gen = jax.jit(lambda p: net.apply(p, jax.random.key(2), 2, method=Net.generate))(params)
+  assert gen['canvases'].shape == (2, 2, 3, 10, 10) and gen['write']['gz'].shape == (2, 2)
+
+
+def test_tgif_builder_reads_gifs_and_explains_the_layout(tmp_path):
+  from animgen import media
+  from animgen.datasets import tgif
+  root = tmp_path / 'manual' / 'tgif'
+  frames = np.zeros((6, 20, 40, 3), np.float32)
+  for t in range(6):
+    frames[t, 5:15, 4 * t:4 * t + 8] = 1.0                    # a white block moving right
+  for split in ('train', 'test'):
+    media.write_video(str(root / split / 'a.gif'), frames, fps=10)
+  media.write_video(str(root / 'train' / 'short.gif'), frames[:2], fps=10)   # < 4 frames
+  data_dir = str(tmp_path / 'tfds')
+  b = tgif.Tgif(data_dir=data_dir, config='tiny', file_format='array_record')
+  import tensorflow_datasets as tfds
+  b.download_and_prepare(file_format='array_record', download_config=tfds.download.DownloadConfig(
+      manual_dir=str(tmp_path / 'manual')))
+  src = b.as_data_source(split='train')
+  assert len(src) == 1                                        # the short GIF was skipped
+  gif = np.asarray(src[0]['frames'])
+  assert gif.shape == (4, 32, 32, 1)
+  # 20 x 40 padded to 40 x 40 (rows 10..30) and resized to 32: top and bottom rows stay black
+  assert gif[:, :6].max() == 0 and gif[:, -6:].max() == 0 and gif.max() > 200
+  cols = [np.nonzero(f[..., 0].max(0) > 128)[0].mean() for f in gif]
+  assert np.all(np.diff(cols) > 0)                           # frames kept in their order
+  bad = tgif.Tgif(data_dir=data_dir + '2', config='tiny', file_format='array_record')
+  with pytest.raises(InputError, match=r'tgif/train/\*\.gif'):
+    bad.download_and_prepare(file_format='array_record',
+                             download_config=tfds.download.DownloadConfig(
+                                 manual_dir=str(tmp_path / 'missing')))
+
+
+def test_sample_cli(caption_run, tmp_path):
+  _, workdir, _ = caption_run
+  out = str(tmp_path / 'cap.gif')
+  r = run_cli(['-m', 'animgen.cli', 'sample', '--workdir', workdir, '--caption',
+               'the digit 3 is moving up and down', '-o', out, '--num', '2',
+               '--attention', str(tmp_path / 'att.png')])
+  assert r.returncode == 0, r.stderr[-2000:]
+  from animgen import media
+  video, _ = media.read_video(out)
+  assert video.shape[1:3] == (32, 64)                        # two 32 x 32 GIFs side by side
+  assert os.path.getsize(tmp_path / 'att.png') > 100
+  bad = run_cli(['-m', 'animgen.cli', 'sample', '--workdir', workdir, '--caption',
+                 'the digit 3 is flying', '-o', out])
+  assert bad.returncode == 2
+  line = bad.stderr.strip().splitlines()[-1]
+  assert "unknown word(s) ['flying']" in line and 'moving' in line
+
+
+_DEVICE_STEP = r'''
+import sys, numpy as np, jax
+sys.path.insert(0, '.'); sys.path.insert(0, 'tests')
+from conftest import smoke_config
+from animgen import input_pipeline, sharding
+from animgen.methods import get_method
+c = smoke_config(sys.argv[1], 'syncdraw', **{'model.captions': True})
+m = get_method(c.method)(c)
+mesh = sharding.make_mesh()
+repl, dsh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+ds = input_pipeline.make_dataset(c, 'train', m.make_example, train=True, batch_size=8)
+batch = sharding.shard_batch(ds[0], mesh)
+state = jax.jit(m.init, out_shardings=repl)(jax.random.key(0), batch)
+step = jax.jit(m.train_step, in_shardings=(repl, dsh, repl), out_shardings=(repl, repl))
+state, metrics = step(state, batch, jax.random.key(1))
+flat = jax.tree_util.tree_leaves_with_path(jax.device_get(state))
+np.savez(sys.argv[2], n=jax.device_count(), **{'metric/' + k: np.asarray(v) for k, v in metrics.items()},
+         **{jax.tree_util.keystr(p): np.asarray(x) for p, x in flat})
+'''
+
+
+def test_eight_devices_equal_one(tmp_path, data_dir):
+  input_pipeline.prepare('bouncing_mnist/single_digit_tiny', data_dir)
+  outs = {}
+  for n in (1, 8):
+    path = str(tmp_path / f'dev{n}.npz')
+    r = run_cli(['-c', _DEVICE_STEP, data_dir, path],
+                env={'XLA_FLAGS': f'--xla_force_host_platform_device_count={n}'})
+    assert r.returncode == 0, r.stderr[-2000:]
+    outs[n] = np.load(path)
+  a, b = outs[1], outs[8]
+  assert int(a['n']) == 1 and int(b['n']) == 8
+  for k in ('loss', 'loss_rec', 'loss_kl', 'grad_norm'):
+    np.testing.assert_allclose(a['metric/' + k], b['metric/' + k], rtol=1e-5)
+  checked = 0
+  for k in a.files:
+    if k == 'n' or k.startswith('metric/'):
+      continue
+    if '.params' in k:  # Adam's first step moves each weight by ~lr * sign(g)
+      np.testing.assert_allclose(a[k], b[k], atol=2e-3 + 1e-6, err_msg=k)
+    else:               # Adam moments (the gradients) and the step
+      np.testing.assert_allclose(a[k], b[k], rtol=1e-3,
+                                 atol=1e-3 * float(np.abs(a[k]).max()) + 1e-12, err_msg=k)
+    checked += 1
+  assert checked > 30
