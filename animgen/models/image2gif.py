@@ -1,0 +1,178 @@
+"""Image2GIF networks (Zhou et al. 2018, Sec. 3 and 5.1): recurrent generator, DQN, discriminator.
+
+Generator (Fig. 2, Sec. 5.1): 4 conv layers 5x5 stride 2 (64, 128, 256, 512; ReLU) encode the
+input image to a 4x4 map; its code z (tanh) is the input of a recurrent layer at every time step;
+each step's LSTM state (concatenated with the DQN's one-hot action, Fig. 3) is decoded by 4
+deconv layers 5x5 stride 2 (512, 256, 128, 64; ReLU) and a 5x5 conv to RGB with tanh. The decoder
+is shared over time. Recurrence: a ConvLSTM (Shi 2015) with z_dim channels on the 4x4 code map
+(`recurrent='convlstm'`), or a dense LSTM on a z vector (`recurrent='dense'`; z 64 synthetic /
+512 real, Sec. 5.1).
+
+DQN (Sec. 3.2, 5.1): the encoder's layers, then a linear Q-vector of N actions (no tanh).
+Discriminator (Sec. 3.1): a binary CNN per frame (DCGAN-style: the encoder's layers with
+LeakyReLU 0.2, then one logit).
+"""
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from animgen.models.layers import ConvLSTMCell, LSTMCell, conv2d_fast
+
+
+def _subpixel_kernel(kernel):
+  """A 5x5 stride-2 transposed-conv kernel [5, 5, I, O] -> the 3x3 kernel [3, 3, I, 4 O] of its
+  four output phases (row phase, column phase, O): output pixel (2m + r) reads input rows
+  m + d for the taps k = 2 d + 3 - r (the 'SAME' alignment of lax.conv_transpose)."""
+  k, _, cin, cout = kernel.shape
+  rows = []
+  for dy in (-1, 0, 1):
+    cols = []
+    for dx in (-1, 0, 1):
+      taps = []
+      for ry in range(2):
+        for rx in range(2):
+          ky, kx = 2 * dy + 3 - ry, 2 * dx + 3 - rx
+          ok = 0 <= ky < k and 0 <= kx < k
+          taps.append(kernel[ky, kx] if ok else jnp.zeros((cin, cout), kernel.dtype))
+      cols.append(jnp.concatenate(taps, axis=-1))
+    rows.append(jnp.stack(cols))
+  return jnp.stack(rows)
+
+
+class Deconv(nn.Module):
+  """Exactly flax's ConvTranspose(features, (5, 5), strides=(2, 2), padding='SAME') (same
+  parameters), computed as one 3x3 conv to the four output phases and a depth-to-space: XLA:CPU
+  runs the zero-dilated transposed conv ~4x slower. [B, H, W, I] -> [B, 2H, 2W, O]."""
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    cin = x.shape[-1]
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (5, 5, cin, self.features))
+    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    x = x.astype(self.dtype)
+    k3 = _subpixel_kernel(kernel.astype(self.dtype))
+    y = conv2d_fast(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), k3)   # [B, H, W, 4 O]
+    b, h, w, _ = x.shape
+    y = y.reshape(b, h, w, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
+    return y.reshape(b, 2 * h, 2 * w, self.features) + bias.astype(self.dtype)
+
+
+class ConvStack(nn.Module):
+  """4 conv 5x5 stride 2 layers (Sec. 5.1), [B, 64, 64, C] -> [B, 4, 4, widths[-1]]."""
+  widths: tuple = (64, 128, 256, 512)
+  leaky: bool = False
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    for i, w in enumerate(self.widths):
+      x = nn.Conv(w, (5, 5), strides=(2, 2), padding='SAME', dtype=self.dtype, name=f'conv{i}')(x)
+      x = nn.leaky_relu(x, 0.2) if self.leaky else nn.relu(x)
+    return x
+
+
+class Decoder(nn.Module):
+  """4 deconv 5x5 stride 2 (ReLU) and a 5x5 conv to RGB with tanh (Sec. 5.1).
+
+  Input [B, 4, 4, C] (ConvLSTM state and tiled action) or [B, D] (dense: first projected by a
+  linear layer to a 4x4 map with `base` channels)."""
+  widths: tuple = (512, 256, 128, 64)
+  base: int = 512
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, h):
+    if h.ndim == 2:
+      h = nn.relu(nn.Dense(4 * 4 * self.base, dtype=self.dtype, name='project')(h))
+      h = h.reshape(h.shape[0], 4, 4, self.base)
+    for i, w in enumerate(self.widths):
+      h = Deconv(w, dtype=self.dtype, name=f'deconv{i}')(h)
+      h = nn.relu(h)
+    # the last layer: RGB with tanh (Sec. 5.1); a stride-1 conv since 4 deconvs reach 64 px
+    return jnp.tanh(nn.Conv(3, (5, 5), padding='SAME', dtype=self.dtype, name='rgb')(h))
+
+
+class Generator(nn.Module):
+  """Recurrent generator. Use `encode` once, then `step` and `decode` per frame (see `__call__`).
+
+  Shapes: image [B, 64, 64, 3] in [-1, 1]; code [B, 4, 4, Z] (convlstm) or [B, Z] (dense);
+  action one-hot [B, N] (N = 0 without the DQN); frame [B, 64, 64, 3] in [-1, 1].
+  """
+  widths: tuple = (64, 128, 256, 512)
+  decoder_widths: tuple = (512, 256, 128, 64)
+  z_dim: int = 64
+  recurrent: str = 'convlstm'
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    if self.recurrent not in ('convlstm', 'dense'):
+      raise ValueError(f"model.recurrent must be 'convlstm' or 'dense', not {self.recurrent!r}")
+    self.encoder = ConvStack(self.widths, dtype=self.dtype)
+    if self.recurrent == 'convlstm':
+      self.to_z = nn.Conv(self.z_dim, (3, 3), padding='SAME', dtype=self.dtype)
+      self.cell = ConvLSTMCell(self.z_dim, kernel_size=3, dtype=self.dtype)
+    else:
+      self.to_z = nn.Dense(self.z_dim, dtype=self.dtype)
+      self.cell = LSTMCell(self.z_dim)
+    self.decoder = Decoder(self.decoder_widths, base=self.widths[-1], dtype=self.dtype)
+
+  def encode(self, image):
+    """z = tanh(fc or conv(encoder(x))) (Sec. 5.1: tanh on the encoder's output layer)."""
+    f = self.encoder(image)
+    if self.recurrent == 'dense':
+      f = f.reshape(f.shape[0], -1)
+    return jnp.tanh(self.to_z(f))
+
+  def initial_carry(self, code):
+    z = jnp.zeros(code.shape[:-1] + (self.z_dim,), code.dtype)
+    return z, z
+
+  def step(self, carry, code):
+    """One LSTM step with the image code as input -> (carry, state h)."""
+    return self.cell(carry, code)
+
+  def decode(self, h, action=None):
+    """Frame from the LSTM state and, with the DQN, its one-hot action (Fig. 3)."""
+    if action is not None and action.shape[-1]:
+      a = action.astype(h.dtype)
+      if h.ndim == 4:  # tile the action over the 4x4 state map
+        a = jnp.broadcast_to(a[:, None, None, :], h.shape[:3] + a.shape[-1:])
+      h = jnp.concatenate([h, a], axis=-1)
+    return self.decoder(h)
+
+  def __call__(self, image, actions):
+    """Rollout with given one-hot actions [B, T, N] -> frames [B, T, 64, 64, 3]."""
+    code = self.encode(image)
+    carry = self.initial_carry(code)
+    frames = []
+    for t in range(actions.shape[1]):
+      carry, h = self.step(carry, code)
+      frames.append(self.decode(h, actions[:, t]))
+    return jnp.stack(frames, axis=1)
+
+
+class QNetwork(nn.Module):
+  """DQN: the encoder's layers and a linear Q-vector of `num_actions` (Sec. 5.1, no tanh)."""
+  widths: tuple = (64, 128, 256, 512)
+  num_actions: int = 64
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, frame):
+    f = ConvStack(self.widths, dtype=self.dtype, name='encoder')(frame)
+    return nn.Dense(self.num_actions, dtype=jnp.float32, name='q')(f.reshape(f.shape[0], -1))
+
+
+class Discriminator(nn.Module):
+  """Binary real/fake CNN per frame (Sec. 3.1) -> logits [B]."""
+  widths: tuple = (64, 128, 256, 512)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, frame):
+    f = ConvStack(self.widths, leaky=True, dtype=self.dtype, name='encoder')(frame)
+    return nn.Dense(1, dtype=jnp.float32, name='logit')(f.reshape(f.shape[0], -1))[:, 0]
