@@ -10,7 +10,8 @@ Variants (combine them with commas, e.g. configs/syncdraw.py:cpu,captions):
   configs/syncdraw.py:cuboid     the cuboid DRAW baseline of Sec. 4.1 (temporal bank F_Z)
   configs/syncdraw.py:tgif       TGIF-style GIFs at 128 x 128 (Sec. 4.4;
                                  --config.manual_dir=<folder holding tgif/train, tgif/test>)
-  configs/syncdraw.py:cpu        the paper network at batch 32 for 2,000 steps: ~15 min on 2 cores
+  configs/syncdraw.py:cpu        the paper network at batch 32 for 600 steps: 10-15 min on 2 busy
+                                 cores (the docs/syncdraw.md figures)
   configs/syncdraw.py:smoke      tiny network and data (tests)
 """
 import ml_collections
@@ -90,10 +91,10 @@ def get_config(arg: str | None = None):
   if 'cpu' in variants:
     # Fits ~15 min on a shared 2-core CPU: the paper's network and optimiser, batch 32.
     c.batch_size = 32
-    c.train.num_steps = 2000
+    c.train.num_steps = 600
     c.train.log_every = 50
     c.train.checkpoint_every = 500
-    c.train.sample_every = 1000
+    c.train.sample_every = 600
   if 'smoke' in variants:
     c.dataset = ('bouncing_mnist/two_digit_tiny' if 'two_digit' in variants
                  else 'bouncing_mnist/single_digit_tiny')
