@@ -198,9 +198,3 @@ class SyncDRAW(nn.Module):
     if alphas:
       out['alpha'] = jnp.stack(alphas, 1)
     return out
-
-  def init_all(self, x, rng, caption=None):
-    """Touches every parameter (used by init): a training pass and a generation pass."""
-    out = self(x, rng, caption)
-    self.generate(rng, x.shape[0], caption)
-    return out
