@@ -1,0 +1,52 @@
+"""Helpers shared by the benchmarks: peak memory from /proc and per-variant child processes."""
+import json
+import os
+import resource
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+
+def proc_status(key: str) -> int:
+  """A /proc/self/status size field (e.g. VmHWM) in bytes; 0 where /proc is missing."""
+  try:
+    with open('/proc/self/status') as f:
+      for line in f:
+        if line.startswith(key + ':'):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return 0
+
+
+def peak_rss() -> int:
+  return max(proc_status('VmHWM'), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def run_child(script: str, args: list[str]) -> tuple[dict | None, str]:
+  """Runs `script --child ...` in a fresh process (its own peak memory); the child prints one
+  'RESULT <json>' line. Returns (result or None, last stderr line)."""
+  r = subprocess.run([sys.executable, os.path.abspath(script)] + args, capture_output=True,
+                     text=True, cwd=ROOT)
+  line = [l for l in r.stdout.splitlines() if l.startswith('RESULT ')]
+  err = (r.stderr.strip().splitlines() or [''])[-1]
+  return (json.loads(line[0][7:]) if line else None), err
+
+
+def time_compiled(compiled, state, batch, key, steps: int, warmup: int):
+  """Runs a compiled, state-donating train step: (final state, metrics, per-step seconds)."""
+  import time
+  import jax
+  for _ in range(warmup):
+    state, metrics = compiled(state, batch, key)
+    jax.block_until_ready(metrics)
+  times = []
+  for _ in range(steps):
+    t0 = time.perf_counter()
+    state, metrics = compiled(state, batch, key)
+    jax.block_until_ready((state, metrics))
+    times.append(time.perf_counter() - t0)
+  return state, metrics, times
