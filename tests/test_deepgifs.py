@@ -145,7 +145,6 @@ from conftest import smoke_config
 from animgen import input_pipeline, sharding
 from animgen.methods import get_method
 c = smoke_config(sys.argv[1], 'deepgifs')
-c.train.vaegan_steps = int(sys.argv[3])
 b = input_pipeline.prepare(c.dataset, c.data_dir)
 m = get_method(c.method)(c, num_train=16)
 mesh = sharding.make_mesh()
@@ -161,21 +160,21 @@ np.savez(sys.argv[2], n=jax.device_count(), **{'metric/' + k: np.asarray(v) for 
 '''
 
 
-@pytest.mark.parametrize('phase', ['lstm'])
-def test_eight_devices_equal_one(tmp_path, data_dir, phase):
+def test_eight_devices_equal_one(tmp_path, data_dir):
   """One LSTM-phase step (sequences through encoder, LSTM, decoder and D) on 1 and 8 devices."""
-  procs = {}
+  from animgen import input_pipeline
+  input_pipeline.prepare(smoke_config(data_dir, 'deepgifs').dataset, data_dir)  # before the
+  procs = {}                                                # two processes (no race)
   for n in (1, 8):
     env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={n}')
     procs[n] = subprocess.Popen(
-        [sys.executable, '-c', _DEVICE_STEP, data_dir, str(tmp_path / f'dev{n}.npz'), '0'],
+        [sys.executable, '-c', _DEVICE_STEP, data_dir, str(tmp_path / f'dev{n}.npz')],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   for n, p in procs.items():
     _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-2000:]
   a, b = (np.load(tmp_path / f'dev{n}.npz') for n in (1, 8))
   assert int(a['n']) == 1 and int(b['n']) == 8
-  assert float(a['metric/phase']) == 1.0
   for k in ('loss', 'loss_rec', 'loss_gan_g', 'loss_d', 'loss_kl', 'grad_norm'):
     np.testing.assert_allclose(a['metric/' + k], b['metric/' + k], rtol=1e-4, err_msg=k)
   lr = smoke_config(data_dir, 'deepgifs').optim.learning_rate
@@ -186,6 +185,8 @@ def test_eight_devices_equal_one(tmp_path, data_dir, phase):
     x, y = a[k], b[k]
     if '.params' in k:   # Adam's first step moves each weight by ~lr * sign(g)
       np.testing.assert_allclose(x, y, atol=2 * lr + 1e-6, err_msg=k)
+    elif "['bias']" in k:  # conv biases before a BatchNorm have gradient 0 up to float noise
+      np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-7, err_msg=k)
     else:                # Adam moments, BatchNorm statistics, counts
       np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-3 * float(np.abs(x).max()) + 1e-12,
                                  err_msg=k)
@@ -193,39 +194,51 @@ def test_eight_devices_equal_one(tmp_path, data_dir, phase):
   assert checked > 40
 
 
-def test_smoke_train_switches_phase_and_evaluates(tmp_path, data_dir):
+def test_smoke_vaegan_then_lstm_and_evaluate(tmp_path, data_dir):
   from animgen import trainer
-  config = smoke_config(data_dir, 'deepgifs')              # 2 VAE-GAN steps, then 2 LSTM steps
-  workdir = str(tmp_path / 'run')
-  half = smoke_config(data_dir, 'deepgifs', **{'train.num_steps': 2})
-  mid = trainer.train_and_evaluate(half, workdir)
-  counts = lambda opt: int(jax.tree_util.tree_leaves(opt)[0])  # Adam's step count
-  assert counts(mid.opt_vaegan_g) == 2 and counts(mid.opt_lstm_g) == 0
+  pre_dir, lstm_dir = str(tmp_path / 'vaegan'), str(tmp_path / 'lstm')
+  pre_config = smoke_config(data_dir, 'deepgifs', **{'train.phase': 'vaegan'})
+  pre = trainer.train_and_evaluate(pre_config, pre_dir)
+  key = jax.random.split(jax.random.key(0), 3)[0]            # the trainer's init key (seed 0)
+  fresh = deepgifs.DeepGIFs(pre_config).init(key, None)
+  leaves = lambda t: [np.asarray(x) for x in jax.tree_util.tree_leaves(t)]
+  for x, y in zip(leaves(fresh.params['lstm']), leaves(pre.params['lstm'])):
+    np.testing.assert_array_equal(x, y)                     # pretraining leaves the LSTM alone
+  assert not np.allclose(leaves(fresh.params['encoder'])[-1], leaves(pre.params['encoder'])[-1])
+  assert os.path.exists(os.path.join(pre_dir, 'samples', 'reconstruction_0000002.gif'))
+
+  config = smoke_config(data_dir, 'deepgifs', **{'train.init_from': pre_dir})
   method = deepgifs.DeepGIFs(config)
-  fresh = method.init(jax.random.split(jax.random.key(config.seed), 3)[0], None)
-  for x, y in zip(jax.tree_util.tree_leaves(fresh.params['lstm']),
-                  jax.tree_util.tree_leaves(mid.params['lstm'])):
-    np.testing.assert_array_equal(x, y)                   # pretraining leaves the LSTM alone
-  state = trainer.train_and_evaluate(config, workdir)     # resumes; steps 3-4 train the LSTM
-  assert counts(state.opt_vaegan_g) == 2 and counts(state.opt_lstm_g) == 2
-  assert not np.allclose(jax.tree_util.tree_leaves(fresh.params['lstm'])[0],
-                         jax.tree_util.tree_leaves(state.params['lstm'])[0])
+  start = method.init(jax.random.key(5), None)              # VAE-GAN weights, fresh LSTM
+  for name in ('encoder', 'decoder', 'disc'):
+    for x, y in zip(leaves(start.params[name]), leaves(pre.params[name])):
+      np.testing.assert_array_equal(x, y)
+  for x, y in zip(leaves(start.batch_stats), leaves(pre.batch_stats)):
+    np.testing.assert_array_equal(x, y)
+  state = trainer.train_and_evaluate(config, lstm_dir)
+  assert not np.allclose(leaves(start.params['lstm'])[0], leaves(state.params['lstm'])[0])
   # sampling: frame 0 of the rollout is the seed frame itself
-  batch = {'frames': np.zeros((2, 6, 32, 32, 1), np.uint8) + 255}
-  out = method.sample(state, batch, None)
+  out = method.sample(state, {'frames': np.full((2, 6, 32, 32, 1), 255, np.uint8)}, None)
   assert out['rollout'].shape == (2, 6, 32, 32, 3)
   np.testing.assert_allclose(np.asarray(out['rollout'][:, 0]), 1.0)
-  assert os.path.exists(os.path.join(workdir, 'samples', 'rollout_0000004.gif'))
+  assert os.path.exists(os.path.join(lstm_dir, 'samples', 'rollout_0000002.gif'))
 
-  results = trainer.evaluate(config, workdir)
+  results = trainer.evaluate(config, lstm_dir)
   assert results['num_examples'] == 8
-  table = json.load(open(os.path.join(workdir, 'eval_rollout_4.json')))
+  table = json.load(open(os.path.join(lstm_dir, 'eval_rollout_2.json')))
   assert table['frames'] == [1, 2, 3, 4, 5] and table['num_clips'] == 8
   assert results['rollout_psnr'] == pytest.approx(np.mean(table['psnr']), abs=1e-3)
   # the copy-the-seed baseline drifts away from moving balls
   assert table['psnr_copy'][0] > table['psnr_copy'][-1]
   assert np.isfinite(results['recon_psnr']) and np.isfinite(results['next_psnr_copy'])
   from PIL import Image
-  assert Image.open(os.path.join(workdir, 'eval_rollout_4.png')).size[0] > 400
-  strip = Image.open(os.path.join(workdir, 'rollout_examples_4.png'))
+  assert Image.open(os.path.join(lstm_dir, 'eval_rollout_2.png')).size[0] > 400
+  strip = Image.open(os.path.join(lstm_dir, 'rollout_examples_2.png'))
   assert strip.size == (6 * 34, 3 * (2 * 32 + 6))
+
+
+def test_init_from_without_checkpoint_is_a_user_error(tmp_path, data_dir):
+  from animgen.errors import InputError
+  config = smoke_config(data_dir, 'deepgifs', **{'train.init_from': str(tmp_path / 'none')})
+  with pytest.raises(InputError, match='train the VAE-GAN first'):
+    deepgifs.DeepGIFs(config)

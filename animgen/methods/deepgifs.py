@@ -1,13 +1,14 @@
 """DeepGIFs (Malik, Troute & Capoor, Sec. 4): a VAE-GAN whose latent codes a LSTM rolls forward.
 
-Training has the two phases of the public code, both inside this one method so that the one
-trainer runs them in one command: steps [0, train.vaegan_steps) pretrain the VAE-GAN on single
-frames (Adam 5e-4; loss MSE(x_hat, x) + 1e-4 GAN + 1e-8 KL), the remaining steps train the
-VAE-LSTM on sequences with teacher forcing (Adam 1e-3; loss Sec. 4.2,
-MSE(x[:, 1:], x_hat[:, :-1]) + lambda_gan GAN + lambda_KL KL). `train_step` switches by the step
-count with lax.cond; each phase has its own Adam states, so the LSTM phase starts its optimiser
-fresh, as a second training script would. The discriminator is the same network in both phases
-(Sec. 4.1: "employed in two separate GAN architectures").
+Training has the two phases of the public code, as two runs of the one trainer:
+`train.phase='vaegan'` pretrains the VAE-GAN on single frames (Adam 5e-4, 128 frames per batch;
+loss MSE(x_hat, x) + 1e-4 GAN + 1e-8 KL), then `train.phase='lstm'` starts from that run's
+latest checkpoint (`train.init_from`, its workdir) and trains the VAE-LSTM on clips with teacher
+forcing (Adam 1e-3, batch 32; loss Sec. 4.2, MSE(x[:, 1:], x_hat[:, :-1]) + lambda_gan GAN +
+lambda_KL KL). (Ours: one run switching phase by step count inside the jitted step needs
+lax.cond, and XLA:CPU ran the convolutions inside the cond ~40x slower, measured.) Each phase
+starts its optimisers fresh, as the public code's second script does. The discriminator is
+the same network in both phases (Sec. 4.1: "employed in two separate GAN architectures").
 
 Sampling (Sec. 4.1): encode the seed frame, let the LSTM predict the next code, decode it, encode
 the generated frame again, and so on for a 20-frame GIF. Evaluation: per-frame PSNR / SSIM of
@@ -34,10 +35,8 @@ class DeepGIFsState:
   step: jax.Array
   params: dict          # {'encoder', 'decoder', 'lstm', 'disc'}
   batch_stats: dict     # {'encoder', 'decoder', 'disc'}
-  opt_vaegan_g: optax.OptState
-  opt_vaegan_d: optax.OptState
-  opt_lstm_g: optax.OptState
-  opt_lstm_d: optax.OptState
+  opt_g: optax.OptState  # Adam of encoder, decoder and LSTM
+  opt_d: optax.OptState  # Adam of the discriminator
 
 
 def to_signed(frames_uint8):
@@ -74,27 +73,64 @@ class DeepGIFs:
     dtype = jnp.dtype(config.get('dtype', 'float32'))
     widths = tuple(m.widths)
     self.size, self.channels, self.frames = config.image_size, m.channels, config.frames
-    if self.size % 16:
+    down = 2 ** len(widths)   # one stride-2 conv per width (4 in the paper: 64 -> 4)
+    if self.size % down:
       from animgen.errors import InputError
-      raise InputError(f'image_size {self.size} must be a multiple of 16 (4 stride-2 convs)')
+      raise InputError(f'image_size {self.size} must be a multiple of {down} '
+                       f'({len(widths)} stride-2 convs)')
     self.encoder = Encoder(m.latent_dim, widths, dtype)
-    self.decoder = Decoder(m.channels, widths, self.size // 16, dtype)
+    self.decoder = Decoder(m.channels, widths, self.size // down, dtype)
     self.lstm = LatentLSTM(m.latent_dim, m.lstm_hidden, dtype)
     self.disc = Discriminator(m.latent_dim, widths, dtype)
     o = config.optim
-    self.tx_vaegan = optax.adam(o.vaegan_learning_rate, b1=o.b1, b2=o.b2)
-    self.tx_lstm = optax.adam(o.learning_rate, b1=o.b1, b2=o.b2)
+    self.phase = config.train.phase
+    if self.phase not in ('vaegan', 'lstm'):
+      from animgen.errors import InputError
+      raise InputError(f"train.phase must be 'vaegan' or 'lstm', not {self.phase!r}")
+    self.tx = optax.adam(o.learning_rate, b1=o.b1, b2=o.b2)
+    self.pretrained = None
+    if self.phase == 'lstm' and config.train.get('init_from'):
+      self.pretrained = self._load_pretrained(config.train.init_from)
+
+  def _load_pretrained(self, workdir):
+    """Params and BatchNorm statistics of the latest checkpoint of a VAE-GAN run (host arrays)."""
+    from animgen import checkpoint, sharding
+    from animgen.errors import InputError
+    workdir = os.path.expanduser(workdir)
+    ckpt = checkpoint.Checkpointer(workdir)
+    try:
+      if ckpt.latest_step() is None:
+        raise InputError(f'train.init_from={workdir!r} holds no checkpoint: train the VAE-GAN '
+                         f'first (configs/deepgifs.py:vaegan --workdir={workdir}) or set '
+                         "--config.train.init_from='' to train the LSTM phase from scratch")
+      repl = sharding.replicated(sharding.make_mesh())
+      abstract = jax.eval_shape(lambda: self._fresh(jax.random.key(0)))
+      try:
+        state, _ = ckpt.restore(checkpoint.abstract_like(abstract, repl), with_data=False)
+      except (ValueError, KeyError) as e:
+        raise InputError(f'train.init_from={workdir!r}: its checkpoint does not match this '
+                         f'model config (model.widths, latent_dim, lstm_hidden): '
+                         f'{str(e).splitlines()[0]}') from None
+    finally:
+      ckpt.close()
+    print(f'animgen: deepgifs LSTM phase starts from {workdir} (step {ckpt.latest_step()})',
+          flush=True)
+    return jax.device_get({'params': state.params, 'batch_stats': state.batch_stats})
 
   # ---------------------------------------------------------------- data
   def make_example(self, record, rng, train):
-    """The clip's first `frames` frames; in training optionally a random window of
-    data.train_frames of them (0: all; a CPU-budget option, the paper trains on 20)."""
+    """Training, VAE-GAN phase: train.vaegan_frames_per_clip random frames of the clip. LSTM
+    phase: the clip's first `frames` frames, or a random window of data.train_frames of them
+    (0: all; a CPU-budget option, the paper trains on 20). Evaluation: the first `frames`."""
     frames = np.asarray(record['frames'])
     if frames.shape[1:] != (self.size, self.size, self.channels):
       from animgen.errors import InputError
       raise InputError(f'{self.config.dataset}: frames {frames.shape[1:]} but the config '
                        f'expects {(self.size, self.size, self.channels)}: set image_size')
     frames = frames[:self.frames]
+    if train and self.phase == 'vaegan':
+      k = self.config.train.vaegan_frames_per_clip
+      return {'frames': frames[np.sort(rng.choice(len(frames), k, replace=False))]}
     window = self.config.data.get('train_frames', 0)
     if train and window and window < len(frames):
       start = int(rng.integers(0, len(frames) - window + 1))
@@ -132,8 +168,7 @@ class DeepGIFs:
                            method=LatentLSTM.unroll)[1]
 
   # ---------------------------------------------------------------- state
-  def init(self, rng, batch):
-    del batch
+  def _fresh(self, rng):
     k = jax.random.split(rng, 4)
     x = jnp.zeros((1, self.size, self.size, self.channels))
     z = jnp.zeros((1, self.config.model.latent_dim))
@@ -147,8 +182,18 @@ class DeepGIFs:
              'disc': cv['batch_stats']}
     g, d = self._split(params)
     return DeepGIFsState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
-                         opt_vaegan_g=self.tx_vaegan.init(g), opt_vaegan_d=self.tx_vaegan.init(d),
-                         opt_lstm_g=self.tx_lstm.init(g), opt_lstm_d=self.tx_lstm.init(d))
+                         opt_g=self.tx.init(g), opt_d=self.tx.init(d))
+
+  def init(self, rng, batch):
+    """Fresh networks; in the LSTM phase with train.init_from, the encoder, decoder and
+    discriminator (and their BatchNorm statistics) of the VAE-GAN run, a fresh LSTM."""
+    del batch
+    state = self._fresh(rng)
+    if self.pretrained is None:
+      return state
+    pre = jax.tree_util.tree_map(jnp.asarray, self.pretrained)
+    params = dict(pre['params'], lstm=state.params['lstm'])
+    return state.replace(params=params, batch_stats=pre['batch_stats'])
 
   @staticmethod
   def _split(params):
@@ -187,7 +232,7 @@ class DeepGIFs:
     return losses.gan_d_loss(real_logits, fake_logits), (s2, jnp.mean(real_logits > 0),
                                                          jnp.mean(fake_logits < 0))
 
-  def _phase_step(self, state, x, target, lambda_gan, rng, sequence, tx, g_opt, d_opt):
+  def _update(self, state, x, target, lambda_gan, rng, sequence):
     """One simultaneous update of G (encoder, decoder, LSTM) and D from the same forward pass
     (ours: REFERENCE does not give the update order of the public code)."""
     g_params, d_params = self._split(state.params)
@@ -197,48 +242,24 @@ class DeepGIFs:
     (d_loss, (d_stats, acc_real, acc_fake)), d_grads = jax.value_and_grad(
         self._disc_loss, has_aux=True)(d_params, state.params, stats, real,
                                        jax.lax.stop_gradient(fake))
-    g_upd, g_opt = tx.update(g_grads, g_opt, g_params)
-    d_upd, d_opt = tx.update(d_grads, d_opt, d_params)
+    g_upd, opt_g = self.tx.update(g_grads, state.opt_g, g_params)
+    d_upd, opt_d = self.tx.update(d_grads, state.opt_d, d_params)
     g_params = optax.apply_updates(g_params, g_upd)
     d_params = optax.apply_updates(d_params, d_upd)
     m.update(loss_d=d_loss, d_acc_real=acc_real, d_acc_fake=acc_fake,
              grad_norm=optax.tree.norm(g_grads))
-    return dict(g_params, disc=d_params), dict(stats, disc=d_stats), g_opt, d_opt, m
-
-  def _vaegan_step(self, state, batch, rng):
-    """Pretraining on frames: frames_per_clip random frames of each clip (32 clips x 4 = the
-    public code's batch of 128 frames)."""
-    k_pick, k_z = jax.random.split(rng)
-    frames = to_signed(batch['frames'])
-    b, t = frames.shape[:2]
-    pick = jax.random.randint(k_pick, (b, self.config.train.vaegan_frames_per_clip), 0, t)
-    x = jnp.take_along_axis(frames, pick[:, :, None, None, None], axis=1)
-    x = x.reshape((-1,) + x.shape[2:])
-    params, stats, g_opt, d_opt, m = self._phase_step(
-        state, x, x, self.config.loss.vaegan_lambda_gan, k_z, False, self.tx_vaegan,
-        state.opt_vaegan_g, state.opt_vaegan_d)
-    m['phase'] = jnp.zeros((), jnp.float32)
-    return state.replace(step=state.step + 1, params=params, batch_stats=stats,
-                         opt_vaegan_g=g_opt, opt_vaegan_d=d_opt), m
-
-  def _lstm_step(self, state, batch, rng):
-    """VAE-LSTM on clips, teacher forcing: MSE(x[:, 1:], x_hat[:, :-1]) (public code)."""
-    frames = to_signed(batch['frames'])
-    params, stats, g_opt, d_opt, m = self._phase_step(
-        state, frames, frames[:, 1:], self.config.loss.lambda_gan, rng, True, self.tx_lstm,
-        state.opt_lstm_g, state.opt_lstm_d)
-    m['phase'] = jnp.ones((), jnp.float32)
-    return state.replace(step=state.step + 1, params=params, batch_stats=stats,
-                         opt_lstm_g=g_opt, opt_lstm_d=d_opt), m
+    return state.replace(step=state.step + 1, params=dict(g_params, disc=d_params),
+                         batch_stats=dict(stats, disc=d_stats), opt_g=opt_g, opt_d=opt_d), m
 
   def train_step(self, state, batch, rng):
-    t = self.config.train
-    if t.vaegan_steps <= 0:
-      return self._lstm_step(state, batch, rng)
-    if t.vaegan_steps >= t.num_steps:
-      return self._vaegan_step(state, batch, rng)
-    return jax.lax.cond(state.step < t.vaegan_steps, self._vaegan_step, self._lstm_step,
-                        state, batch, rng)
+    """VAE-GAN phase: batch['frames'] [B, k, H, W, C] are B * k single frames (the public
+    code's batch of 128 frames), reconstructed. LSTM phase: clips [B, T, H, W, C], frame t
+    predicts frame t + 1 (teacher forcing, MSE(x[:, 1:], x_hat[:, :-1]) as the public code)."""
+    frames = to_signed(batch['frames'])
+    if self.phase == 'vaegan':
+      x = frames.reshape((-1,) + frames.shape[2:])
+      return self._update(state, x, x, self.config.loss.lambda_gan, rng, False)
+    return self._update(state, frames, frames[:, 1:], self.config.loss.lambda_gan, rng, True)
 
   # ---------------------------------------------------------------- inference
   def rollout(self, state, seed, num_frames):
@@ -258,10 +279,16 @@ class DeepGIFs:
     return jnp.concatenate([seed[:, None], jnp.moveaxis(xs, 0, 1)], axis=1)
 
   def sample(self, state, batch, rng):
+    """LSTM phase: the rollout from each clip's first frame; VAE-GAN phase: reconstructions."""
     del rng
     frames = to_signed(batch['frames'])
-    gen = self.rollout(state, frames[:, 0], self.config.sample.num_frames)
     rgb = lambda v: jnp.repeat(to_unit(v), 3 // self.channels, axis=-1)
+    if self.phase == 'vaegan':
+      p, s = state.params, state.batch_stats
+      flat = frames.reshape((-1,) + frames.shape[2:])
+      recon = self.decode(p, s, self.encode(p, s, flat, False)[0], False)[0]
+      return {'reconstruction': rgb(recon.reshape(frames.shape)), 'truth': rgb(frames)}
+    gen = self.rollout(state, frames[:, 0], self.config.sample.num_frames)
     return {'rollout': rgb(gen), 'truth': rgb(frames)}
 
   def eval_step(self, state, batch):
@@ -288,6 +315,8 @@ class DeepGIFs:
     eval_rollout_<step>.png (plot) and rollout_examples_<step>.png (truth above generated)."""
     from animgen import input_pipeline, plot
     c = self.config
+    if self.phase == 'vaegan':
+      return {}   # the LSTM is not trained yet
     builder = input_pipeline.prepare(c.dataset, c.get('data_dir'), c.get('manual_dir'))
     src = builder.as_data_source(split='test')
     n = min(len(src), c.eval.rollout_clips)

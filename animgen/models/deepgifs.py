@@ -49,9 +49,10 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-  """The encoder's inverse (Sec. 4.1.1): Linear to a 4x4 map of widths[-1] channels, then four
-  blocks of nearest-neighbour upsampling x2 + conv 3x3, the first three with BatchNorm and
-  LeakyReLU, the last to `channels` followed by tanh. [B, latent] -> [B, 64, 64, channels].
+  """The encoder's inverse (Sec. 4.1.1): Linear to a base x base (4x4) map of widths[-1]
+  channels, then per width a block of nearest-neighbour upsampling x2 + conv 3x3, all but the
+  last with BatchNorm and LeakyReLU, the last to `channels` followed by tanh.
+  [B, latent] -> [B, base * 2^len(widths), ..., channels] (64 x 64 in the paper).
   (Ours: the last block has no BatchNorm / LeakyReLU, which would keep tanh from reaching the
   -1 background; a LeakyReLU follows the Linear, whose activation the paper does not state.)"""
   channels: int = 1
@@ -73,11 +74,9 @@ class Decoder(nn.Module):
     return jnp.tanh(h).astype(jnp.float32)
 
 
-class LatentLSTM(nn.Module):
-  """Sec. 4.1.2: one LSTM layer (hidden and cell 200) on the latent code, and a fully
-  connected layer from its output back to the latent size. One step: (carry, z) -> (carry, z')."""
-  latent_dim: int = 95
-  hidden: int = 200
+class _LatentStep(nn.Module):
+  latent_dim: int
+  hidden: int
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -85,17 +84,30 @@ class LatentLSTM(nn.Module):
     carry, h = LSTMCell(self.hidden, dtype=self.dtype, name='cell')(carry, z)
     return carry, nn.Dense(self.latent_dim, dtype=self.dtype, name='fc')(h).astype(jnp.float32)
 
+
+class LatentLSTM(nn.Module):
+  """Sec. 4.1.2: one LSTM layer (hidden and cell 200) on the latent code, and a fully
+  connected layer from its output back to the latent size. One step: (carry, z) -> (carry, z')."""
+  latent_dim: int = 95
+  hidden: int = 200
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    self.step = _LatentStep(self.latent_dim, self.hidden, self.dtype)
+
+  def __call__(self, carry, z):
+    return self.step(carry, z)
+
   def initialize_carry(self, batch: int):
     zeros = jnp.zeros((batch, self.hidden), jnp.float32)
     return zeros, zeros
 
   def unroll(self, carry, zs):
-    """zs [B, T, latent] -> (carry, next-step codes [B, T, latent]) (teacher forcing)."""
-    outs = []
-    for t in range(zs.shape[1]):
-      carry, out = self(carry, zs[:, t])
-      outs.append(out)
-    return carry, jnp.stack(outs, axis=1)
+    """zs [B, T, latent] -> (carry, next-step codes [B, T, latent]) (teacher forcing), as one
+    scan over time (a Python loop compiles in time proportional to T)."""
+    scan = nn.scan(lambda module, c, z: module(c, z), variable_broadcast='params',
+                   split_rngs={'params': False}, in_axes=1, out_axes=1)
+    return scan(self.step, carry, zs)
 
 
 class Discriminator(nn.Module):
