@@ -85,8 +85,10 @@ def test_alignment_weights_sum_to_one_and_skip_padding():
   x = jnp.asarray(np.random.default_rng(0).random((2, 2, 12, 12)), jnp.float32)
   cap = jnp.asarray([bouncing_mnist.tokenize('the digit 3 is moving up and down', 10),
                      bouncing_mnist.tokenize('the digit 1 is moving', 10)])
-  params = jax.jit(net.init)(jax.random.key(0), x, jax.random.key(1), cap)
-  out = jax.jit(net.apply)(params, x, jax.random.key(1), cap)
+  def init_apply():  # one compiled program
+    params = net.init(jax.random.key(0), x, jax.random.key(1), cap)
+    return net.apply(params, x, jax.random.key(1), cap)
+  out = jax.jit(init_apply)()
   alpha = np.asarray(out['alpha'])                           # [B, T, L] (Eq. 13)
   assert alpha.shape == (2, 3, 10)
   np.testing.assert_allclose(alpha.sum(-1), 1.0, rtol=1e-6)
@@ -163,11 +165,13 @@ def test_cuboid_model_shapes_and_generation():
   net = Net(frames=3, height=10, width=10, steps=2, read_n=2, write_n=2, enc_size=8,
             dec_size=8, z_size=3, cuboid=True)
   x = jnp.zeros((2, 3, 10, 10))
-  params = jax.jit(net.init)(jax.random.key(0), x, jax.random.key(1))
-  r = jnp.ones((2, 3, 10, 10))
-  glimpse = jax.jit(lambda p: net.apply(p, r, r, jnp.zeros((2, 8)), method=Net.read))(params)
+  def run():  # one compiled program
+    params = net.init(jax.random.key(0), x, jax.random.key(1))
+    r = jnp.ones((2, 3, 10, 10))
+    return (net.apply(params, r, r, jnp.zeros((2, 8)), method=Net.read),
+            net.apply(params, jax.random.key(2), 2, method=Net.generate))
+  glimpse, gen = jax.jit(run)()
   assert glimpse.shape == (2, 2 * 2 ** 3)     # [x, X^] read as K x K x K each
-  gen = jax.jit(lambda p: net.apply(p, jax.random.key(2), 2, method=Net.generate))(params)
   assert gen['canvases'].shape == (2, 2, 3, 10, 10) and gen['write']['gz'].shape == (2, 2)
 
 
