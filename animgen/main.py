@@ -53,7 +53,12 @@ def _parse_flags(argv):
   with runtime.user_errors():
     try:
       return flags.FLAGS(argv)
-    except flags.Error:
+    except flags.Error as e:
+      if 'Error whilst parsing config file' in str(e):  # the config's own error is the last line
+        from animgen.errors import InputError
+        lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+        given = next((a for a in argv if a.startswith('--config=')), '--config')
+        raise InputError(f'cannot load {given}: {lines[-1]}') from None
       raise
     except Exception as e:  # config_flags raises AttributeError/KeyError/... for bad overrides
       from animgen.errors import InputError

@@ -67,3 +67,10 @@ def test_bad_config_override(tmp_path, override):
 def test_missing_config_file(tmp_path):
   r = run_cli(['-m', 'animgen.main', '--config=configs/nope.py', f'--workdir={tmp_path / "w"}'])
   _assert_one_line_error(r, 'nope.py')
+
+
+def test_unknown_config_variant_names_the_variants(tmp_path):
+  r = run_cli(['-m', 'animgen.main', '--config=configs/landscape.py:nope',
+               f'--workdir={tmp_path / "w"}'])
+  _assert_one_line_error(r, "unknown variant 'nope'")
+  assert 'smoke' in r.stderr and not os.path.exists(tmp_path / 'w')
