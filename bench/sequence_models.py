@@ -19,7 +19,6 @@ scratch memory.
 import argparse
 import json
 import os
-import time
 
 from common import peak_rss, run_child
 
@@ -60,20 +59,13 @@ def _setup(variant, batch):
 def child(variant, batch, steps, warmup):
   import jax
   import jax.numpy as jnp
-  from common import time_compiled
+  from common import compile_step, time_compiled
   config, method, b, step = _setup(variant, batch)
   b = jax.tree.map(jnp.asarray, b)
   state = jax.jit(method.init)(jax.random.key(0), b)
   state = state.replace(step=jnp.asarray(step, state.step.dtype))
-  train_step = jax.jit(method.train_step, donate_argnums=(0,))
   key = jax.random.key(1)
-  t0 = time.perf_counter()
-  compiled = train_step.lower(state, b, key).compile()
-  t_compile = time.perf_counter() - t0
-  try:
-    temp = int(compiled.memory_analysis().temp_size_in_bytes)
-  except Exception:  # pragma: no cover  (backends without memory analysis)
-    temp = 0
+  compiled, t_compile, temp = compile_step(method.train_step, state, b, key)
   state, metrics, times = time_compiled(compiled, state, b, key, steps, warmup)
   med = sorted(times)[len(times) // 2]
   params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))

@@ -13,24 +13,8 @@ per step, steps/s, GIFs/s, peak RSS (VmHWM) and XLA's planned scratch memory.
 import argparse
 import json
 import os
-import subprocess
-import sys
-import time
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _ROOT not in sys.path:
-  sys.path.insert(0, _ROOT)
-
-
-def _proc_status(key):
-  try:
-    with open('/proc/self/status') as f:
-      for line in f:
-        if line.startswith(key + ':'):
-          return int(line.split()[1]) * 1024
-  except OSError:
-    pass
-  return 0
+from common import compile_step, peak_rss, run_child, time_compiled
 
 
 def child(variant, batch, steps, warmup):
@@ -51,30 +35,15 @@ def child(variant, batch, steps, warmup):
     b['caption'] = jnp.asarray(np.stack([bouncing_mnist.tokenize(
         bouncing_mnist.caption_text([d % 10], [d % 2]), m.caption_length) for d in range(batch)]))
   state = jax.jit(method.init)(jax.random.key(0), b)
-  step = jax.jit(method.train_step, donate_argnums=(0,))
   key = jax.random.key(1)
-  t0 = time.perf_counter()
-  compiled = step.lower(state, b, key).compile()
-  t_compile = time.perf_counter() - t0
-  try:
-    temp = int(compiled.memory_analysis().temp_size_in_bytes)
-  except Exception:  # pragma: no cover
-    temp = 0
-  for _ in range(warmup):
-    state, metrics = compiled(state, b, key)
-    jax.block_until_ready(metrics)
-  times = []
-  for _ in range(steps):
-    t0 = time.perf_counter()
-    state, metrics = compiled(state, b, key)
-    jax.block_until_ready((state, metrics))
-    times.append(time.perf_counter() - t0)
+  compiled, t_compile, temp = compile_step(method.train_step, state, b, key)
+  state, metrics, times = time_compiled(compiled, state, b, key, steps, warmup)
   med = sorted(times)[len(times) // 2]
   n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
   return {'variant': variant, 'batch': batch, 'steps': steps, 'params': int(n_params),
           'compile_s': t_compile, 's_per_step_median': med, 'steps_per_s': 1.0 / med,
           'gifs_per_s': batch / med, 'xla_temp_bytes': temp,
-          'peak_rss_bytes': _proc_status('VmHWM'), 'loss': float(metrics['loss'])}
+          'peak_rss_bytes': peak_rss(), 'loss': float(metrics['loss'])}
 
 
 def main():
@@ -97,14 +66,11 @@ def main():
         f'{"GIFs/s":>8} {"peak RSS":>10} {"XLA temp":>10}')
   results = []
   for v in a.variants.split(','):
-    r = subprocess.run([sys.executable, os.path.abspath(__file__), '--child', v,
-                        '--batch', str(a.batch), '--steps', str(a.steps),
-                        '--warmup', str(a.warmup)], capture_output=True, text=True, cwd=_ROOT)
-    line = [l for l in r.stdout.splitlines() if l.startswith('RESULT ')]
-    if not line:
-      print(f'{v:>10} failed: {r.stderr.strip().splitlines()[-1:]}')
+    res, err = run_child(__file__, ['--child', v, '--batch', str(a.batch), '--steps',
+                                    str(a.steps), '--warmup', str(a.warmup)])
+    if res is None:
+      print(f'{v:>10} failed: {err}')
       continue
-    res = json.loads(line[0][7:])
     results.append(res)
     print(f'{v:>10} {res["params"]:>10,} {res["compile_s"]:>10.1f} '
           f'{res["s_per_step_median"]:>8.3f} {res["steps_per_s"]:>8.2f} {res["gifs_per_s"]:>8.1f} '
