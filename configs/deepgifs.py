@@ -91,12 +91,12 @@ def get_config(arg: str | None = None):
     c.model.latent_dim = 20              # public code, balls
     c.loss.lambda_gan = 1e-4             # Sec. 4.2
   if 'cpu' in variants:
-    # Measured on the shared 2-core CPU: ~0.3 s per VAE-GAN step (32 frames), ~0.9 s per LSTM
-    # step (8 clips x 8 frames). Half the widths; losses and optimisers as above.
+    # Measured on the shared 2-core CPU: 2-4 VAE-GAN steps/s (32 frames), ~1.9 LSTM steps/s
+    # (8 clips x 8 frames): ~8 + ~15 min. Half the widths; losses and optimisers as above.
     c.model.widths = (16, 32, 64, 128)
     c.batch_size = 32 if vaegan else 8
     c.data.train_frames = 8              # LSTM on random 8-frame windows; rollouts span 20
-    c.train.num_steps = 1000 if vaegan else 800
+    c.train.num_steps = 1500 if vaegan else 1600
     c.train.checkpoint_every = 500
     c.train.sample_every = 500
   if 'smoke' in variants:
