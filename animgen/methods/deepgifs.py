@@ -64,7 +64,7 @@ def rollout_table(pred, truth):
 
 
 class DeepGIFs:
-  """VAE-GAN pretraining, then the latent LSTM (VAE-LSTM-GAN), by step count."""
+  """VAE-GAN pretraining (train.phase=vaegan) or the latent LSTM phase (train.phase=lstm)."""
 
   def __init__(self, config, num_train: int = 0):
     del num_train

@@ -7,7 +7,6 @@ BatchNorm follows PyTorch's defaults (the public code is PyTorch): running-avera
 from typing import Any, Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from animgen.models.layers import LSTMCell, upsample_nearest
