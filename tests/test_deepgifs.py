@@ -108,6 +108,24 @@ def test_moving_mnist_tiny_builder_and_disjoint_digits(tmp_path):
   assert rec['frames'][0].max() > 100
 
 
+def test_moving_mnist_reads_a_users_mnist_by_split(tmp_path):
+  """mnist_path: train clips use x_train only, test clips x_test only; no manual_dir -> error."""
+  path = str(tmp_path / 'mnist.npz')
+  np.savez(path, x_train=np.full((5, 28, 28), 7, np.uint8), y_train=np.zeros(5, np.uint8),
+           x_test=np.full((3, 28, 28), 9, np.uint8), y_test=np.ones(3, np.uint8))
+  b = mm.make_builder(str(tmp_path / 'tfds'), 'tiny', mnist_path=path, train_clips=3,
+                      test_clips=2)
+  b.download_and_prepare(file_format='array_record')
+  for split, value in (('train', 7), ('test', 9)):
+    src = b.as_data_source(split=split)
+    values = np.unique(np.concatenate([np.asarray(src[i]['frames']).ravel()
+                                       for i in range(len(src))]))
+    assert set(values.tolist()) == {0, value}
+  from animgen.errors import InputError
+  with pytest.raises(InputError, match='manual_dir'):
+    mm._mnist_in('')
+
+
 # ----------------------------------------------------------------------------- metrics
 
 
