@@ -8,8 +8,8 @@
   configs/image2gif.py:dqn      RNN+DQN (Q-vector of N = 64)
   configs/image2gif.py:dense    the dense-LSTM-on-z variant (z 64)
   configs/image2gif.py:real     z 512, N 512, lambda_adv 0.05 (the real-cinemagraph setting)
-  configs/image2gif.py:cpu      1/4-width networks, batch 16, image2gif_patterns/small_all: a run
-                                that ends on a 2-core CPU in ~20 min; combine: :cpu,dqn
+  configs/image2gif.py:cpu      1/8-width networks, batch 8, image2gif_patterns/small_all, 240
+                                steps: ~20 min on a shared 2-core CPU; combine: :cpu,dqn
   configs/image2gif.py:smoke    tiny networks and data, for tests (also :smoke,dqn)
 """
 import ml_collections
@@ -75,13 +75,13 @@ def get_config(arg: str | None = None):
       c.model.num_actions = 512
       c.loss.lambda_adv = 0.05
     elif v == 'cpu':
-      # 1/8 of every width, batch 8: what a shared 2-core CPU trains in ~20 min (docs/image2gif.md)
+      # 1/8 of every width, batch 8: ~20 min on a shared 2-core CPU (docs/image2gif.md)
       c.dataset = 'image2gif_patterns/small_all'
       c.batch_size = 8
       c.model.widths = (8, 16, 32, 64)
       c.model.decoder_widths = (64, 32, 16, 8)
       c.model.discriminator_widths = (8, 16, 32, 64)
-      c.train.num_steps = 1000
+      c.train.num_steps = 240                 # 0.2-0.25 steps/s measured with 3 other jobs running
       c.train.log_every = 10
       c.train.checkpoint_every = 50
       c.train.sample_every = 100

@@ -106,6 +106,25 @@ def test_deconv_is_flax_conv_transpose_with_its_gradients():
     np.testing.assert_allclose(a, b, atol=1e-4)
 
 
+def test_dqn_rollout_decodes_the_frames_its_actions_were_chosen_on(data_dir):
+  m = image2gif.Image2GIF(_config(data_dir, 'smoke,dqn'))
+  state = m.init(jax.random.key(0), None)
+  x = jax.random.uniform(jax.random.key(1), (2, 64, 64, 3), minval=-1.0, maxval=1.0)
+
+  @jax.jit
+  def both(params, x):
+    hs = m.states(params, x, 4)
+    actions, seen, frames = m.act(params, x, hs, jax.random.key(2), 0.5)
+    again, seen2, actions2 = m.rollout(params, x, 4, jax.random.key(2), 0.5)
+    return actions, seen, frames, again, seen2, actions2
+  actions, seen, frames, again, seen2, actions2 = both(state.params, x)
+  np.testing.assert_array_equal(np.swapaxes(actions, 0, 1), actions2)
+  np.testing.assert_allclose(np.swapaxes(frames, 0, 1), again, atol=1e-5)
+  np.testing.assert_allclose(seen[0], x)                       # the first state is the input
+  np.testing.assert_allclose(seen[1:], frames[:-1], atol=1e-6)  # then the previous frame
+  assert actions.min() >= 0 and actions.max() < 3
+
+
 # ----------------------------------------------------------------------------- DQN and metrics
 
 
@@ -225,8 +244,9 @@ def test_one_step_rnn_and_dqn_equal_on_one_and_eight_devices(tmp_path, data_dir)
       np.testing.assert_allclose(x, y, rtol=1e-4, err_msg=k)
     elif ".params" in k or '.target_q' in k:   # Adam's first step moves a weight by ~lr
       np.testing.assert_allclose(x, y, atol=2 * lr + 1e-6, err_msg=k)
-    else:                                       # Adam moments, step
-      np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-3 * float(np.abs(x).max()) + 1e-12,
+    else:  # Adam moments, step. A first-conv bias gradient sums 8 x 26 x 32 x 32 nearly
+      # cancelling terms: its summation order (per device) moves it by ~0.3 % of its largest entry
+      np.testing.assert_allclose(x, y, rtol=1e-3, atol=5e-3 * float(np.abs(x).max()) + 1e-12,
                                  err_msg=k)
     checked += 1
   assert checked > 40
