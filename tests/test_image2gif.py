@@ -125,6 +125,21 @@ def test_dqn_rollout_decodes_the_frames_its_actions_were_chosen_on(data_dir):
   assert actions.min() >= 0 and actions.max() < 3
 
 
+def test_dense_lstm_variant_generates_a_sequence(data_dir):
+  m = image2gif.Image2GIF(_config(data_dir, 'smoke,dense'))
+  state = m.init(jax.random.key(0), None)
+  lstm = state.params['generator']['cell']
+  assert 'peep_i' not in lstm and lstm['ii']['kernel'].shape == (4, 4)  # dense LSTM on a 4-d z
+  frames = np.zeros((2, 5, 64, 64, 3), np.uint8)
+  frames[:, 0] = 200
+  gen, truth, valid = jax.jit(m.generate)(state.params, {
+      'frames': jnp.asarray(frames), 'length': jnp.array([5, 3])})
+  assert gen.shape == (2, 5, 64, 64, 3)
+  np.testing.assert_allclose(gen[:, 0], 200 / 255, rtol=1e-6)    # frame 0 is the input
+  assert float(jnp.std(gen[:, 1] - gen[:, 2])) > 0               # the LSTM state moves
+  np.testing.assert_array_equal(valid, [[1, 1, 1, 1], [1, 1, 0, 0]])
+
+
 # ----------------------------------------------------------------------------- DQN and metrics
 
 
