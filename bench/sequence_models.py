@@ -8,8 +8,10 @@ Variants (paper networks and batch sizes, configs/<method>.py defaults):
   image2gif_rnn     Image2GIF generator + discriminator, ConvLSTM bottleneck, batch 64, 27 frames
                     (the longest pattern, I) of 64x64x3
   image2gif_dqn     the same with the DQN head (configs/image2gif.py:dqn)
-  deepgifs_vaegan   DeepGIFs phase 1 (VAE-GAN pretraining) on Moving MNIST clips, batch 32
-  deepgifs_lstm     DeepGIFs phase 2 (VAE + latent LSTM + GAN), batch 32 clips of 20 frames
+  deepgifs_vaegan   DeepGIFs phase 1, VAE-GAN pretraining (configs/deepgifs.py:vaegan): batch
+                    128 single 64x64 frames
+  deepgifs_lstm     DeepGIFs phase 2 (configs/deepgifs.py): VAE + latent LSTM + GAN, batch 32
+                    clips of 20 Moving MNIST frames
 
 Each variant runs in a fresh subprocess (so that its peak memory is its own): `train_step`
 jitted as the trainer does (donated state) on a random uint8 batch of the dataset's shape, then
@@ -40,30 +42,27 @@ def _setup(variant, batch):
         {'frames': rng.integers(0, 256, (t, 64, 64, 3), dtype=np.uint8),
          'length': int(rng.integers(17, t + 1)), 'pattern': int(rng.integers(6))}, rng, True)
         for _ in range(config.batch_size)]
-    step = 0
   else:
     from configs.deepgifs import get_config
     from animgen.methods.deepgifs import DeepGIFs
-    config = get_config()
+    config = get_config('vaegan' if variant == 'deepgifs_vaegan' else None)
+    config.train.init_from = ''   # the LSTM phase from fresh networks (same step cost)
     config.batch_size = batch or config.batch_size
     method = DeepGIFs(config)
     shape = (config.frames, config.image_size, config.image_size, config.model.channels)
     examples = [method.make_example({'frames': rng.integers(0, 256, shape, dtype=np.uint8)},
                                     rng, True) for _ in range(config.batch_size)]
-    # the phase is chosen by the step count (methods/deepgifs.py)
-    step = 0 if variant == 'deepgifs_vaegan' else config.train.vaegan_steps
   batch = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
-  return config, method, batch, step
+  return config, method, batch
 
 
 def child(variant, batch, steps, warmup):
   import jax
   import jax.numpy as jnp
   from common import compile_step, time_compiled
-  config, method, b, step = _setup(variant, batch)
+  config, method, b = _setup(variant, batch)
   b = jax.tree.map(jnp.asarray, b)
   state = jax.jit(method.init)(jax.random.key(0), b)
-  state = state.replace(step=jnp.asarray(step, state.step.dtype))
   key = jax.random.key(1)
   compiled, t_compile, temp = compile_step(method.train_step, state, b, key)
   state, metrics, times = time_compiled(compiled, state, b, key, steps, warmup)
