@@ -30,24 +30,7 @@ import subprocess
 import sys
 import time
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _ROOT not in sys.path:
-  sys.path.insert(0, _ROOT)
-
-
-def _proc_status(key):
-  try:
-    with open('/proc/self/status') as f:
-      for line in f:
-        if line.startswith(key + ':'):
-          return int(line.split()[1]) * 1024
-  except OSError:
-    pass
-  return 0
-
-
-def _peak_rss():
-  return max(_proc_status('VmHWM'), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+from common import peak_rss as _peak_rss, proc_status as _proc_status
 
 
 def _median(xs):

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 _CACHE = os.path.join(os.environ.get('PYTEST_TMP_CACHE', '/tmp'), 'animgen-test-jax-cache')
@@ -23,11 +24,11 @@ def data_dir(tmp_path_factory):
   return str(tmp_path_factory.mktemp('tfds'))
 
 
-def smoke_config(data_dir, module='landscape', **overrides):
-  """configs/<module>.py:smoke writing its data to data_dir, with dotted-key overrides."""
+def smoke_config(data_dir, module='landscape', variant='smoke', **overrides):
+  """configs/<module>.py:<variant> writing its data to data_dir, with dotted-key overrides."""
   sys.path.insert(0, ROOT)
   import importlib
-  c = importlib.import_module(f'configs.{module}').get_config('smoke')
+  c = importlib.import_module(f'configs.{module}').get_config(variant)
   c.data_dir = data_dir
   for k, v in overrides.items():
     node = c
@@ -63,3 +64,55 @@ def run_cli(args, env=None, timeout=600):
   full_env = dict(os.environ, **(env or {}))
   return subprocess.run([sys.executable] + args, cwd=ROOT, env=full_env, capture_output=True,
                         text=True, timeout=timeout)
+
+
+_DEVICE_STEP = r"""
+import json, sys, numpy as np, jax
+sys.path.insert(0, '.'); sys.path.insert(0, 'tests')
+from conftest import smoke_config
+from animgen import input_pipeline, sharding
+from animgen.methods import get_method
+data_dir, out, specs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+result = {'n': jax.device_count()}
+mesh = sharding.make_mesh()
+repl, dsh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+for prefix, module, variant, overrides in specs:
+  c = smoke_config(data_dir, module, variant, **overrides)
+  builder = input_pipeline.prepare(c.dataset, c.data_dir)
+  m = get_method(c.method)(c, num_train=input_pipeline.num_examples(builder, 'train'))
+  ds = input_pipeline.make_dataset(c, 'train', m.make_example, train=True, batch_size=8)
+  batch = sharding.shard_batch(ds[0], mesh)
+  state = jax.jit(m.init, out_shardings=repl)(jax.random.key(0), batch)
+  step = jax.jit(m.train_step, in_shardings=(repl, dsh, repl), out_shardings=(repl, repl))
+  state, metrics = step(state, batch, jax.random.key(1))
+  result.update({f'{prefix}metric/{k}': np.asarray(v) for k, v in metrics.items()})
+  for p, x in jax.tree_util.tree_leaves_with_path(jax.device_get(state)):
+    result[prefix + jax.tree_util.keystr(p)] = np.asarray(x)
+np.savez(out, **result)
+"""
+
+
+def one_step_on_devices(tmp_path, data_dir, specs, counts=(1, 8)):
+  """One jitted train step (batch 8, sharded on a `data` mesh as the trainer does) of each
+  smoke config in `specs` = [(key prefix, config module, variant, {dotted overrides})], run in a
+  fresh process per fake CPU device count, the processes in parallel -> {count: npz} holding
+  'n' (the device count), '<prefix>metric/<name>' and '<prefix><state leaf path>'."""
+  import json
+  from animgen import input_pipeline
+  for _, module, variant, overrides in specs:  # generate the data once, before the processes
+    c = smoke_config(data_dir, module, variant, **overrides)
+    input_pipeline.prepare(c.dataset, data_dir)
+  procs = {}
+  for n in counts:
+    env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={n}')
+    procs[n] = subprocess.Popen(
+        [sys.executable, '-c', _DEVICE_STEP, data_dir, str(tmp_path / f'dev{n}.npz'),
+         json.dumps(specs)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+  outs = {}
+  for n, p in procs.items():
+    _, err = p.communicate(timeout=900)
+    assert p.returncode == 0, err[-2000:]
+    outs[n] = np.load(tmp_path / f'dev{n}.npz')
+    assert int(outs[n]['n']) == n
+  return outs

@@ -2,8 +2,6 @@
 devices, the rollout table, and a smoke train + eval through the trainer."""
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -12,7 +10,7 @@ import pytest
 from animgen.datasets import bouncing_balls as bb
 from animgen.datasets import moving_mnist as mm
 from animgen.methods import deepgifs
-from conftest import ROOT, smoke_config
+from conftest import one_step_on_devices, smoke_config
 
 
 # ----------------------------------------------------------------------------- bouncing balls
@@ -156,43 +154,10 @@ def test_rollout_table_against_hand_computed_values():
 # ----------------------------------------------------------------------------- training
 
 
-_DEVICE_STEP = r'''
-import sys, numpy as np, jax
-sys.path.insert(0, '.'); sys.path.insert(0, 'tests')
-from conftest import smoke_config
-from animgen import input_pipeline, sharding
-from animgen.methods import get_method
-c = smoke_config(sys.argv[1], 'deepgifs')
-b = input_pipeline.prepare(c.dataset, c.data_dir)
-m = get_method(c.method)(c, num_train=16)
-mesh = sharding.make_mesh()
-repl, dsh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
-ds = input_pipeline.make_dataset(c, 'train', m.make_example, train=True, batch_size=8)
-batch = sharding.shard_batch(ds[0], mesh)
-state = jax.jit(m.init, out_shardings=repl)(jax.random.key(0), batch)
-step = jax.jit(m.train_step, in_shardings=(repl, dsh, repl), out_shardings=(repl, repl))
-state, metrics = step(state, batch, jax.random.key(1))
-flat = jax.tree_util.tree_leaves_with_path(jax.device_get(state))
-arrays = {jax.tree_util.keystr(p): np.asarray(x) for p, x in flat}
-np.savez(sys.argv[2], n=jax.device_count(), **{'metric/' + k: np.asarray(v) for k, v in metrics.items()}, **arrays)
-'''
-
-
 def test_eight_devices_equal_one(tmp_path, data_dir):
   """One LSTM-phase step (sequences through encoder, LSTM, decoder and D) on 1 and 8 devices."""
-  from animgen import input_pipeline
-  input_pipeline.prepare(smoke_config(data_dir, 'deepgifs').dataset, data_dir)  # before the
-  procs = {}                                                # two processes (no race)
-  for n in (1, 8):
-    env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={n}')
-    procs[n] = subprocess.Popen(
-        [sys.executable, '-c', _DEVICE_STEP, data_dir, str(tmp_path / f'dev{n}.npz')],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  for n, p in procs.items():
-    _, err = p.communicate(timeout=600)
-    assert p.returncode == 0, err[-2000:]
-  a, b = (np.load(tmp_path / f'dev{n}.npz') for n in (1, 8))
-  assert int(a['n']) == 1 and int(b['n']) == 8
+  outs = one_step_on_devices(tmp_path, data_dir, [('', 'deepgifs', 'smoke', {})])
+  a, b = outs[1], outs[8]
   for k in ('loss', 'loss_rec', 'loss_gan_g', 'loss_d', 'loss_kl', 'grad_norm'):
     np.testing.assert_allclose(a['metric/' + k], b['metric/' + k], rtol=1e-4, err_msg=k)
   lr = smoke_config(data_dir, 'deepgifs').optim.learning_rate

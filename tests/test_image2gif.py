@@ -10,7 +10,7 @@ import pytest
 
 from animgen.datasets import image2gif_patterns as pats
 from animgen.methods import image2gif
-from conftest import ROOT, run_cli
+from conftest import ROOT, one_step_on_devices
 
 sys.path.insert(0, ROOT)
 
@@ -210,44 +210,10 @@ def test_metrics_against_hand_computed_values(data_dir):
 # ----------------------------------------------------------------------------- training
 
 
-_DEVICE_STEP = r'''
-import sys, numpy as np, jax
-sys.path.insert(0, '.')
-from configs.image2gif import get_config
-from animgen import input_pipeline, sharding
-from animgen.methods import get_method
-out = {'n': jax.device_count()}
-for variant in ('smoke', 'smoke,dqn'):
-  c = get_config(variant)
-  c.data_dir = sys.argv[1]
-  m = get_method(c.method)(c)
-  mesh = sharding.make_mesh()
-  repl, dsh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
-  ds = input_pipeline.make_dataset(c, 'train', m.make_example, train=True, batch_size=8)
-  batch = sharding.shard_batch(ds[0], mesh)
-  state = jax.jit(m.init, out_shardings=repl)(jax.random.key(0), batch)
-  step = jax.jit(m.train_step, in_shardings=(repl, dsh, repl), out_shardings=(repl, repl))
-  state, metrics = step(state, batch, jax.random.key(1))
-  for k, v in metrics.items():
-    out[f'{variant}/metric/{k}'] = np.asarray(v)
-  for p, x in jax.tree_util.tree_leaves_with_path(jax.device_get(state)):
-    out[f'{variant}/{jax.tree_util.keystr(p)}'] = np.asarray(x)
-np.savez(sys.argv[2], **out)
-'''
-
-
 def test_one_step_rnn_and_dqn_equal_on_one_and_eight_devices(tmp_path, data_dir):
-  from animgen import input_pipeline
-  input_pipeline.prepare('image2gif_patterns/tiny_all', data_dir)
-  outs = {}
-  for n in (1, 8):
-    path = str(tmp_path / f'dev{n}.npz')
-    r = run_cli(['-c', _DEVICE_STEP, data_dir, path],
-                env={'XLA_FLAGS': f'--xla_force_host_platform_device_count={n}'})
-    assert r.returncode == 0, r.stderr[-2000:]
-    outs[n] = np.load(path)
+  outs = one_step_on_devices(tmp_path, data_dir, [(f'{v}/', 'image2gif', v, {})
+                                                  for v in ('smoke', 'smoke,dqn')])
   a, b = outs[1], outs[8]
-  assert int(a['n']) == 1 and int(b['n']) == 8
   assert 'smoke,dqn/metric/loss_td' in a.files and 'smoke/metric/loss_td' not in a.files
   lr = _config(data_dir).optim.learning_rate
   checked = 0

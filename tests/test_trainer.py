@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from animgen import checkpoint, trainer
-from conftest import run_cli, smoke_config
+from conftest import one_step_on_devices, smoke_config
 
 
 def _leaves(state):
@@ -85,38 +85,9 @@ def test_eval_reports_epe_and_psnr_with_baselines(smoke_run):
   assert png.size[0] > png.size[1] > 100
 
 
-_DEVICE_STEP = r'''
-import sys, numpy as np, jax
-sys.path.insert(0, '.'); sys.path.insert(0, 'tests')
-from conftest import smoke_config
-from animgen import input_pipeline, sharding
-from animgen.methods import get_method
-c = smoke_config(sys.argv[1])
-b = input_pipeline.prepare(c.dataset, c.data_dir)
-m = get_method(c.method)(c, num_train=4)
-mesh = sharding.make_mesh()
-repl, dsh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
-ds = input_pipeline.make_dataset(c, 'train', m.make_example, train=True, batch_size=8)
-batch = sharding.shard_batch(ds[0], mesh)
-state = jax.jit(m.init, out_shardings=repl)(jax.random.key(0), batch)
-step = jax.jit(m.train_step, in_shardings=(repl, dsh, repl), out_shardings=(repl, repl))
-state, metrics = step(state, batch, jax.random.key(1))
-flat = jax.tree_util.tree_leaves_with_path(jax.device_get(state))
-arrays = {jax.tree_util.keystr(p): np.asarray(x) for p, x in flat}
-np.savez(sys.argv[2], n=jax.device_count(), **{'metric/' + k: np.asarray(v) for k, v in metrics.items()}, **arrays)
-'''
-
-
 def test_eight_devices_equal_one(tmp_path, data_dir):
-  outs = {}
-  for n in (1, 8):
-    path = str(tmp_path / f'dev{n}.npz')
-    r = run_cli(['-c', _DEVICE_STEP, data_dir, path],
-                env={'XLA_FLAGS': f'--xla_force_host_platform_device_count={n}'})
-    assert r.returncode == 0, r.stderr[-2000:]
-    outs[n] = np.load(path)
+  outs = one_step_on_devices(tmp_path, data_dir, [('', 'landscape', 'smoke', {})])
   a, b = outs[1], outs[8]
-  assert int(a['n']) == 1 and int(b['n']) == 8
   for k in ('loss', 'loss_p', 'loss_tv', 'grad_norm'):
     np.testing.assert_allclose(a['metric/' + k], b['metric/' + k], rtol=1e-4)
   lr = smoke_config(data_dir).optim.learning_rate
