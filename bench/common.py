@@ -33,6 +33,8 @@ def run_child(script: str, args: list[str]) -> tuple[dict | None, str]:
                      text=True, cwd=ROOT)
   line = [l for l in r.stdout.splitlines() if l.startswith('RESULT ')]
   err = (r.stderr.strip().splitlines() or [''])[-1]
+  if r.returncode < 0:  # e.g. -9: killed, typically by the kernel's out-of-memory killer
+    err = f'killed by signal {-r.returncode} (out of memory?) {err}'.strip()
   return (json.loads(line[0][7:]) if line else None), err
 
 
