@@ -91,6 +91,7 @@ class Image2GIF:
     dtype = jnp.dtype(config.get('dtype', 'float32'))
     self.dqn = bool(m.dqn)
     self.num_actions = int(m.num_actions) if self.dqn else 0
+    self.remat = bool(m.get('remat', False))
     self.generator = Generator(tuple(m.widths), tuple(m.decoder_widths), m.z_dim, m.recurrent,
                                dtype=dtype)
     self.discriminator = Discriminator(tuple(m.discriminator_widths), dtype=dtype)
@@ -142,9 +143,20 @@ class Image2GIF:
     return hs
 
   def decode(self, params, hs, onehots=None):
-    """Decode every time step at once (the decoder is shared over time, Sec. 5.1):
-    hs [T, B, ...], onehots [T, B, N] -> frames [B, T, 64, 64, 3]."""
+    """Decode every time step (the decoder is shared over time, Sec. 5.1):
+    hs [T, B, ...], onehots [T, B, N] -> frames [B, T, 64, 64, 3].
+
+    All T x B frames in one batch, or with `model.remat` one time step at a time under
+    jax.checkpoint (the same values; backward keeps one step's activations instead of all T:
+    the paper's batch 64 x 26 frames otherwise needs more than 24 GiB on CPU, measured)."""
     t, b = hs.shape[:2]
+    if self.remat:
+      dec = jax.checkpoint(lambda p, h, o: self._gen(p, Generator.decode, h, o))
+      if onehots is None:
+        frames = jax.lax.map(lambda h: dec(params, h, None), hs)
+      else:
+        frames = jax.lax.map(lambda ho: dec(params, *ho), (hs, onehots))
+      return jnp.swapaxes(frames, 0, 1)
     flat = lambda a: a.reshape((t * b,) + a.shape[2:])
     frames = self._gen(params, Generator.decode, flat(hs),
                        None if onehots is None else flat(onehots))
@@ -188,8 +200,13 @@ class Image2GIF:
     return self.decode(params, hs, onehots), sw(seen), sw(actions)
 
   def discriminate(self, params, frames):
-    """frames [B, T, 64, 64, 3] -> logits [B, T]."""
+    """frames [B, T, 64, 64, 3] -> logits [B, T] (per time step under jax.checkpoint with
+    `model.remat`, as `decode`)."""
     b, t = frames.shape[:2]
+    if self.remat:
+      d = jax.checkpoint(lambda p, f: self.discriminator.apply({'params': p}, f))
+      logits = jax.lax.map(lambda f: d(params, f), jnp.swapaxes(frames, 0, 1))
+      return jnp.swapaxes(logits.reshape(t, b), 0, 1)
     logits = self.discriminator.apply({'params': params}, frames.reshape((b * t,) + frames.shape[2:]))
     return logits.reshape(b, t)
 
