@@ -215,8 +215,8 @@ def build_parser():
   g.add_argument('--z-mix', type=float, default=None,
                  help='fractional codebook row, interpolating neighbouring rows')
   g.add_argument('--z-normal', action='store_true',
-                 help='z^M ~ N(0, I) from --seed (for runs trained with model.latent_reg=vae or '
-                 'wae, Sec. 6.6)')
+                 help='z^M ~ N(0, I) from --seed (for runs trained with model.latent_reg=vae, '
+                 'wae or wae_gan, Sec. 6.6)')
   a.add_argument('--seed', type=int, default=None,
                  help='seed of random codebook rows / sequences and of --z-normal, --a-normal')
   a.add_argument('--arrows', default=None,
@@ -240,7 +240,7 @@ def build_parser():
                   'loops (official 0.1)')
   ap.add_argument('--a-normal', action='store_true',
                   help='cycle between E^A(photo) and z^A ~ N(0, I) from --seed (runs trained '
-                  'with model.latent_reg=vae or wae)')
+                  'with model.latent_reg=vae, wae or wae_gan)')
   ap.add_argument('--patch', default=None,
                   help='appearance control (Eq. 13): an image whose colours under '
                   '--patch-mask the animation should reach')

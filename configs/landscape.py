@@ -29,15 +29,17 @@ def get_config(arg: str | None = None):
   c.model.encoder_size = 128                # encoders see 128x128 (Sec. 4.3)
   c.model.encoder_widths = (64, 128, 192, 256)  # Table 2
   c.model.fast = True                       # exact fast conv paths (models/layers.py)
-  # Sec. 6.6: 'vae' or 'wae' regularise z towards N(0, I) so that codes can be sampled without
-  # the codebook (animgen animate --z-normal / --a-normal); the paper's default is none.
+  # Sec. 6.6: 'vae', 'wae' (MMD) or 'wae_gan' (the official code's latent WGAN critic: Linear
+  # 8-128-ReLU-1-Sigmoid, weights clipped to 0.01, lr 0.1 x optim.learning_rate) regularise z
+  # towards N(0, I) so that codes can be sampled without the codebook (animgen animate
+  # --z-normal / --a-normal); the paper's default is none.
   c.model.latent_reg = 'none'
 
   c.loss = ml_collections.ConfigDict()
   c.loss.lambda_p = 1.0                     # Eq. 4
   c.loss.lambda_tv = 1.0
-  c.loss.lambda_latent = 1e-3              # KL / MMD weight when latent_reg is set (ours: the
-                                            # paper gives none; official wae weight 0 = off)
+  c.loss.lambda_latent = 1e-3              # KL / MMD / critic weight when latent_reg is set
+                                            # (ours: the paper gives none; official wae 0 = off)
   c.loss.sigma = 0.1                        # Eq. 3
 
   c.optim = ml_collections.ConfigDict()

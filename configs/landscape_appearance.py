@@ -28,8 +28,10 @@ def get_config(arg: str | None = None):
   c.model.encoder_size = 128                # encoders see 128x128 (Sec. 4.3)
   c.model.encoder_widths = (64, 128, 192, 256)  # Table 2
   c.model.fast = True
-  # Sec. 6.6: 'vae' or 'wae' regularise z towards N(0, I) so that codes can be sampled without
-  # the codebook (animgen animate --z-normal / --a-normal); the paper's default is none.
+  # Sec. 6.6: 'vae', 'wae' (MMD) or 'wae_gan' (the official code's latent WGAN critic: Linear
+  # 8-128-ReLU-1-Sigmoid, weights clipped to 0.01, lr 0.1 x optim.learning_rate) regularise z
+  # towards N(0, I) so that codes can be sampled without the codebook (animgen animate
+  # --z-normal / --a-normal); the paper's default is none.
   c.model.latent_reg = 'none'
 
   c.loss = ml_collections.ConfigDict()      # Eq. 11, weights of the official train.py
@@ -37,8 +39,8 @@ def get_config(arg: str | None = None):
   c.loss.lambda_sp = 1e-2
   c.loss.lambda_c = 1e-5
   c.loss.lambda_tv = 0.1
-  c.loss.lambda_latent = 1e-3              # KL / MMD weight when latent_reg is set (ours: the
-                                            # paper gives none; official wae weight 0 = off)
+  c.loss.lambda_latent = 1e-3              # KL / MMD / critic weight when latent_reg is set
+                                            # (ours: the paper gives none; official wae 0 = off)
   c.loss.sigma = 0.1                        # Eq. 3's edge weight, reused by Eq. 10
   c.loss.pyramid_cells = 32                 # Eq. 8: one level, 32x32 grid
 

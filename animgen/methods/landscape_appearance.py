@@ -15,8 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from animgen.methods.landscape_motion import (encode, encode_dist, frame_pair, psnr,
-                                              regularised_code, to_signed)
+from animgen.methods.landscape_motion import (critic_update, encode, encode_dist, frame_pair,
+                                              init_critic, psnr, regularised_code, to_signed,
+                                              uses_critic)
 from animgen.models import vgg
 from animgen.models.landscape import Encoder, Predictor
 from animgen.ops import color, losses, warp
@@ -33,6 +34,14 @@ class AppearanceState:
   batch_stats: dict       # encoder BatchNorm running statistics
   opt_state: optax.OptState
   vgg: dict               # frozen ImageNet VGG16 convs up to relu4_3 (never updated)
+
+
+@flax.struct.dataclass
+class AppearanceCriticState(AppearanceState):
+  """AppearanceState plus the WAE-GAN latent critic; used only when model.latent_reg='wae_gan',
+  so every other state (and checkpoint, and `animgen convert` output) keeps its pytree."""
+  critic: dict                    # landscape_motion.LatentCritic params
+  critic_opt_state: optax.OptState
 
 
 class LandscapeAppearance:
@@ -106,9 +115,13 @@ class LandscapeAppearance:
     params = {'predictor': pvars['params'], 'encoder': evars['params']}
     needed = {f'Conv_{k}' for k in range(10)}  # relu4_3 is the deepest layer used
     frozen = {k: v for k, v in vgg.vgg16_params().items() if k in needed}
-    return AppearanceState(step=jnp.zeros((), jnp.int32), params=params,
-                           batch_stats=evars['batch_stats'], opt_state=self.tx.init(params),
-                           vgg=jax.tree_util.tree_map(jnp.asarray, frozen))
+    fields = dict(step=jnp.zeros((), jnp.int32), params=params,
+                  batch_stats=evars['batch_stats'], opt_state=self.tx.init(params),
+                  vgg=jax.tree_util.tree_map(jnp.asarray, frozen))
+    if not uses_critic(self.config):
+      return AppearanceState(**fields)
+    critic, critic_opt = init_critic(self.config, jax.random.fold_in(rng, 2))  # k1, k2 unchanged
+    return AppearanceCriticState(**fields, critic=critic, critic_opt_state=critic_opt)
 
   def terms(self, vgg_params, maps, i_t, i_tau):
     """The four losses of Eq. 11 for colour-transfer maps applied to I_t with target I_tau."""
@@ -128,20 +141,28 @@ class LandscapeAppearance:
     return total, out, {'loss': total, 'loss_s': l_s, 'loss_sp': l_sp, 'loss_c': l_c,
                         'loss_tv': l_tv}
 
-  def loss(self, params, batch_stats, vgg_params, batch, rng=None):
+  def loss(self, params, batch_stats, vgg_params, batch, rng=None, critic=None):
     i_t, i_tau = self._frames(batch)
     mu, logvar, new_stats = encode_dist(self.encoder, self.config.model.encoder_size, params,
                                         batch_stats, i_tau, True)          # Alg. 3, line 7
-    z, l_z, z_metrics = regularised_code(self.config, mu, logvar, rng)   # Sec. 6.6 (optional)
+    z, l_z, z_metrics = regularised_code(self.config, mu, logvar, rng, critic)  # Sec. 6.6
     maps = self.maps(params, i_t, z)                                       # line 8
     total, _, metrics = self.terms(vgg_params, maps, i_t, i_tau)            # lines 9-10
-    return total + l_z, (new_stats, {**metrics, 'loss': total + l_z, **z_metrics})
+    return total + l_z, (new_stats, mu, {**metrics, 'loss': total + l_z, **z_metrics})
 
   def train_step(self, state, batch, rng):
+    gan = isinstance(state, AppearanceCriticState)
+    if gan:  # a key of its own for the critic's N(0, I) prior samples (Sec. 6.6)
+      rng, critic_rng = jax.random.split(rng) if rng is not None else (None, None)
     grad_fn = jax.value_and_grad(self.loss, has_aux=True)
-    (_, (new_stats, metrics)), grads = grad_fn(state.params, state.batch_stats, state.vgg, batch,
-                                               rng)
+    (_, (new_stats, mu, metrics)), grads = grad_fn(state.params, state.batch_stats, state.vgg,
+                                                   batch, rng, state.critic if gan else None)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    # One critic step per train step, simultaneous with P/E on the same pre-step codes E(x)
+    # (REFERENCE train.py gives no order or n_critic; ours, Sec. 6.6: costs no extra E pass).
+    if gan:
+      state, critic_metrics = critic_update(self.config, state, mu, critic_rng)
+      metrics.update(critic_metrics)
     metrics['grad_norm'] = optax.tree.norm(grads)
     return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                          batch_stats=new_stats, opt_state=opt_state), metrics

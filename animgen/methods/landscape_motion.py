@@ -8,6 +8,7 @@ state and checkpointed (Algorithm 2, lines 2, 10, 14).
 """
 import os
 
+import flax.linen as nn
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -15,6 +16,7 @@ import numpy as np
 import optax
 
 from animgen.models.landscape import Encoder, Predictor
+from animgen.models.layers import torch_bias_init, torch_default_init
 from animgen.ops import losses, warp
 
 
@@ -25,6 +27,14 @@ class MotionState:
   batch_stats: dict       # encoder BatchNorm running statistics
   opt_state: optax.OptState
   motion_fields: jax.Array  # [num_clips, E, E, 2] common motion field per training clip
+
+
+@flax.struct.dataclass
+class MotionCriticState(MotionState):
+  """MotionState plus the WAE-GAN latent critic; used only when model.latent_reg='wae_gan', so
+  every other state (and checkpoint, and `animgen convert` output) keeps MotionState's pytree."""
+  critic: dict                    # LatentCritic params
+  critic_opt_state: optax.OptState
 
 
 def to_signed(frames_uint8):
@@ -59,12 +69,13 @@ def encode(encoder, size, params, batch_stats, x, train):
   return mu, stats
 
 
-def regularised_code(config, mu, logvar, rng):
+def regularised_code(config, mu, logvar, rng, critic=None):
   """Sec. 6.6's optional latent regularisation in training -> (z, weighted penalty, metrics).
 
   'none' (default, as the paper): z = mu. 'vae': z = mu + sigma * eps with the KL to N(0, I)
   (Kingma & Welling). 'wae': z = mu with an MMD penalty to N(0, I) samples (the WAE-MMD form of
-  Tolstikhin et al.; the official code's optional latent critic is the WAE-GAN form).
+  Tolstikhin et al.). 'wae_gan': z = mu with the adversarial penalty -D(mu) of the official
+  code's latent critic D (params `critic`, trained by `critic_update`).
   """
   kind = config.model.get('latent_reg', 'none')
   weight = config.loss.get('lambda_latent', 1.0)
@@ -79,7 +90,71 @@ def regularised_code(config, mu, logvar, rng):
   if kind == 'wae':
     mmd = losses.mmd_imq(mu, jax.random.normal(rng, mu.shape))
     return mu, weight * mmd, {'loss_mmd': mmd}
-  raise ValueError(f'model.latent_reg must be none, vae or wae, not {kind!r}')
+  if kind == 'wae_gan':
+    if critic is None:
+      raise ValueError("latent_reg='wae_gan' needs the critic params (state.critic)")
+    # Deterministic code z = mu as in 'wae' (Sec. 6.6; the WAE encoder of Tolstikhin et al.).
+    adv = -jnp.mean(LatentCritic().apply({'params': critic}, mu))  # WGAN generator term -D(E(x))
+    return mu, weight * adv, {'loss_adv': adv}
+  raise ValueError(f'model.latent_reg must be none, vae, wae or wae_gan, not {kind!r}')
+
+
+# ------------------------------------------------------------------ WAE-GAN latent critic
+CRITIC_CLIP = 0.01        # REFERENCE train.py: WGAN weight clipping to [-0.01, 0.01]
+CRITIC_LR_SCALE = 0.1     # REFERENCE train.py: critic learning rate 0.1 x the main one
+
+
+class LatentCritic(nn.Module):
+  """The official code's latent discriminator (REFERENCE train.py, Sec. 6.6):
+  Linear(latent -> 128) -> ReLU -> Linear(1) -> Sigmoid, [B, Z] -> [B, 1] in (0, 1)."""
+  hidden: int = 128
+
+  @nn.compact
+  def __call__(self, z):
+    z = z.astype(jnp.float32)
+    # PyTorch nn.Linear default init, as the official module has (REFERENCE train.py).
+    h = nn.Dense(self.hidden, kernel_init=torch_default_init,
+                 bias_init=torch_bias_init(z.shape[-1]))(z)
+    h = nn.relu(h)
+    out = nn.Dense(1, kernel_init=torch_default_init, bias_init=torch_bias_init(self.hidden))(h)
+    return nn.sigmoid(out)  # sigmoid kept although the loss is WGAN's (REFERENCE train.py)
+
+
+def uses_critic(config) -> bool:
+  return config.model.get('latent_reg', 'none') == 'wae_gan'
+
+
+def critic_tx(config):
+  """Adam with the main betas at 0.1 x the main learning rate (REFERENCE train.py)."""
+  o = config.optim
+  return optax.adam(CRITIC_LR_SCALE * o.learning_rate, b1=o.b1, b2=o.b2)
+
+
+def init_critic(config, rng):
+  """-> (critic params, critic optimiser state) for model.latent_dim codes."""
+  params = LatentCritic().init(rng, jnp.zeros((1, config.model.latent_dim)))['params']
+  return params, critic_tx(config).init(params)
+
+
+def critic_update(config, state, codes, rng):
+  """One WGAN critic step on this batch's codes (no gradient to the encoder) and N(0, I) prior
+  samples, then weight clipping -> (state with the new critic, metrics)."""
+  if rng is None:
+    raise ValueError("latent_reg='wae_gan' needs a random key in train_step")
+  codes = jax.lax.stop_gradient(codes)
+  prior = jax.random.normal(rng, codes.shape, jnp.float32)
+  d = lambda p, z: jnp.mean(LatentCritic().apply({'params': p}, z))
+
+  # WGAN critic maximises D(prior) - D(E(x)): prior scores high (REFERENCE train.py; sign ours).
+  def loss(p):
+    return d(p, codes) - d(p, prior)
+
+  value, grads = jax.value_and_grad(loss)(state.critic)
+  updates, opt_state = critic_tx(config).update(grads, state.critic_opt_state, state.critic)
+  critic = optax.apply_updates(state.critic, updates)
+  # Clip every critic parameter (kernels and biases) after each update, as WGAN (REFERENCE).
+  critic = jax.tree_util.tree_map(lambda w: jnp.clip(w, -CRITIC_CLIP, CRITIC_CLIP), critic)
+  return state.replace(critic=critic, critic_opt_state=opt_state), {'critic_gap': -value}
 
 
 def psnr(a, b, axis=(1, 2, 3)):
@@ -152,30 +227,38 @@ class LandscapeMotion:
     pvars = self.predictor.init(k1, x, z)
     evars = self.encoder.init(k2, jnp.zeros((1, e, e, 2)), train=False)
     params = {'predictor': pvars['params'], 'encoder': evars['params']}
-    return MotionState(step=jnp.zeros((), jnp.int32), params=params,
-                       batch_stats=evars['batch_stats'], opt_state=self.tx.init(params),
-                       motion_fields=jnp.zeros((self.num_clips, e, e, 2), jnp.float32))
+    fields = dict(step=jnp.zeros((), jnp.int32), params=params,
+                  batch_stats=evars['batch_stats'], opt_state=self.tx.init(params),
+                  motion_fields=jnp.zeros((self.num_clips, e, e, 2), jnp.float32))
+    if not uses_critic(self.config):
+      return MotionState(**fields)
+    critic, critic_opt = init_critic(self.config, jax.random.fold_in(rng, 2))  # k1, k2 unchanged
+    return MotionCriticState(**fields, critic=critic, critic_opt_state=critic_opt)
 
-  def loss(self, params, batch_stats, motion_fields, batch, rng=None):
+  def loss(self, params, batch_stats, motion_fields, batch, rng=None, critic=None):
     c = self.config.loss
     i_t, i_next = self._frames(batch)
     field = motion_fields[batch['clip_id']]                 # Alg. 2, line 10
     mu, logvar, new_stats = encode_dist(self.encoder, self.config.model.encoder_size, params,
                                         batch_stats, field, True)
-    z, l_z, z_metrics = regularised_code(self.config, mu, logvar, rng)  # Sec. 6.6 (optional)
+    z, l_z, z_metrics = regularised_code(self.config, mu, logvar, rng, critic)  # Sec. 6.6
     flow = self.predict(params, i_t, z)                     # line 11
     warped = warp.backward_warp(i_t, flow)                  # line 12
     l_p = losses.mse(warped, i_next)                        # Eq. 1
     l_tv = losses.edge_weighted_tv(flow, i_next, c.sigma)   # Eqs. 2-3
     total = c.lambda_p * l_p + c.lambda_tv * l_tv + l_z     # Eq. 4
-    return total, (new_stats, flow, {'loss': total, 'loss_p': l_p, 'loss_tv': l_tv,
-                                     'flow_abs': jnp.mean(jnp.abs(flow)), **z_metrics})
+    return total, (new_stats, flow, mu, {'loss': total, 'loss_p': l_p, 'loss_tv': l_tv,
+                                         'flow_abs': jnp.mean(jnp.abs(flow)), **z_metrics})
 
   def _restart(self, state):
-    """Fresh P^M, E^M and optimiser; the step and the common motion fields are kept."""
+    """Fresh P^M, E^M and optimiser; the step and the common motion fields are kept. With
+    wae_gan the latent critic and its Adam state restart too: it judged the old E^M's codes."""
     fresh = self.init(jax.random.key(self.config.seed + 1), None)
+    extra = {}
+    if isinstance(state, MotionCriticState):
+      extra = dict(critic=fresh.critic, critic_opt_state=fresh.critic_opt_state)
     return state.replace(params=fresh.params, batch_stats=fresh.batch_stats,
-                         opt_state=fresh.opt_state)
+                         opt_state=fresh.opt_state, **extra)
 
   def train_step(self, state, batch, rng):
     t = self.config.train
@@ -184,11 +267,20 @@ class LandscapeMotion:
     for r in restarts:  # staged schedule (see configs/landscape.py:cpu); off in the paper setting
       state = jax.lax.cond(state.step == r, self._restart, lambda s: s, state)
       frozen = frozen | ((state.step >= r) & (state.step < r + freeze))
+    gan = isinstance(state, MotionCriticState)
+    if gan:  # a key of its own for the critic's N(0, I) prior samples (Sec. 6.6)
+      rng, critic_rng = jax.random.split(rng) if rng is not None else (None, None)
     grad_fn = jax.value_and_grad(self.loss, has_aux=True)
-    (_, (new_stats, flow, metrics)), grads = grad_fn(
-        state.params, state.batch_stats, state.motion_fields, batch, rng)
+    (_, (new_stats, flow, mu, metrics)), grads = grad_fn(
+        state.params, state.batch_stats, state.motion_fields, batch, rng,
+        state.critic if gan else None)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    # One critic step per train step, simultaneous with P/E on the same pre-step codes E(x)
+    # (REFERENCE train.py gives no order or n_critic; ours, Sec. 6.6: costs no extra E pass).
+    if gan:
+      state, critic_metrics = critic_update(self.config, state, mu, critic_rng)
+      metrics.update(critic_metrics)
     e = self.config.model.encoder_size
     fields = state.motion_fields.at[batch['clip_id']].set(  # Alg. 2, line 14
         warp.resize(jax.lax.stop_gradient(flow), e, e))
