@@ -67,6 +67,7 @@ def train(a):
   c = get_config('cpu')
   c.train.restart_at = tuple(int(x) for x in a.restart.split(',') if x)
   c.train.restart_freeze = a.freeze
+  a.lr = a.lr or c.optim.learning_rate
   c.optim.learning_rate = a.lr
   c.batch_size = a.batch
   if a.size != c.image_size:
@@ -154,7 +155,7 @@ def main():
   p.add_argument('--steps', type=int, default=1500)
   p.add_argument('--restart', default='500', help='train.restart_at, comma-separated')
   p.add_argument('--freeze', type=int, default=200, help='train.restart_freeze')
-  p.add_argument('--lr', type=float, default=2e-4)
+  p.add_argument('--lr', type=float, default=None, help='Adam lr (default: the config\'s)')
   p.add_argument('--lr-drop', type=int, default=0, help='step from which lr / 10 (0: never)')
   p.add_argument('--batch', type=int, default=8)
   p.add_argument('--size', type=int, default=64, help='model and encoder size')
