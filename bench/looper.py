@@ -2,11 +2,14 @@
 
   python bench/looper.py                    # 64, 128 and 256 px, 60 frames
   python bench/looper.py --sizes 64 --frames 60 --no-reference
+  python bench/looper.py --sizes 256 --coarse 4     # JAX coarse-to-fine vs the exact reference
 
 The clip is the shipped tree clip (data/clips/tree.mp4) resized to S x S and extended to the
 requested length by playing it forward then backward. Each size runs in its own process so that
 peak RSS is per size. The reference runs the same stages and moves on the same costs with every
-min cut by PyMaxflow (`animgen.looper.reference`), so the ratio isolates the min-cut solver.
+min cut by PyMaxflow (`animgen.looper.reference`), so the ratio isolates the min-cut solver. With `--coarse F` the JAX side runs stages 1-2 at
+1/F resolution and refines at full size (`LoopConfig.coarse`), while the reference still solves
+every stage at full size: the energy difference is then what coarse-to-fine gives up.
 Prints figures; asserts nothing about time.
 """
 import argparse
@@ -126,16 +129,18 @@ def cut_times(video, config, moves=6):
   return float(np.median(tj)), float(np.median(tr))
 
 
-def one(size, frames, reference, repeat):
+def one(size, frames, reference, repeat, coarse=1):
+  import dataclasses
   from animgen.looper import stages
   video = clip(size, frames)
-  config = stages.LoopConfig(min_period=32 if frames >= 64 else 16)
-  out = {'size': size, 'frames': frames, 'min_period': config.min_period}
+  config = stages.LoopConfig(min_period=32 if frames >= 64 else 16, coarse=coarse)
+  out = {'size': size, 'frames': frames, 'min_period': config.min_period, 'coarse': coarse}
   out['jax'], out['jax_energy'], out['jax_looping'] = run_jax(video, config, repeat)
   out['jax_peak_rss_gib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
   if reference:
-    out['cut_jax'], out['cut_ref'] = cut_times(video, config)
-    out['ref'], out['ref_energy'], out['ref_looping'] = run_reference(video, config)
+    full = dataclasses.replace(config, coarse=1)  # the reference solves every stage at full size
+    out['cut_jax'], out['cut_ref'] = cut_times(video, full)
+    out['ref'], out['ref_energy'], out['ref_looping'] = run_reference(video, full)
     out['peak_rss_gib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
   print(json.dumps(out), flush=True)
 
@@ -146,14 +151,18 @@ def main():
   ap.add_argument('--frames', type=int, default=60)
   ap.add_argument('--repeat', type=int, default=2)
   ap.add_argument('--no-reference', action='store_true')
+  ap.add_argument('--coarse', type=int, default=1, help='JAX side: stages 1-2 at 1/F size')
   ap.add_argument('--one', type=int, default=0, help=argparse.SUPPRESS)
   a = ap.parse_args()
   if a.one:
-    return one(a.one, a.frames, not a.no_reference, a.repeat)
+    return one(a.one, a.frames, not a.no_reference, a.repeat, a.coarse)
+  if a.coarse > 1:
+    print(f'JAX: stages 1-2 at 1/{a.coarse} size, then refined; reference: all at full size')
   print(f'{"size":>5} {"stage":>8} {"jax s":>8} {"pymaxflow s":>12} {"ratio":>6}')
   for size in a.sizes:
     cmd = [sys.executable, __file__, '--one', str(size), '--frames', str(a.frames),
-           '--repeat', str(a.repeat)] + (['--no-reference'] if a.no_reference else [])
+           '--repeat', str(a.repeat), '--coarse', str(a.coarse)] + (
+               ['--no-reference'] if a.no_reference else [])
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
       print(r.stderr[-2000:])

@@ -61,6 +61,7 @@ def get_config(arg: str | None = None):
   c.train.keep_checkpoints = 3
   c.train.sample_every = 2000
   c.train.check_finite_every = 1
+  c.train.eval_every = 0                    # >0: evaluate (eval_<step>.json) during training
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 8

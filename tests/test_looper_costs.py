@@ -270,3 +270,23 @@ def test_pairwise_loops_equals_pairwise_when_every_label_loops():
   full = costs.pairwise(prob, la, lb, 1)
   assert float(jnp.max(full)) > 0
   np.testing.assert_allclose(costs.pairwise_loops(prob, la, lb, 1), full, rtol=1e-6)
+
+
+@pytest.mark.parametrize('n', [1, 2, 7, 60])
+def test_median0_equals_numpy_median_with_ties(n):
+  rng = np.random.default_rng(n)
+  x = np.round(rng.normal(size=(n, 5, 6)) * 2) / 2  # coarse grid: many ties
+  x[:, 0, 0] = 3.0                                   # all equal
+  got = np.asarray(costs.median0(jnp.asarray(x, jnp.float32)))
+  np.testing.assert_allclose(got, np.median(x, axis=0), rtol=0, atol=1e-6)
+
+
+def test_mads_groups_arrays_of_different_lengths():
+  rng = np.random.default_rng(0)
+  ds = [rng.random((59, 4, 5)), rng.random((60, 4, 4)), rng.random((59, 3, 5)),
+        rng.random((60, 3, 5))]
+  got = costs._mads(*(jnp.asarray(d, jnp.float32) for d in ds))
+  for g, d in zip(got, ds):
+    assert g.shape == d.shape[1:]
+    want = np.median(np.abs(d - np.median(d, axis=0)), axis=0)
+    np.testing.assert_allclose(np.asarray(g), want, rtol=0, atol=1e-6)
