@@ -272,7 +272,7 @@ def test_pairwise_loops_equals_pairwise_when_every_label_loops():
   np.testing.assert_allclose(costs.pairwise_loops(prob, la, lb, 1), full, rtol=1e-6)
 
 
-@pytest.mark.parametrize('n', [1, 2, 7, 60])
+@pytest.mark.parametrize('n', [1, 2, 7, 60, 65])  # 65: past the sorting network
 def test_median0_equals_numpy_median_with_ties(n):
   rng = np.random.default_rng(n)
   x = np.round(rng.normal(size=(n, 5, 6)) * 2) / 2  # coarse grid: many ties
@@ -284,8 +284,8 @@ def test_median0_equals_numpy_median_with_ties(n):
 def test_mads_groups_arrays_of_different_lengths():
   rng = np.random.default_rng(0)
   ds = [rng.random((59, 4, 5)), rng.random((60, 4, 4)), rng.random((59, 3, 5)),
-        rng.random((60, 3, 5))]
-  got = costs._mads(*(jnp.asarray(d, jnp.float32) for d in ds))
+        rng.random((60, 3, 5)), rng.random((70, 2, 2))]
+  got = costs.mads(*(jnp.asarray(d, jnp.float32) for d in ds))
   for g, d in zip(got, ds):
     assert g.shape == d.shape[1:]
     want = np.median(np.abs(d - np.median(d, axis=0)), axis=0)

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from animgen.errors import InputError
+from animgen.looper import costs
 
 # data/ sits next to the animgen package in a source checkout (like configs/, see convert.py)
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -330,7 +331,7 @@ def motion_score(video) -> jax.Array:
   grey = _grey(video)
   h, w = grey.shape[1:]
   d = jnp.diff(grey, axis=0)
-  mad = 1.4826 * jnp.median(jnp.abs(d - jnp.median(d, axis=0)), axis=0)
+  mad = 1.4826 * costs.mads(d)[0]
   return _blur(mad, float(_scale(h, w)))
 
 
