@@ -25,7 +25,8 @@ def test_smoke_run_writes_metrics_checkpoint_samples_codebook(smoke_run):
   gifs = glob.glob(os.path.join(workdir, 'samples', 'motion_*.gif'))
   assert gifs and os.path.getsize(gifs[0]) > 100
   with np.load(os.path.join(workdir, 'codebook_motion.npz')) as d:
-    codes, clip_codes = d['codes'], d['clip_codes']
+    codes, clip_codes, stamp = d['codes'], d['clip_codes'], int(d['step'])
+  assert stamp == config.train.num_steps  # the state the codes came from
   assert codes.shape == (config.codebook.max_codes, config.model.latent_dim)
   assert clip_codes.shape[0] == 4  # one code per training clip of the tiny dataset
   # the common motion fields of the clips were updated from zero by training (Alg. 2, line 14)
@@ -137,3 +138,23 @@ def test_sigterm_saves_a_checkpoint_and_resumes(tmp_path, data_dir):
   ckpt = checkpoint.Checkpointer(workdir)
   assert ckpt.latest_step() == saved and 3 <= saved < 100000
   ckpt.close()
+
+
+def test_eval_codebook_is_rebuilt_when_stamped_with_another_step(smoke_run, tmp_path):
+  """A codebook written at an earlier step (an evaluation during resumed training) is stale:
+  prepare_eval rebuilds it from the state; one stamped with the state's step, or unstamped
+  (converted official codebooks), is used as it is."""
+  from animgen.methods import landscape_motion
+  config, _, state = smoke_run
+  method = landscape_motion.LandscapeMotion(config, state.motion_fields.shape[0])
+  book = np.full((3, config.model.latent_dim), 7.0, np.float32)
+  path = str(tmp_path / 'codebook_motion.npz')
+  for stamp, used in (({'step': int(state.step) - 1}, False), ({'step': int(state.step)}, True),
+                      ({}, True)):
+    np.savez(path, codes=book, clip_codes=book, **stamp)
+    method.prepare_eval(state, str(tmp_path))
+    assert np.all(method.eval_codes == 7.0) == used, stamp
+  landscape_motion.save_codebook(np.asarray(method.clip_codes(state)), str(tmp_path), 3,
+                                 step=int(state.step))
+  with np.load(path) as d:
+    assert int(d['step']) == int(state.step)

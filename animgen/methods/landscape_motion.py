@@ -299,11 +299,14 @@ class LandscapeMotion:
 
   def prepare_eval(self, state, workdir):
     """Picks the codebook codes that evaluation also tries (Sec. 6.2: 5 codebook codes)."""
-    path = os.path.join(workdir, 'codebook_motion.npz')
+    path, book = os.path.join(workdir, 'codebook_motion.npz'), None
     if os.path.isfile(path):
       with np.load(path, allow_pickle=False) as d:
-        book = d['codes']
-    else:
+        # a codebook stamped with another step (an evaluation during resumed training) is stale;
+        # unstamped ones (converted official codebooks) are used as they are
+        if 'step' not in d or int(d['step']) == int(state.step):
+          book = d['codes']
+    if book is None:
       book = build_codebook(self.clip_codes(state), self.config.codebook.max_codes)
     k = min(self.config.eval.codebook_codes, len(book))
     self.eval_codes = book[np.linspace(0, len(book) - 1, k).round().astype(int)]
@@ -419,7 +422,7 @@ class LandscapeMotion:
 
   def finalize(self, state, workdir):
     save_codebook(self.clip_codes(state), workdir, self.config.codebook.max_codes,
-                  self.config.seed)
+                  self.config.seed, step=int(state.step))
 
 
 def build_codebook(codes: np.ndarray, max_codes: int = 100, seed: int = 0) -> np.ndarray:
@@ -434,9 +437,12 @@ def build_codebook(codes: np.ndarray, max_codes: int = 100, seed: int = 0) -> np
   return centres.astype(np.float32)
 
 
-def save_codebook(codes, workdir, max_codes=100, seed=0) -> str:
+def save_codebook(codes, workdir, max_codes=100, seed=0, step=None) -> str:
+  """codebook_motion.npz: `codes` (the codebook), `clip_codes` and, when given, the training
+  `step` whose state the codes came from."""
   path = os.path.join(workdir, 'codebook_motion.npz')
   tmp = path + '.tmp.npz'
-  np.savez(tmp, codes=build_codebook(codes, max_codes, seed), clip_codes=codes)
+  stamp = {} if step is None else {'step': np.int64(step)}
+  np.savez(tmp, codes=build_codebook(codes, max_codes, seed), clip_codes=codes, **stamp)
   os.replace(tmp, path)
   return path
