@@ -4,7 +4,7 @@
   python bench/looper.py --sizes 64 --frames 60 --no-reference
   python bench/looper.py --sizes 256 --coarse 4     # JAX coarse-to-fine vs the exact reference
 
-The clip is the shipped tree clip (data/clips/tree.mp4) resized to S x S and extended to the
+The clip is a shipped clip (`--clip`: tree, data/clips/tree.mp4, the default; or cradle) resized to S x S and extended to the
 requested length by playing it forward then backward. Each size runs in its own process so that
 peak RSS is per size. The reference runs the same stages and moves on the same costs with every
 min cut by PyMaxflow (`animgen.looper.reference`), so the ratio isolates the min-cut solver. With `--coarse F` the JAX side runs stages 1-2 at
@@ -24,12 +24,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
-def clip(size, frames):
+CLIPS = {'tree': 'tree.mp4', 'cradle': 'newtonscradle.gif'}
+
+
+def clip(size, frames, name='tree'):
   import numpy as np
   import jax.numpy as jnp
   from animgen import media
   from animgen.ops import warp
-  v, _ = media.read_video(os.path.join(ROOT, 'data', 'clips', 'tree.mp4'))
+  v, _ = media.read_video(os.path.join(ROOT, 'data', 'clips', CLIPS[name]))
   v = np.concatenate([v, v[-2:0:-1]] * (frames // (2 * len(v) - 2) + 1))[:frames]
   return np.asarray(warp.resize(jnp.asarray(v), size, size))
 
@@ -129,12 +132,12 @@ def cut_times(video, config, moves=6):
   return float(np.median(tj)), float(np.median(tr))
 
 
-def one(size, frames, reference, repeat, coarse=1):
+def one(size, frames, reference, repeat, coarse=1, name='tree'):
   import dataclasses
   from animgen.looper import stages
-  video = clip(size, frames)
+  video = clip(size, frames, name)
   config = stages.LoopConfig(min_period=32 if frames >= 64 else 16, coarse=coarse)
-  out = {'size': size, 'frames': frames, 'min_period': config.min_period, 'coarse': coarse}
+  out = {'clip': name, 'size': size, 'frames': frames, 'min_period': config.min_period, 'coarse': coarse}
   out['jax'], out['jax_energy'], out['jax_looping'] = run_jax(video, config, repeat)
   out['jax_peak_rss_gib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
   if reference:
@@ -152,16 +155,18 @@ def main():
   ap.add_argument('--repeat', type=int, default=2)
   ap.add_argument('--no-reference', action='store_true')
   ap.add_argument('--coarse', type=int, default=1, help='JAX side: stages 1-2 at 1/F size')
+  ap.add_argument('--clip', choices=sorted(CLIPS), default='tree',
+                  help='shipped clip: tree (data/clips/tree.mp4) or cradle (newtonscradle.gif)')
   ap.add_argument('--one', type=int, default=0, help=argparse.SUPPRESS)
   a = ap.parse_args()
   if a.one:
-    return one(a.one, a.frames, not a.no_reference, a.repeat, a.coarse)
+    return one(a.one, a.frames, not a.no_reference, a.repeat, a.coarse, a.clip)
   if a.coarse > 1:
     print(f'JAX: stages 1-2 at 1/{a.coarse} size, then refined; reference: all at full size')
   print(f'{"size":>5} {"stage":>8} {"jax s":>8} {"pymaxflow s":>12} {"ratio":>6}')
   for size in a.sizes:
     cmd = [sys.executable, __file__, '--one', str(size), '--frames', str(a.frames),
-           '--repeat', str(a.repeat), '--coarse', str(a.coarse)] + (
+           '--repeat', str(a.repeat), '--coarse', str(a.coarse), '--clip', a.clip] + (
                ['--no-reference'] if a.no_reference else [])
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:

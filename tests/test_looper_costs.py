@@ -130,8 +130,8 @@ def case(request):
 
 def test_problem_layout(case):
   problem, _, _ = case
-  C = 3 + K if problem.U.shape[1] > 3 else 3
-  assert problem.U.shape == (T, C, H, W) and problem.cum_u.shape == (T + 1, C, H, W)
+  C = 3 + K if problem.U.shape[-1] > 3 else 3
+  assert problem.U.shape == (H, W, T, C) and problem.cum.shape == (H, W, T + 1, C + 1)
   assert problem.lag.shape == (T // Q - 1, T // Q + 1, H, W)
   assert problem.gamma_right.shape == (H, W - 1) and problem.gamma_down.shape == (H - 1, W)
   leaves = jax.tree_util.tree_leaves(problem)

@@ -202,3 +202,20 @@ def test_two_label_expansion_is_the_global_optimum():
   assert (best != p['unary'].argmin(0)).any()  # and the edges change it
   np.testing.assert_array_equal(labels, best)
   np.testing.assert_allclose(float(e), brute.min(), rtol=1e-5)
+
+
+def test_num_moves_runs_a_prefix_of_the_order():
+  rng = np.random.default_rng(5)
+  L = 5
+  p = _problem(rng, 10, 10, L, integer=False)
+  pj = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), p)
+  lab0 = jnp.asarray(rng.integers(0, L, (10, 10)), jnp.int32)
+  order = jnp.asarray([3, 0, 4, 1, 2], jnp.int32)
+  run = lambda **kw: expansion.alpha_expansion(unary_fn, pairwise_fn, pj, lab0, L, 1, **kw)
+  lab2, e2 = run(order=order, num_moves=jnp.int32(2))  # a traced count
+  want_lab, want_e = run(order=[3, 0])
+  np.testing.assert_array_equal(lab2, want_lab)
+  assert float(e2) == float(want_e)
+  lab5, e5 = run(order=order, num_moves=jnp.int32(5))
+  assert float(e5) < float(e2)  # the other labels' moves lower it further: the count mattered
+  np.testing.assert_array_equal(lab5, run(order=order)[0])

@@ -190,3 +190,20 @@ def test_loop_command_mask_makes_the_masked_region_move(tmp_path):
     assert list(d['names']) == ['mask']
     assert d['candidate_maps'][0][:, :32].all() and not d['candidate_maps'][0][:, 32:].any()
     assert (d['periods'][0][:, :32] > 1).mean() > 0.5
+
+
+def test_used_only_moves_visit_the_labels_of_the_start_labelling():
+  """Coarse-to-fine refinement (stages._solve used_only) tries exactly the labels that the
+  upsampled coarse solution uses, in index order."""
+  video, _ = periodic_square(T=24, H=12, W=12, lo=3, hi=9, period=8)
+  prob = costs.build_problem(video, costs.Params())
+  P, S = stages.stage2_tables(jnp.zeros((3, 12, 12), jnp.int32),
+                              jnp.asarray([8, 12, 16], jnp.int32), 24, 4)
+  lab0 = jnp.where(jnp.arange(12)[None, :] < 6, 1, 7).astype(jnp.int32) * jnp.ones((12, 1), int)
+  got = stages._solve(prob, P, S, lab0, 1, used_only=True)
+  want = expansion.alpha_expansion(costs.unary, costs.pairwise, costs.with_labels(prob, P, S),
+                                   lab0, P.shape[0], sweeps=1, order=[1, 7])
+  full = stages._solve(prob, P, S, lab0, 1)
+  np.testing.assert_array_equal(got[0], want[0])
+  assert float(got[1]) == float(want[1])
+  assert float(full[1]) < float(got[1])  # the full sweep also tries the unused labels

@@ -35,10 +35,12 @@ class Params:
 @flax.struct.dataclass
 class Problem:
   """Everything per pixel that the cost terms read. Per-pixel arrays end in (H, W)."""
-  U: jax.Array             # [T, C, H, W] folded signal minus its temporal mean per pixel
-  cum_u: jax.Array         # [T+1, C, H, W] prefix sums over time of U
-  cum_u2: jax.Array        # [T+1, H, W] prefix sums over time of ||U||^2
+  # Time tables are pixel-major ([H, W, time, ...]): a per-pixel gather then reads one
+  # contiguous slice per pixel (~5x faster on XLA:CPU than gathering [T, C, H, W] elementwise).
+  U: jax.Array             # [H, W, T, C] folded signal minus its temporal mean per pixel
+  cum: jax.Array           # [H, W, T+1, C+1] prefix sums over time of [U, ||U||^2]
   lag: jax.Array           # [n_lags, n_f, H, W] G_L(f), L = q, 2q, .. < T; f = 0, q, .. <= T
+                           # (time-major: one-element gathers are faster so)
   gamma_t: jax.Array       # [H, W]
   gamma_right: jax.Array   # [H, W-1] gamma_s of the edge (i, j) - (i, j+1)
   gamma_down: jax.Array    # [H-1, W] gamma_s of the edge (i, j) - (i+1, j)
@@ -132,17 +134,18 @@ def prefix0(x):
 
 
 def _lag_tables(U, q):
-  """G_L(f) = sum_{f' < f} ||U(f') - U(f'+L)||^2 at f = 0, q, .. <= T, for L = q, 2q, .. < T."""
+  """G_L(f) = sum_{f' < f} ||U(f') - U(f'+L)||^2 at f = 0, q, .. <= T, for L = q, 2q, .. < T,
+  from U [T, H, W, C] -> [n_lags, n_f, H, W]."""
   T = U.shape[0]
   nb = T // q  # f = 0, q, .., nb q: prefix sums of q-frame block sums
   tables = []
   for L in range(q, T, q):
-    d = jnp.sum((U[L:] - U[:-L]) ** 2, axis=1)
+    d = jnp.sum((U[L:] - U[:-L]) ** 2, axis=-1)
     # zeros past T - L: the same as clamping f at T - L (nb q > T - q >= T - L)
     d = jnp.pad(d, [(0, nb * q - (T - L))] + [(0, 0)] * (d.ndim - 1))
     tables.append(d.reshape((nb, q) + d.shape[1:]).sum(1))
   if not tables:
-    return jnp.zeros((0, nb + 1) + U.shape[2:], U.dtype)
+    return jnp.zeros((0, nb + 1) + U.shape[1:3], U.dtype)
   return jax.vmap(prefix0)(jnp.stack(tables))
 
 
@@ -187,15 +190,16 @@ def _build(V, F, natural, params):
     mad_v, mad_n = mads(*temporal)
   gamma_right, gamma_down = 1 / (1 + lambda_s * right), 1 / (1 + lambda_s * down)
   # centring changes no distance and keeps the float32 prefix sums well conditioned
-  U = jnp.moveaxis(U - jnp.mean(U, axis=0), -1, 1)
-  cum_u, cum_u2 = prefix0(U), prefix0(jnp.sum(U * U, axis=1))
+  U = U - jnp.mean(U, axis=0)                                                   # [T, H, W, C]
+  cum = prefix0(jnp.concatenate([U, jnp.sum(U * U, axis=-1, keepdims=True)], axis=-1))
+  pixel_major = lambda a: jnp.moveaxis(a, 0, 2)
 
   # Eq. 3
   lambda_t = jnp.where(natural, params.lambda_t, params.lambda_t / 2)
   gamma_t = 1 / (1 + lambda_t * mad_v)
   e_all = params.alpha_sta * jnp.minimum(1.0, params.lambda_sta * mad_n)
   return Problem(
-      U=U, cum_u=cum_u, cum_u2=cum_u2, lag=_lag_tables(U, params.q), gamma_t=gamma_t,
+      U=pixel_major(U), cum=pixel_major(cum), lag=_lag_tables(U, params.q), gamma_t=gamma_t,
       gamma_right=gamma_right, gamma_down=gamma_down, e_static=e_all, e_static_all=e_all,
       natural=natural,
       P=jnp.ones((1, H, W), jnp.int32), S=jnp.zeros((1, H, W), jnp.int32), params=params)
@@ -220,15 +224,22 @@ def _at(table, i):
   return jnp.take_along_axis(table, i, axis=0)[0]
 
 
+def _px(table, i):
+  """Pixel-major table [h, w, N, ...] at the per-pixel index i [h, w] along axis 2 -> [h, w, ...]."""
+  i = jnp.clip(i, 0, table.shape[2] - 1)
+  i = i.reshape(i.shape + (1,) * (table.ndim - 2))
+  return jnp.take_along_axis(table, i, axis=2)[:, :, 0]
+
+
 def _sqdist(a, b):
-  """Squared norm over the channel axis of [C, h, w] arrays."""
-  return jnp.sum((a - b) ** 2, axis=0)
+  """Squared norm over the channel axis of [h, w, C] arrays."""
+  return jnp.sum((a - b) ** 2, axis=-1)
 
 
 def temporal_cost(problem: Problem, p, s):
   """E_temp (Eq. 2, 3) for per-pixel labels p, s ([H, W]); 0 for static pixels (Liao 2013)."""
   U = problem.U
-  T = U.shape[0]
+  T = U.shape[2]
   fits = lambda a: (a >= 0) & (a + p < T)
   first = jnp.where(fits(s), s, s - 2)  # our choice at s + p = T: mirror of the s = 0 rule
   second = jnp.where(fits(s - 1), s - 1, s + 1)  # docs: (s+1, s+p+1) at s = 0
@@ -237,7 +248,7 @@ def temporal_cost(problem: Problem, p, s):
   for a in (first, second):
     # p = T: no pair fits; clamping compares the two frames at the seam, U(0) and U(T-1)
     a = jnp.clip(a, 0, jnp.maximum(T - 1 - p, 0))
-    cost = cost + _sqdist(_at(U, a), _at(U, jnp.minimum(a + p, T - 1)))
+    cost = cost + _sqdist(_px(U, a), _px(U, jnp.minimum(a + p, T - 1)))
   return jnp.where(p > 1, problem.gamma_t * cost, 0.0)
 
 
@@ -268,10 +279,10 @@ def _lag_sum(G, q, g, p1, s1, p2, s2, crop):
     j, total = carry
     L = (j + 1) * q
     G_L = crop(jax.lax.dynamic_index_in_dim(G, j, keepdims=False))  # index, then crop: no copy
-    at = lambda f: _at(G_L, f // q)
+    get = lambda f: _at(G_L, f // q)
     for pa, sa, pb, sb in ((p1, s1, p2, s2), (p2, s2, p1, s1)):  # j - i = +L, then -L
       lo, hi = jnp.maximum(sa, sb - L), jnp.minimum(sa + pa, sb + pb - L)
-      total = total + jnp.where((hi > lo) & (L % g == 0), at(hi) - at(lo), 0.0)
+      total = total + jnp.where((hi > lo) & (L % g == 0), get(hi) - get(lo), 0.0)
     return next_lag(L), total
   return jax.lax.while_loop(lambda c: c[0] < n_lags, add_lag,
                             (next_lag(0), jnp.zeros(p1.shape, G.dtype)))[1]
@@ -283,28 +294,31 @@ def pair_distance(problem: Problem, p1, s1, p2, s2, rows=slice(None), cols=slice
   y = [rows, cols] of the grid; labels are arrays of that shape. Loops (p > 1) need s and p
   multiples of q; static starts may be any frame. loops_only: every label loops (stage 1), so
   the still-pixel cases are skipped."""
-  crop = lambda a: a[..., rows, cols]
   full = lambda i: jnp.zeros(problem.gamma_t.shape, i.dtype).at[rows, cols].set(i)
-  # gather at full size, then crop: cropping the [T, C, H, W] tables first would copy them
-  at = lambda table, i: crop(_at(table, full(i)))
-  U, cum_u, cum_u2 = problem.U, problem.cum_u, problem.cum_u2
-
-  def one_static(frame, p, s):
-    # (1/p) sum_{j in [s, s+p)} ||a - U(j)||^2 = ||a||^2 - 2 a.mean(U) + mean(||U||^2)
-    a = at(U, frame)
-    su, su2 = at(cum_u, s + p) - at(cum_u, s), at(cum_u2, s + p) - at(cum_u2, s)
-    return jnp.maximum(jnp.sum(a * a - 2 * a * su / p, axis=0) + su2 / p, 0.0)
-
+  # gather at full size, then crop: cropping the [H, W, T, C] tables first would copy them
+  at = lambda table, i: _px(table, full(i))[rows, cols]
+  U, cum, q = problem.U, problem.cum, problem.params.q
+  n_lags = problem.lag.shape[0]
   # every (i, j) with i = j (mod g) occurs once per LCM
   g = jnp.gcd(p1, p2)
   both = (p1 > 1) & (p2 > 1)  # pairs with a still pixel take no lag steps
-  g_loop = jnp.where(both, g, (problem.lag.shape[0] + 1) * problem.params.q)
-  loops = _lag_sum(problem.lag, problem.params.q, g_loop, p1, s1, p2, s2, crop) / (p1 // g * p2)
+  g_loop = jnp.where(both, g, (n_lags + 1) * q)
+  loops = _lag_sum(problem.lag, q, g_loop, p1, s1, p2, s2, lambda a: a[..., rows, cols])
+  loops = loops / (p1 // g * p2)
   if loops_only:
     return loops
-  return jnp.where(p1 == 1,
-                   jnp.where(p2 == 1, _sqdist(at(U, s1), at(U, s2)), one_static(s1, p2, s2)),
-                   jnp.where(p2 == 1, one_static(s2, p1, s1), loops))
+  # A still label (p = 1) with frame f against the window [s, s + p) of the other label (p = 1
+  # if it is still too): (1/p) sum_j ||U(f) - U(j)||^2 = ||U(f)||^2 - 2 U(f).mean_j U(j)
+  # + mean_j ||U(j)||^2 from the prefix sums; two still labels take the exact difference.
+  still1 = p1 == 1
+  frame = jnp.where(still1, s1, s2)
+  s, p = jnp.where(still1, s2, s1), jnp.where(still1, p2, p1)
+  u = at(U, frame)
+  win = at(cum, s + p) - at(cum, s)
+  c = U.shape[-1]
+  one = jnp.sum(u * u - 2 * u * win[..., :c] / p[..., None], axis=-1) + win[..., c] / p
+  two = _sqdist(u, at(U, s))
+  return jnp.where(both, loops, jnp.where(p == 1, two, jnp.maximum(one, 0.0)))
 
 
 def _sides(axis):

@@ -125,11 +125,12 @@ def move_energy(d0, d1, edges, y):
 
 @functools.partial(jax.jit, static_argnames=('unary', 'pairwise', 'num_labels', 'sweeps'))
 def alpha_expansion(unary, pairwise, problem, labels0, num_labels, sweeps=1, order=None,
-                    scale=None):
+                    scale=None, num_moves=None):
   """Alpha-expansion from labels0 [H, W] int32. Returns (labels, energy).
 
-  One sweep tries an expansion move for every label in `order` (default 0..num_labels-1); up to
-  `sweeps` sweeps, stopping early after a sweep that lowers nothing. Float costs become int32
+  One sweep tries an expansion move for every label in `order` (default 0..num_labels-1), or
+  for its first `num_moves` entries (a traced count: e.g. only the labels that a coarse solution
+  uses); up to `sweeps` sweeps, stopping early after a sweep that lowers nothing. Float costs become int32
   capacities by `scale` (default: chosen per move from its total capacity, see _TOTAL_CAPACITY).
   A move is kept only if it strictly lowers `energy`; pixels already labelled a stay a.
   """
@@ -148,7 +149,8 @@ def alpha_expansion(unary, pairwise, problem, labels0, num_labels, sweeps=1, ord
 
   def sweep(carry):
     labels, e, current, i, _ = carry
-    labels, e_new, current = lax.fori_loop(0, order.shape[0], move, (labels, e, current))
+    count = order.shape[0] if num_moves is None else jnp.minimum(num_moves, order.shape[0])
+    labels, e_new, current = lax.fori_loop(0, count, move, (labels, e, current))
     return labels, e_new, current, i + 1, e_new < e
 
   carry = (labels0, _total(current0), current0, 0, jnp.array(True))

@@ -7,7 +7,7 @@
 
 Periods and starts are multiples of q = 4 frames and periods are at least `min_period` (Oh supp.:
 32). `coarse` > 1 solves stages 1-2 on a frame downscaled by that factor and refines at full size
-(stage 2 seeded from the upsampled labels, one sweep, then stage 3).
+(stage 2 seeded from the upsampled labels, one sweep over the labels they use, then stage 3).
 """
 import dataclasses
 import functools
@@ -68,10 +68,16 @@ def start_tables(p_map, num_labels, num_frames, q):
   return jnp.minimum(lam, _max_start(p_map, num_frames, q)[None]).astype(jnp.int32)
 
 
-def _solve(problem, P, S, labels0, sweeps, pairwise=costs.pairwise):
+def _solve(problem, P, S, labels0, sweeps, pairwise=costs.pairwise, used_only=False):
+  """Alpha-expansion over the label tables P, S from labels0. used_only: moves only for the
+  labels that labels0 uses (coarse-to-fine refinement: the coarse solution chose them)."""
   prob = costs.with_labels(problem, P, S)
+  order = num_moves = None
+  if used_only:
+    used = jnp.zeros(P.shape[0], bool).at[labels0.ravel()].set(True)
+    order, num_moves = jnp.argsort(~used, stable=True).astype(jnp.int32), jnp.sum(used)
   return expansion.alpha_expansion(costs.unary, pairwise, prob, labels0, P.shape[0],
-                                   sweeps=sweeps)
+                                   sweeps=sweeps, order=order, num_moves=num_moves)
 
 
 def _best_unary(problem, P, S):
@@ -107,10 +113,10 @@ def stage2_tables(starts1, periods, num_frames, q):
   return P, S.astype(jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=('sweeps',))
-def stage2(problem, P, S, labels0, *, sweeps=2):
+@functools.partial(jax.jit, static_argnames=('sweeps', 'used_only'))
+def stage2(problem, P, S, labels0, *, sweeps=2, used_only=False):
   """Per-pixel periods with their paired starts -> (period [H, W], start [H, W], energy)."""
-  lab, e = _solve(problem, P, S, labels0, sweeps)
+  lab, e = _solve(problem, P, S, labels0, sweeps, used_only=used_only)
   pick = lambda t: jnp.take_along_axis(t, lab[None], 0)[0]
   return pick(P), pick(S), e
 
@@ -221,12 +227,14 @@ def solve(video, config: LoopConfig, semantics=None, natural=None, targets=None,
   else:
     lab0 = per_target(base, lambda pr: _init_stage2(pr, P, S), e_full)
     sweeps2 = config.sweeps_stage2
-  p_map, s_map, _ = per_target(base, lambda pr, l0: stage2(pr, P, S, l0, sweeps=sweeps2),
-                               e_full, lab0)
+  p_map, s_map, _ = per_target(base, lambda pr, l0: stage2(
+      pr, P, S, l0, sweeps=sweeps2, used_only=f > 1), e_full, lab0)
   p_map.block_until_ready()
   say(f'stage 2 ({len(targets)} candidate(s), {P.shape[0]} labels): {time.time() - tic:.1f} s')
 
   tic = time.time()
+  # stage 3 sweeps over every start label even after a coarse solve: restricting it to the
+  # starts the upsampled solution uses cost 2 % energy on the benchmark clip (docs/looper.md)
   s_map, energy = per_target(base, lambda pr, pm, sm: stage3(
       pr, pm, sm, num_frames=t, q=q, sweeps=config.sweeps), e_full, p_map, s_map)
   energy.block_until_ready()
