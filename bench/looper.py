@@ -103,7 +103,8 @@ def run_reference(video, config):
 
 
 def cut_times(video, config, moves=6):
-  """Seconds per min cut of real stage-3 moves: JAX grid_mincut (jitted) and PyMaxflow."""
+  """Seconds per min cut of real stage-3 moves (median over moves of the best of 3 runs): JAX
+  grid_mincut (jitted) and PyMaxflow."""
   import jax
   import jax.numpy as jnp
   import numpy as np
@@ -121,14 +122,19 @@ def cut_times(video, config, moves=6):
                                                           a)) for a in range(min(moves, n))]
   jax.block_until_ready(cut(*caps[0]))
   tj, tr = [], []
+  def best_of(fn, n=3):  # a single timing can catch a hiccup of the host (one read 87 vs 23 ms)
+    times = []
+    for _ in range(n):
+      tic = time.perf_counter()
+      out = fn()
+      times.append(time.perf_counter() - tic)
+    return out, min(times)
   for c in caps:
-    tic = time.perf_counter()
-    f1 = int(jax.block_until_ready(cut(*c))[0])
-    tj.append(time.perf_counter() - tic)
-    tic = time.perf_counter()
-    f2 = reference.mincut(*c)[0]
-    tr.append(time.perf_counter() - tic)
-    assert f1 == f2, (f1, f2)
+    (f1, _), t1 = best_of(lambda: jax.block_until_ready(cut(*c)))
+    (f2, _), t2 = best_of(lambda: reference.mincut(*c))
+    tj.append(t1)
+    tr.append(t2)
+    assert int(f1) == f2, (f1, f2)
   return float(np.median(tj)), float(np.median(tr))
 
 
