@@ -158,6 +158,7 @@ def test_loop_command_on_the_shipped_cradle(tmp_path):
     (('data/clips/newtonscradle.gif', '-o', 'x.gif'), 'twice --min-period'),
     (('data/photos/china.jpg', '-o', 'x.gif'), 'not a still image'),
     (('data/clips/newtonscradle.gif', '-o', 'x.xyz', '--min-period', '16'), 'unknown extension'),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--coarse', '-2'), '--coarse -2'),
 ])
 def test_loop_bad_input_is_one_line_exit_2(tmp_path, args, message):
   r = _cli(*[a if not a.startswith('x.') else str(tmp_path / a) for a in args])
@@ -207,3 +208,12 @@ def test_used_only_moves_visit_the_labels_of_the_start_labelling():
   np.testing.assert_array_equal(got[0], want[0])
   assert float(got[1]) == float(want[1])
   assert float(full[1]) < float(got[1])  # the full sweep also tries the unused labels
+
+
+def test_auto_coarse_factor():
+  from animgen.looper.command import auto_coarse
+  assert auto_coarse(150, 200) == 1 and auto_coarse(240, 320) == 1  # the shipped clips: full size
+  assert auto_coarse(256, 256) == 4      # coarse frame 64 px
+  assert auto_coarse(540, 960) == 8      # 67 px
+  assert auto_coarse(1080, 1920) == 16   # 67 px
+  assert auto_coarse(255, 4000) == 1     # the shorter side decides

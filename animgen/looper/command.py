@@ -82,19 +82,36 @@ def candidates(video, args, say):
   return F, natural, maps, names
 
 
+def auto_coarse(h, w):
+  """`--coarse 0`: full size while the shorter side is under 256 px; beyond, the largest power of
+  two that keeps the coarse frame's shorter side at least 64 px (256x256 -> 4, 960x540 -> 8).
+  Ours: a full-size stage 1 takes ~100 s at 256x256x60 on a 2-core CPU (README)."""
+  short, f = min(h, w), 1
+  if short < 256:
+    return 1
+  while short // (2 * f) >= 64:
+    f *= 2
+  return f
+
+
 def cmd_loop(args):
   from animgen import cli, media
   from animgen.looper import render, stages, costs
   for out in args.output:
     cli._check_output(out)
+  if args.coarse < 0:
+    raise InputError(f'--coarse {args.coarse}: use 0 (automatic), 1 (full size) or a factor > 1')
   say = (lambda msg: None) if args.quiet else (lambda msg: print(f'animgen loop: {msg}',
                                                                   flush=True))
   video, fps = read_clip(args.video, args.max_size, args.max_seconds, args.start, args.frames)
   t, h, w, _ = video.shape
   say(f'{t} frames at {w}x{h}, {fps:g} fps')
+  coarse = args.coarse or auto_coarse(h, w)
+  if coarse > 1:
+    say(f'coarse-to-fine: stages 1-2 at 1/{coarse} size (--coarse 1 solves at full size)')
   params = costs.Params()
   config = stages.LoopConfig(min_period=args.min_period, max_period=args.max_period,
-                             coarse=args.coarse, params=params)
+                             coarse=coarse, params=params)
   stages.period_set(t, config)  # clip-length errors before any work
   F, natural, maps, names = candidates(video, args, say)
   if args.mask:
@@ -104,7 +121,7 @@ def cmd_loop(args):
       mask = np.asarray(Image.fromarray((mask * 255).astype(np.uint8)).resize((w, h))) / 255.0
     maps, names = (mask > 0.5)[None], ['mask']
     config = stages.LoopConfig(min_period=args.min_period, max_period=args.max_period,
-                               coarse=args.coarse,  # Oh supp.: a user mask doubles alpha_sta
+                               coarse=coarse,  # Oh supp.: a user mask doubles alpha_sta
                                params=dataclasses.replace(params, alpha_sta=2 * params.alpha_sta))
   elif args.candidates <= 1:
     maps, names = maps.any(0, keepdims=True), ['all']
@@ -172,8 +189,9 @@ def register(sub):
   p.add_argument('--min-period', type=int, default=32, help='minimum loop period in frames '
                  '(Oh supp.: 32; a multiple of 4)')
   p.add_argument('--max-period', type=int, default=0, help='maximum period (0: clip length)')
-  p.add_argument('--coarse', type=int, default=1,
-                 help='solve stages 1-2 at 1/N resolution, then refine (large frames)')
+  p.add_argument('--coarse', type=int, default=0,
+                 help='solve stages 1-2 at 1/N resolution, then refine; 0 (default): automatic, '
+                 'full size below 256 px, else a factor keeping >= 64 px; 1: always full size')
   p.add_argument('--max-size', type=int, default=DEFAULT_MAX_SIZE,
                  help='downscale so the longer side is at most this (Oh: 960); 0 keeps it')
   p.add_argument('--max-seconds', type=float, default=DEFAULT_MAX_SECONDS,
