@@ -4,11 +4,12 @@
   python bench/looper.py --sizes 64 --frames 60 --no-reference
   python bench/looper.py --sizes 256 --coarse 4     # JAX coarse-to-fine vs the exact reference
 
-The clip is a shipped clip (`--clip`: tree, data/clips/tree.mp4, the default; or cradle) resized to S x S and extended to the
-requested length by playing it forward then backward. Each size runs in its own process so that
-peak RSS is per size. The reference runs the same stages and moves on the same costs with every
-min cut by PyMaxflow (`animgen.looper.reference`), so the ratio isolates the min-cut solver. With `--coarse F` the JAX side runs stages 1-2 at
-1/F resolution and refines at full size (`LoopConfig.coarse`), while the reference still solves
+The clip is a shipped clip (`--clip`: tree, data/clips/tree.mp4, the default; or cradle)
+resized to S x S and extended to the requested length by playing it forward then backward. Each
+size runs in its own process so that peak RSS is per size. The reference runs the same stages and
+moves on the same costs with every min cut by PyMaxflow (`animgen.looper.reference`), so the
+ratio isolates the min-cut solver. With `--coarse F` the JAX side runs stages 1-2 at 1/F
+resolution and refines at full size (`LoopConfig.coarse`), while the reference still solves
 every stage at full size: the energy difference is then what coarse-to-fine gives up.
 Prints figures; asserts nothing about time.
 """
@@ -143,7 +144,8 @@ def one(size, frames, reference, repeat, coarse=1, name='tree'):
   from animgen.looper import stages
   video = clip(size, frames, name)
   config = stages.LoopConfig(min_period=32 if frames >= 64 else 16, coarse=coarse)
-  out = {'clip': name, 'size': size, 'frames': frames, 'min_period': config.min_period, 'coarse': coarse}
+  out = {'clip': name, 'size': size, 'frames': frames, 'min_period': config.min_period,
+         'coarse': coarse}
   out['jax'], out['jax_energy'], out['jax_looping'] = run_jax(video, config, repeat)
   out['jax_peak_rss_gib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
   if reference:

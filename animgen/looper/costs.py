@@ -225,7 +225,7 @@ def _at(table, i):
 
 
 def _px(table, i):
-  """Pixel-major table [h, w, N, ...] at the per-pixel index i [h, w] along axis 2 -> [h, w, ...]."""
+  """Pixel-major table [h, w, N, ...] at the per-pixel index i [h, w] (axis 2) -> [h, w, ...]."""
   i = jnp.clip(i, 0, table.shape[2] - 1)
   i = i.reshape(i.shape + (1,) * (table.ndim - 2))
   return jnp.take_along_axis(table, i, axis=2)[:, :, 0]

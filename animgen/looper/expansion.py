@@ -130,9 +130,10 @@ def alpha_expansion(unary, pairwise, problem, labels0, num_labels, sweeps=1, ord
 
   One sweep tries an expansion move for every label in `order` (default 0..num_labels-1), or
   for its first `num_moves` entries (a traced count: e.g. only the labels that a coarse solution
-  uses); up to `sweeps` sweeps, stopping early after a sweep that lowers nothing. Float costs become int32
-  capacities by `scale` (default: chosen per move from its total capacity, see _TOTAL_CAPACITY).
-  A move is kept only if it strictly lowers `energy`; pixels already labelled a stay a.
+  uses); up to `sweeps` sweeps, stopping early after a sweep that lowers nothing. Float costs
+  become int32 capacities by `scale` (default: chosen per move from its total capacity, see
+  _TOTAL_CAPACITY). A move is kept only if it strictly lowers `energy`; pixels already labelled a
+  stay a.
   """
   order = jnp.arange(num_labels) if order is None else jnp.asarray(order, jnp.int32)
   labels0 = jnp.asarray(labels0, jnp.int32)
