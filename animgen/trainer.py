@@ -117,6 +117,7 @@ def train_and_evaluate(config, workdir: str):
   stop = {'sigterm': False}
   previous = signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__('sigterm', True))
   num_steps = config.train.num_steps
+  every = config.train.get('eval_every', 0)
   history, t_log, s_log = [], time.time(), start
   step = start
   try:
@@ -152,16 +153,18 @@ def train_and_evaluate(config, workdir: str):
                        sample_fn(state, sample_batch, sample_rng), writer)
       if step % config.train.checkpoint_every == 0:
         ckpt.save(step, state, train_iter.get_state())
-      every = config.train.get('eval_every', 0)
-      if every and step % every == 0 and step < num_steps:
+      if every and step % every == 0 and step < num_steps:  # the last one after finalize
         evaluate_state(config, workdir, method, mesh, state, step, sequences=False)
     if ckpt.latest_step() != step:
       ckpt.save(step, state, train_iter.get_state(), force=True)
     if stop['sigterm']:
       print(f'animgen: SIGTERM: saved step {step}; rerun the same command to resume',
             flush=True)
-    elif step >= num_steps and hasattr(method, 'finalize') and jax.process_index() == 0:
-      method.finalize(state, workdir)
+    elif step >= num_steps:
+      if hasattr(method, 'finalize') and jax.process_index() == 0:
+        method.finalize(state, workdir)      # e.g. the codebook the evaluation reads
+      if every and step % every == 0 and step > start:
+        evaluate_state(config, workdir, method, mesh, state, step, sequences=False)
   finally:
     signal.signal(signal.SIGTERM, previous)
     ckpt.close()

@@ -40,6 +40,7 @@ def _median(xs):
 
 
 _SIZE = 256
+_DTYPE = 'float32'   # --dtype: the networks' compute dtype (parameters and Adam stay float32)
 
 
 def _config():
@@ -47,6 +48,7 @@ def _config():
   from configs.landscape import get_config
   c = get_config()
   c.image_size = _SIZE
+  c.dtype = _DTYPE
   return c
 
 
@@ -54,6 +56,7 @@ def _appearance_config():
   from configs.landscape_appearance import get_config
   c = get_config()
   c.image_size = _SIZE
+  c.dtype = _DTYPE
   return c
 
 
@@ -206,7 +209,7 @@ def _run_child(args, extra):
       '--steps', str(args.steps), '--warmup', str(args.warmup),
       '--num-train', str(args.num_train), '--frames', str(args.frames),
       '--repeats', str(args.repeats), '--size', str(args.size), '--full', str(args.full),
-      '--method', args.method]
+      '--method', args.method, '--dtype', args.dtype]
   out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
   if out.returncode:
     raise SystemExit(f'benchmark child {extra} failed with exit code {out.returncode}')
@@ -216,7 +219,7 @@ def _run_child(args, extra):
 def _fmt_table(results, env):
   gib = lambda b: b / 2**30
   lines = ['', f'animgen landscape benchmark ({env["method"]} train step)',
-           f'  train size {env["size"]}x{env["size"]}   tuning: {env["tuning"]}   MALLOC: {env["malloc"]}',
+           f'  train size {env["size"]}x{env["size"]} {env["dtype"]}   tuning: {env["tuning"]}   MALLOC: {env["malloc"]}',
            f'  XLA_FLAGS: {env["xla_flags"] or "(none)"}   jax {env["jax"]}   cpus {env["cpus"]}']
   if any(r['kind'] == 'train' for r in results):
     lines += ['', f'{"batch":>5} {"s/step med":>10} {"min":>7} {"max":>7} {"steps/s":>8} '
@@ -263,14 +266,16 @@ def main():
   p.add_argument('--frames', type=int, default=8, help='generated frames (0: skip generation)')
   p.add_argument('--repeats', type=int, default=3, help='generation repeats')
   p.add_argument('--size', type=int, default=256, help='training image size (paper: 256)')
+  p.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'],
+                 help='compute dtype of the networks (config.dtype; parameters stay float32)')
   p.add_argument('--no-tuning', action='store_true',
                  help='run without the entry points\' runtime tuning (malloc env, XLA flags)')
   p.add_argument('--json', help='write all figures to this file')
   p.add_argument('--_child', nargs='+', help=argparse.SUPPRESS)
   args = p.parse_args()
 
-  global _SIZE
-  _SIZE = args.size
+  global _SIZE, _DTYPE
+  _SIZE, _DTYPE = args.size, args.dtype
   if args._child:
     if args._child[0] == 'train':
       r = child_train(int(args._child[1]), args.steps, args.warmup, args.num_train, args.method)
@@ -295,6 +300,7 @@ def main():
          'xla_flags': os.environ.get('XLA_FLAGS', ''), 'jax': jax.__version__,
          'cpus': os.cpu_count(), 'default_malloc_env': rt.MALLOC_ENV}
   env['size'] = args.size
+  env['dtype'] = args.dtype
   env['method'] = args.method
   results = []
   for b in args.batch:

@@ -51,10 +51,11 @@ def smoke_run(tmp_path_factory, data_dir):
 
 @pytest.fixture(scope='session')
 def appearance_run(tmp_path_factory, data_dir):
-  """A finished 4-step appearance smoke run with codebook and latent LSTM."""
+  """A finished 4-step appearance smoke run with codebook and latent LSTM, evaluated every
+  2 steps."""
   from animgen import trainer
   workdir = str(tmp_path_factory.mktemp('appearance'))
-  config = smoke_config(data_dir, 'landscape_appearance')
+  config = smoke_config(data_dir, 'landscape_appearance', **{'train.eval_every': 2})
   state = trainer.train_and_evaluate(config, workdir)
   return config, workdir, state
 

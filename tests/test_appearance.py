@@ -13,6 +13,8 @@ def test_smoke_run_writes_checkpoint_samples_and_codebook(appearance_run):
   assert int(state.step) == config.train.num_steps
   assert os.listdir(os.path.join(workdir, 'checkpoints'))
   assert glob.glob(os.path.join(workdir, 'samples', '*appearance*.gif'))
+  # train.eval_every=2: evaluated at step 2 and, after the codebook, at the final step 4
+  assert {'eval_2.json', 'eval_4.json'} <= set(os.listdir(workdir))
   seqs = landscape_appearance.load_codebook(os.path.join(workdir, 'codebook_appearance.npz'))
   assert len(seqs) == 4                                  # tiny split: 4 training clips
   assert all(s.shape == (6, config.model.latent_dim) for s in seqs)  # one code per frame
@@ -62,3 +64,5 @@ def test_eval_baselines_are_the_unchanged_input(appearance_run):
   np.testing.assert_allclose(results['psnr_input'], np.mean(-10 * np.log10(mse)), rtol=1e-4)
   for k in ('cell_rmse', 'psnr', 'style'):
     assert np.isfinite(results[k])
+  # the affine reference fits the target, and the day-cycle clips change colour globally
+  assert results['psnr_affine'] > results['psnr_input'] + 1.0

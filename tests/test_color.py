@@ -15,6 +15,24 @@ def x64():
   jax.config.update('jax_enable_x64', False)
 
 
+def test_affine_colour_fit_recovers_a_colour_matrix_and_is_least_squares():
+  rng = np.random.default_rng(1)
+  src = rng.uniform(-1, 1, size=(2, 6, 5, 3))
+  m = rng.normal(size=(2, 3, 3)) * 0.5 + np.eye(3)
+  off = rng.normal(size=(2, 1, 1, 3)) * 0.1
+  exact = np.einsum('bhwi,bij->bhwj', src, m) + off
+  fit = np.asarray(color.affine_colour_fit(jnp.asarray(src, jnp.float32),
+                                           jnp.asarray(exact, jnp.float32)))
+  np.testing.assert_allclose(fit, exact, atol=1e-4)
+  noisy = exact + rng.normal(size=exact.shape)      # not affine: the numpy least-squares answer
+  fit = np.asarray(color.affine_colour_fit(jnp.asarray(src, jnp.float32),
+                                           jnp.asarray(noisy, jnp.float32)))
+  for i in range(2):
+    a = np.concatenate([src[i].reshape(-1, 3), np.ones((30, 1))], 1)
+    w = np.linalg.lstsq(a, noisy[i].reshape(-1, 3), rcond=None)[0]
+    np.testing.assert_allclose(fit[i], (a @ w).reshape(6, 5, 3), atol=1e-4)
+
+
 def test_color_transfer_values():
   rng = np.random.default_rng(0)
   img = rng.uniform(-1, 1, size=(2, 5, 4, 3)).astype(np.float32)

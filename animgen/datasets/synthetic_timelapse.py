@@ -2,7 +2,11 @@
 
 Each clip is a still landscape under a moving sky: spectral-fBm clouds over a sky gradient,
 advected by a stationary, smoothly varying per-clip wind; a static land silhouette; optionally a
-water band with its own horizontal ripple drift; and a slow global colour drift.
+water band with its own horizontal ripple drift; and a slow global colour drift. The `daycycle`
+configs (for the appearance predictor, Endo 2019 Sec. 4.2) replace the drift by a passage of the
+day: every clip runs part of the way day -> golden hour -> dusk -> night (or back, a sunrise), its
+sky, clouds, land and water re-lit frame by frame, like the paper's one-day time-lapses whose
+kept frames differ by >= 0.3 in summed mean RGB (Sec. 6.1).
 
 Flow convention (pixels, channel order (dx, dy), pixel centres at integer coordinates, i.e.
 align_corners=True): `frame[t+1][y, x] ~= bilinear(frame[t], x + dx, y + dy)`. Convert with
@@ -48,6 +52,7 @@ class SyntheticTimelapseConfig(tfds.core.BuilderConfig):
   train_clips: int = 64
   test_clips: int = 16
   seed: int = 0
+  day_cycle: bool = False   # True: a passage of the day instead of the slow drift (appearance)
 
 
 CONFIGS = {
@@ -57,6 +62,13 @@ CONFIGS = {
     'tiny': SyntheticTimelapseConfig(
         name='tiny', size=32, frames=6, train_clips=4, test_clips=2,
         description='32x32, 6 frames, 4 train / 2 test clips (tests).'),
+    'daycycle': SyntheticTimelapseConfig(
+        name='daycycle', size=128, frames=24, train_clips=64, test_clips=16, day_cycle=True,
+        description='128x128, 24 frames, 64 train / 16 test clips, each a passage of the day '
+                    '(appearance predictor).'),
+    'daycycle_tiny': SyntheticTimelapseConfig(
+        name='daycycle_tiny', size=32, frames=6, train_clips=4, test_clips=2, day_cycle=True,
+        description='daycycle at 32x32, 6 frames, 4 train / 2 test clips (tests).'),
 }
 
 
@@ -102,7 +114,8 @@ class SyntheticTimelapse(tfds.core.GeneratorBasedBuilder):
     start = time.time()
     every = max(1, num_clips // 8)
     for i in range(num_clips):
-      frames, flow = render_clip(c.size, c.frames, split, i, seed=c.seed)
+      frames, flow = render_clip(c.size, c.frames, split, i, seed=c.seed,
+                                 day_cycle=c.day_cycle)
       yield i, {'frames': frames, 'flow': flow, 'clip_id': np.int64(i),
                 'pair_ok': np.ones((c.frames - 1,), np.bool_)}
       if (i + 1) % every == 0 or i + 1 == num_clips:
@@ -129,6 +142,8 @@ def make_builder(data_dir, name: str = 'default', **overrides) -> SyntheticTimel
   if overrides:
     config = dataclasses.replace(config, **overrides)
     suffix = f'_s{config.size}_f{config.frames}_tr{config.train_clips}_te{config.test_clips}'
+    if config.day_cycle != CONFIGS[name].day_cycle:
+      suffix += f'_day{int(config.day_cycle)}'
     if config.seed:
       suffix += f'_seed{config.seed}'
     config = dataclasses.replace(config, name=name + suffix,
@@ -196,6 +211,28 @@ _PALETTES = (  # (zenith, horizon, cloud lit, cloud shadow), linear-ish RGB in [
     ((0.22, 0.20, 0.45), (0.93, 0.55, 0.52), (0.98, 0.75, 0.70), (0.38, 0.32, 0.45)),  # dusk
     ((0.45, 0.50, 0.56), (0.72, 0.75, 0.78), (0.86, 0.87, 0.88), (0.50, 0.52, 0.56)),  # overcast
 )
+_NIGHT = ((0.02, 0.03, 0.09), (0.09, 0.10, 0.20), (0.22, 0.23, 0.30), (0.05, 0.05, 0.09))
+_DAY_PATH = _PALETTES[:3] + (_NIGHT,)     # day -> golden hour -> dusk -> night
+_DAY_LIGHT = (1.0, 0.8, 0.5, 0.15)        # illumination of land along the path
+_DAY_SPAN = (1.2, 3.0)                    # how much of the path (of 3) one clip covers
+
+
+def day_path(rng, frames: int) -> np.ndarray:
+  """Per-frame positions on _DAY_PATH (0 day ... 3 night), linear in time: a sunset, or a
+  sunrise (reversed) for half the clips."""
+  span = rng.uniform(*_DAY_SPAN)
+  p = rng.uniform(0.0, 3.0 - span) + span * np.linspace(0.0, 1.0, frames)
+  return p if rng.uniform() < 0.5 else p[::-1].copy()
+
+
+def day_colours(p: float):
+  """Palette (zenith, horizon, cloud lit, cloud shadow) and land illumination at path
+  position p, interpolated linearly between the path's key palettes."""
+  i = min(int(p), len(_DAY_PATH) - 2)
+  f = p - i
+  cols = tuple(np.array(a) * (1 - f) + np.array(b) * f
+               for a, b in zip(_DAY_PATH[i], _DAY_PATH[i + 1]))
+  return cols, _DAY_LIGHT[i] * (1 - f) + _DAY_LIGHT[i + 1] * f
 
 
 def _trailing_wisps(alpha: np.ndarray, theta: float, length: float) -> np.ndarray:
@@ -248,18 +285,22 @@ class _Wind:
     return -vx * shrink, -vy * shrink   # backward flow = minus the motion
 
 
-def render_clip(size: int, frames: int, split: str, index: int, seed: int = 0):
+def render_clip(size: int, frames: int, split: str, index: int, seed: int = 0,
+                day_cycle: bool = False):
   """One clip: frames [T, S, S, 3] uint8 and backward flow [T-1, S, S, 2] float32 (px, (dx, dy)).
 
-  Deterministic in (size, frames, split, index, seed).
+  Deterministic in (size, frames, split, index, seed, day_cycle). A day-cycle clip has the same
+  layout, clouds and flow as the clip without it, re-lit frame by frame.
   """
-  frames_f, flow = _render_float(size, frames, split, index, seed)
+  frames_f, flow = _render_float(size, frames, split, index, seed, day_cycle)
   return np.clip(np.round(frames_f * 255.0), 0, 255).astype(np.uint8), flow
 
 
-def _render_float(size: int, frames: int, split: str, index: int, seed: int):
+def _render_float(size: int, frames: int, split: str, index: int, seed: int,
+                  day_cycle: bool = False):
   """As render_clip, with frames in float [0, 1] (before quantisation)."""
-  rng = np.random.default_rng([seed, {'train': 0, 'test': 1}.get(split, 2), index])
+  split_id = {'train': 0, 'test': 1}.get(split, 2)
+  rng = np.random.default_rng([seed, split_id, index])
   s = size
   ys, xs = np.mgrid[0:s, 0:s].astype(np.float64)
 
@@ -283,7 +324,7 @@ def _render_float(size: int, frames: int, split: str, index: int, seed: int):
   jitter = rng.uniform(-0.05, 0.05, 3)
   zenith, hor = np.clip(zenith + jitter, 0, 1), np.clip(hor + jitter, 0, 1)
 
-  def sky_gradient(y):  # zenith -> horizon colour, [..., 3]
+  def sky_gradient(y, zenith, hor):  # zenith -> horizon colour, [..., 3]
     g = np.clip(y / max(sky_horizon, 1.0), 0.0, 1.0)[..., None] ** _SKY_GAMMA
     return zenith * (1 - g) + hor * g
 
@@ -316,7 +357,9 @@ def _render_float(size: int, frames: int, split: str, index: int, seed: int):
                               max_wl=0.2 * s, aniso=2.5, angle=0.0, channels=1)[0]
     ripple_tex = np.stack([ripples, _sigmoid((ripples - 1.0) / 0.3)], axis=-1)  # waves, glints
     mirror = np.clip((2 * shore - ys) / max(sky_horizon, 1.0), 0, 1)[..., None] ** 1.3
-    water_base = (zenith * (1 - mirror) + hor * mirror) * np.array([0.62, 0.7, 0.76])
+    water_colour = lambda zen, hz: ((zen * (1 - mirror) + hz * mirror)
+                                    * np.array([0.62, 0.7, 0.76]))
+    water_base = water_colour(zenith, hor)
     wx, wy = rng.uniform(0, n, 2)
   else:
     water_dx = np.zeros((s, s))
@@ -325,16 +368,22 @@ def _render_float(size: int, frames: int, split: str, index: int, seed: int):
   land_tex = _spectral_noise(rng, n, _TEX_SCALE, beta=1.2, min_wl=2.0, max_wl=0.3 * s,
                              channels=1)[0]
   lt = _sample_periodic(land_tex[..., None], xs * _TEX_SCALE, ys * _TEX_SCALE)
-  far_col = hor * 0.45 + np.array([0.10, 0.14, 0.16])
-  near_col = np.array([0.10, 0.16, 0.08]) * rng.uniform(0.7, 1.3) + 0.08 * hor
+  green = np.array([0.10, 0.16, 0.08]) * rng.uniform(0.7, 1.3)
   is_near = ys >= near[None, :]
-  land_rgb = np.where(is_near[..., None], near_col, far_col) * (1 + 0.18 * lt)
   haze = np.where(is_near[..., None], 1.0, 1.0 - 0.25 * np.clip(
       (ys - far[None, :]) / (0.1 * s), 0, 1)[..., None])         # far ridge fades downward
-  land_rgb = land_rgb * haze
+
+  def land_colour(hz):  # far ridges take the horizon's colour, near ones a little
+    far_col = hz * 0.45 + np.array([0.10, 0.14, 0.16])
+    near_col = green + 0.08 * hz
+    return np.where(is_near[..., None], near_col, far_col) * (1 + 0.18 * lt) * haze
+
+  land_rgb = land_colour(hor)
 
   # --- slow colour drift (a few % per 24 frames), e.g. warming and dimming toward sunset
   drift = _DRIFT * (rng.uniform(-1, 1, 3) + rng.uniform(-1, 0.5)) / 23.0   # per frame
+  if day_cycle:  # a stream of its own, so the layout, clouds and flow match the plain clip
+    path = day_path(np.random.default_rng([seed, split_id, index, 1]), frames)
 
   # --- flow: stationary, identical for every pair
   sky_dx, sky_dy = wind(xs, ys)
@@ -346,16 +395,22 @@ def _render_float(size: int, frames: int, split: str, index: int, seed: int):
   wcx = xs.copy()                         # water coordinates (x only; y is fixed)
   out = np.empty((frames, s, s, 3))
   for t in range(frames):
+    if day_cycle:  # the day's palette at this frame, with the clip's jitter
+      (zenith, hor, lit, shade), light = day_colours(path[t])
+      zenith, hor = np.clip(zenith + jitter, 0, 1), np.clip(hor + jitter, 0, 1)
+      land_rgb = land_colour(hor) * light
+      water_base = water_colour(zenith, hor) if has_water else None
     cl = _sample_periodic(cloud_tex, (cx + ox) * _TEX_SCALE, (cy + oy) * _TEX_SCALE)
     a, li = cl[..., :1], cl[..., 1:]
     cloud_rgb = shade * (1 - li) + lit * li
-    img = sky_gradient(cy) * (1 - a) + cloud_rgb * a   # the whole sky layer is advected
+    img = sky_gradient(cy, zenith, hor) * (1 - a) + cloud_rgb * a   # the sky layer is advected
     if has_water:
       r = _sample_periodic(ripple_tex, (wcx + wx) * _TEX_SCALE, (ys + wy) * _TEX_SCALE)
       water_rgb = water_base * (0.8 + 0.25 * r[..., :1]) + 0.3 * hor * r[..., 1:]
       img = np.where(water[..., None], water_rgb, img)
     img = np.where(land[..., None], land_rgb, img)
-    img = img * (1.0 + drift * t)
+    if not day_cycle:
+      img = img * (1.0 + drift * t)
     out[t] = img
     dx, dy = wind(cx, cy)                 # C_(t+1) = C_t + f(C_t)
     cx, cy = cx + dx, cy + dy

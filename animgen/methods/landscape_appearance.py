@@ -170,7 +170,8 @@ class LandscapeAppearance:
   def eval_step(self, state, batch):
     """Per pair, with z = E^A(target) in evaluation mode: the colour error of the 32x32 cell
     averages (Eq. 8 space) and the PSNR of the output against the target, each next to the
-    unchanged input as baseline; plus the Gram style loss of both."""
+    unchanged input as baseline; plus the Gram style loss of both. `*_affine`: the input under
+    the global affine colour map fitted to the target, a reference that sees the target."""
     i_t, i_tau = self._frames(batch)
     z, _ = self.encode(state.params, state.batch_stats, i_tau, train=False)
     maps = self.maps(state.params, i_t, z)
@@ -183,8 +184,11 @@ class LandscapeAppearance:
                                           [self.features(state.vgg, i_tau)[k]
                                            for k in STYLE_LAYERS]))
     to01 = lambda x: (x + 1.0) * 0.5
+    fit = color.affine_colour_fit(i_t, i_tau)
     return {'cell_rmse': cell_err(out), 'cell_rmse_input': cell_err(i_t),
+            'cell_rmse_affine': cell_err(fit),
             'psnr': psnr(to01(out), to01(i_tau)), 'psnr_input': psnr(to01(i_t), to01(i_tau)),
+            'psnr_affine': psnr(to01(fit), to01(i_tau)),
             'style': style(out), 'style_input': style(i_t)}
 
   def sample(self, state, batch, rng):
