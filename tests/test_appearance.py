@@ -66,3 +66,6 @@ def test_eval_baselines_are_the_unchanged_input(appearance_run):
     assert np.isfinite(results[k])
   # the affine reference fits the target, and the day-cycle clips change colour globally
   assert results['psnr_affine'] > results['psnr_input'] + 1.0
+  # P^A reads z: the input's own code and another pair's code give other colours than E^A(target)
+  for k in ('cell_rmse_zinput', 'cell_rmse_zother'):
+    assert np.isfinite(results[k]) and abs(results[k] - results['cell_rmse']) > 1e-6, k

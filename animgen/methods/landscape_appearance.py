@@ -171,11 +171,14 @@ class LandscapeAppearance:
     """Per pair, with z = E^A(target) in evaluation mode: the colour error of the 32x32 cell
     averages (Eq. 8 space) and the PSNR of the output against the target, each next to the
     unchanged input as baseline; plus the Gram style loss of both. `*_affine`: the input under
-    the global affine colour map fitted to the target, a reference that sees the target."""
+    the global affine colour map fitted to the target, a reference that sees the target.
+    Whether z is used: `cell_rmse_zinput` with z = E^A(input) (ideally about the input's error:
+    no change asked for) and `cell_rmse_zother` with the code of the batch's next pair."""
     i_t, i_tau = self._frames(batch)
     z, _ = self.encode(state.params, state.batch_stats, i_tau, train=False)
-    maps = self.maps(state.params, i_t, z)
-    out = color.color_transfer(maps, i_t)
+    z_in, _ = self.encode(state.params, state.batch_stats, i_t, train=False)
+    recolour = lambda code: color.color_transfer(self.maps(state.params, i_t, code), i_t)
+    out = recolour(z)
     cells = self.config.loss.pyramid_cells
     sp = lambda x: losses.spatial_pyramid(x, cells)
     cell_err = lambda x: jnp.sqrt(jnp.mean(jnp.square(sp(x) - sp(i_tau)), axis=(1, 2, 3)))
@@ -187,6 +190,8 @@ class LandscapeAppearance:
     fit = color.affine_colour_fit(i_t, i_tau)
     return {'cell_rmse': cell_err(out), 'cell_rmse_input': cell_err(i_t),
             'cell_rmse_affine': cell_err(fit),
+            'cell_rmse_zinput': cell_err(recolour(z_in)),
+            'cell_rmse_zother': cell_err(recolour(jnp.roll(z, 1, axis=0))),
             'psnr': psnr(to01(out), to01(i_tau)), 'psnr_input': psnr(to01(i_t), to01(i_tau)),
             'psnr_affine': psnr(to01(fit), to01(i_tau)),
             'style': style(out), 'style_input': style(i_t)}
