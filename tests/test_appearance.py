@@ -5,7 +5,6 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 def test_smoke_run_writes_checkpoint_samples_and_codebook(appearance_run):
   from animgen.methods import landscape_appearance

@@ -5,7 +5,6 @@ and operations of predictor.py / encoder.py of endo-yuki-t/Animating-Landscape; 
 this test, not copied), so that their state dicts carry the official key names. The same random
 weights go through them and through animgen's converted flax networks.
 """
-import argparse
 import os
 import pickle
 

@@ -15,7 +15,6 @@ LeakyReLU 0.2, then one logit).
 from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from animgen.models.layers import ConvLSTMCell, LSTMCell, conv2d_fast
