@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+
 def test_smoke_run_writes_checkpoint_samples_and_codebook(appearance_run):
   from animgen.methods import landscape_appearance
   config, workdir, state = appearance_run
