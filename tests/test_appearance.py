@@ -49,6 +49,17 @@ def test_train_step_updates_both_networks_and_keeps_vgg_frozen(appearance_run, d
   expected = (c.lambda_s * metrics['loss_s'] + c.lambda_sp * metrics['loss_sp']
               + c.lambda_c * metrics['loss_c'] + c.lambda_tv * metrics['loss_tv'])
   np.testing.assert_allclose(float(metrics['loss']), float(expected), rtol=1e-5)
+  # Eq. 10 reduced as the official train.py does: mean of w |dC^w| plus mean of w |dC^b|
+  rng = np.random.default_rng(0)
+  maps = rng.normal(size=(1, 8, 8, 6)).astype(np.float32)
+  img = rng.uniform(-1, 1, size=(1, 8, 8, 3)).astype(np.float32)
+  official = 0.0
+  for axis in (1, 2):
+    w = np.exp(-np.sum(np.abs(np.diff(img, axis=axis)), axis=-1, keepdims=True) / c.sigma)
+    d = np.abs(np.diff(maps, axis=axis))
+    official += np.mean(w * d[..., :3]) + np.mean(w * d[..., 3:])
+  _, _, terms = method.terms(state.vgg, jnp.asarray(maps), jnp.asarray(img), jnp.asarray(img))
+  np.testing.assert_allclose(float(terms['loss_tv']), official, rtol=1e-5)
 
 
 def test_eval_baselines_are_the_unchanged_input(appearance_run):

@@ -61,12 +61,26 @@ def test_tv_values():
   guide = jnp.zeros((1, 4, 4, 3))
   assert float(losses.edge_weighted_tv(jnp.ones((1, 4, 4, 2)), guide)) == 0.0
   field = jnp.zeros((1, 4, 4, 2)).at[:, :, 2:, 0].set(1.0)
-  # one jump per row (4 rows) out of 4 x 3 horizontal pairs, |d|_1 = 1, weight 1
-  np.testing.assert_allclose(losses.edge_weighted_tv(field, guide), 4 / 12, rtol=1e-6)
+  # one jump per row (4 rows) out of 4 x 3 horizontal pairs in one of the 2 channels, weight 1
+  np.testing.assert_allclose(losses.edge_weighted_tv(field, guide), 4 / 12 / 2, rtol=1e-6)
   # the same jump under an image edge of L1 size 0.3 is down-weighted by exp(-3)
   guide_edge = guide.at[:, :, 2:, 0].set(0.3)
-  np.testing.assert_allclose(losses.edge_weighted_tv(field, guide_edge), 4 / 12 * np.exp(-3),
-                             rtol=1e-5)
+  np.testing.assert_allclose(losses.edge_weighted_tv(field, guide_edge),
+                             4 / 12 / 2 * np.exp(-3), rtol=1e-5)
+
+
+def test_tv_matches_official_reduction():
+  # the official train.py: torch.mean(exp(-sum_c |dI| / sigma) * |dB|) over every element of
+  # the [1, C, H, W-1] (and [1, C, H-1, W]) differences, for each axis, summed
+  rng = np.random.default_rng(5)
+  field = rng.normal(size=(1, 7, 9, 3))
+  guide = rng.uniform(-1, 1, size=(1, 7, 9, 3))
+  official = 0.0
+  for axis in (1, 2):
+    w = np.exp(-np.sum(np.abs(np.diff(guide, axis=axis)), axis=-1, keepdims=True) / 0.1)
+    official += np.mean(w * np.abs(np.diff(field, axis=axis)))
+  np.testing.assert_allclose(losses.edge_weighted_tv(jnp.asarray(field), jnp.asarray(guide)),
+                             official, rtol=1e-5)
 
 
 def test_unit_conversions_round_trip():

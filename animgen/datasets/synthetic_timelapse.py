@@ -66,6 +66,11 @@ CONFIGS = {
         name='daycycle', size=128, frames=24, train_clips=64, test_clips=16, day_cycle=True,
         description='128x128, 24 frames, 64 train / 16 test clips, each a passage of the day '
                     '(appearance predictor).'),
+    'daycycle_large': SyntheticTimelapseConfig(
+        name='daycycle_large', size=128, frames=24, train_clips=512, test_clips=16,
+        day_cycle=True,
+        description='daycycle with 512 train clips (the first 64 and the 16 test clips are '
+                    'those of daycycle).'),
     'daycycle_tiny': SyntheticTimelapseConfig(
         name='daycycle_tiny', size=32, frames=6, train_clips=4, test_clips=2, day_cycle=True,
         description='daycycle at 32x32, 6 frames, 4 train / 2 test clips (tests).'),

@@ -135,7 +135,8 @@ class LandscapeAppearance:
     l_sp = losses.spatial_pyramid_loss(out, i_tau, c.pyramid_cells)   # Eq. 8
     l_c = losses.content_loss([f_out[k] for k in CONTENT_LAYERS],
                               [f_t[k] for k in CONTENT_LAYERS])         # Eq. 9
-    l_tv = losses.edge_weighted_tv(maps, i_t, c.sigma)                  # Eq. 10, input's edges
+    # Eq. 10 along the input's edges; the official code adds the channel means of C^w and C^b
+    l_tv = sum(losses.edge_weighted_tv(m, i_t, c.sigma) for m in jnp.split(maps, 2, axis=-1))
     total = (c.lambda_s * l_s + c.lambda_sp * l_sp + c.lambda_c * l_c
              + c.lambda_tv * l_tv)                                      # Eq. 11
     return total, out, {'loss': total, 'loss_s': l_s, 'loss_sp': l_sp, 'loss_c': l_c,

@@ -12,11 +12,12 @@ def edge_weighted_tv(field: jax.Array, guide: jax.Array, sigma: float = 0.1) -> 
   """Eqs. 2-3, Endo 2019: sum over right/upper neighbours of w(I_p, I_q) |B_p - B_q|_1.
 
   field [B, H, W, C] (flow or colour-transfer maps), guide [B, H, W, 3] (the image whose edges
-  stop the smoothing). w = exp(-|I_p - I_q|_1 / sigma). Averaged over pixels, as the official
-  code's mean-reduced loss (the paper writes a sum; the weights lambda were tuned for the mean).
+  stop the smoothing). w = exp(-|I_p - I_q|_1 / sigma). Averaged over pixels and the field's
+  channels, as the official code's torch.mean over w * |dB| (the paper writes sums; the weights
+  lambda were tuned for the mean). The guide's difference is summed over its channels (Eq. 3).
   """
   def term(axis):
-    d_field = jnp.sum(jnp.abs(jnp.diff(field, axis=axis)), axis=-1)
+    d_field = jnp.mean(jnp.abs(jnp.diff(field, axis=axis)), axis=-1)
     d_guide = jnp.sum(jnp.abs(jnp.diff(guide, axis=axis)), axis=-1)
     return jnp.mean(jnp.exp(-d_guide / sigma) * d_field)
   return term(1) + term(2)
