@@ -2,6 +2,8 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
+from jax.test_util import check_grads
 
 from animgen.models import layers
 from animgen.models.landscape import Encoder, Predictor, count_params
@@ -45,7 +47,11 @@ def test_fast_paths_equal_plain_convs():
   np.testing.assert_allclose(fast.apply(v, x, z), slow.apply(v, x, z), atol=2e-5, rtol=1e-4)
 
 
-def test_fast_paths_have_equal_gradients():
+@pytest.mark.parametrize('winograd', [False, True])
+def test_fast_paths_have_equal_gradients(monkeypatch, winograd):
+  # winograd: every conv with a 2x2 / 3x3 stride-1 kernel takes the Winograd path (at the
+  # paper's widths the res blocks and up-convolutions do; these test widths are below the bar).
+  monkeypatch.setattr(layers, 'WINOGRAD_MIN_CHANNELS', 1 if winograd else 10**9)
   jax.config.update('jax_enable_x64', True)  # float32 is too coarse for biases before a norm
   try:
     x = jax.random.normal(jax.random.key(1), (2, 32, 24, 3), jnp.float64)
@@ -59,6 +65,35 @@ def test_fast_paths_have_equal_gradients():
       np.testing.assert_allclose(a, b, atol=1e-9, rtol=1e-7)
   finally:
     jax.config.update('jax_enable_x64', False)
+
+
+@pytest.mark.parametrize('k', [2, 3])
+@pytest.mark.parametrize('shape', [(2, 8, 8, 3), (1, 9, 7, 4)])
+def test_winograd_conv_is_exact_with_numerical_gradients(k, shape):
+  jax.config.update('jax_enable_x64', True)
+  try:
+    rng = np.random.default_rng(k)
+    x = jnp.asarray(rng.normal(size=shape))
+    kernel = jnp.asarray(rng.normal(size=(k, k, shape[-1], 5)))
+    y = layers.conv_winograd(x, kernel)
+    ref, vjp_ref = jax.vjp(layers.conv2d, x, kernel)
+    np.testing.assert_allclose(y, ref, atol=1e-12)
+    g = jnp.asarray(rng.normal(size=ref.shape))
+    for a, b in zip(jax.vjp(layers.conv_winograd, x, kernel)[1](g), vjp_ref(g)):
+      np.testing.assert_allclose(a, b, atol=1e-11)
+    check_grads(layers.conv_winograd, (x, kernel), order=2, modes=['rev'])
+  finally:
+    jax.config.update('jax_enable_x64', False)
+
+
+def test_conv2d_fast_takes_winograd_at_paper_widths():
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(1, 10, 10, 128)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=(3, 3, 128, 128)) / 30, jnp.float32)
+  jaxpr = str(jax.make_jaxpr(layers.conv2d_fast)(x, kernel))
+  assert 'f32[16,' in jaxpr and 'conv_general_dilated' not in jaxpr   # 16 Winograd products
+  np.testing.assert_allclose(layers.conv2d_fast(x, kernel), layers.conv2d(x, kernel),
+                             atol=2e-5, rtol=1e-4)
 
 
 def test_upsample_conv_rewrite_is_exact():
