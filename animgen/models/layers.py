@@ -6,6 +6,7 @@ from typing import Any, Callable, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # PyTorch's default conv init (kaiming_uniform a=sqrt(5)) is U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 torch_default_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
@@ -102,10 +103,11 @@ def _wino_tiles(x, th, tw, bt):
 
 
 def _wino_kernel(kernel, g):
-  """k x k kernel [k, k, Cin, Cout] -> U [n^2, Cin, Cout] = G g G^T."""
+  """k x k kernel [k, k, Cin, Cout] -> U [n^2, Cin, Cout] = G g G^T, as one (G kron G) dot."""
   k = kernel.shape[0]
-  rows = _combine(g, [kernel[r] for r in range(k)])                # rows[a]: [k, Cin, Cout]
-  return jnp.stack([u for r in rows for u in _combine(g, [r[c] for c in range(k)])])
+  gg = np.kron(np.asarray(g, np.float64), np.asarray(g, np.float64))      # [n^2, k^2]
+  u = jnp.dot(jnp.asarray(gg, kernel.dtype), kernel.reshape(k * k, -1))
+  return u.reshape(len(gg), *kernel.shape[2:])
 
 
 def _wino_conv(x, u, bt, at, spec='pnc,pco->pno'):
@@ -151,8 +153,8 @@ def _conv_winograd_even_bwd(res, g):
   dm = [_combine(a_mat, [inner[i][c] for i in range(2)]) for c in range(n)]   # dm[b'][a]
   dm = jnp.stack([dm[c][a] for a in range(n) for c in range(n)]).reshape(n * n, -1, cout)
   du = jnp.einsum('pnc,pno->pco', _wino_tiles(x, ho // 2, wo // 2, t['bt']), dm)
-  gm = jnp.asarray(t['g'], kernel.dtype)
-  dk = jnp.einsum('ar,bs,abx->rsx', gm, gm, du.reshape(n, n, -1))    # G^T dU G
+  gg = np.kron(np.asarray(t['g'], np.float64), np.asarray(t['g'], np.float64)).T
+  dk = jnp.dot(jnp.asarray(gg, kernel.dtype), du.reshape(n * n, -1))   # G^T dU G
   return dx, dk.reshape(kernel.shape)
 
 
