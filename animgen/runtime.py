@@ -33,6 +33,26 @@ def configure():
   os.execve(sys.executable, [sys.executable] + argv[1:], env)
 
 
+def release_memory() -> bool:
+  """Gives the heap's free pages back to the OS (glibc malloc_trim(0)); True if any were.
+
+  The tuned allocator above never trims by itself, so without this the memory that XLA freed
+  after compiling a program (LLVM's working set) would stay in the process for good. Called
+  once after initialisation and once after the first (compiling) training step.
+  ANIMGEN_NO_TUNING=1 or ANIMGEN_NO_TRIM=1 turn it off."""
+  if os.environ.get('ANIMGEN_NO_TUNING') or os.environ.get('ANIMGEN_NO_TRIM'):
+    return False
+  if not sys.platform.startswith('linux'):
+    return False
+  import ctypes
+  import ctypes.util
+  try:
+    libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+    return bool(libc.malloc_trim(0))
+  except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
+    return False
+
+
 def compilation_cache():
   """Keeps compiled XLA programs on disk (JAX_COMPILATION_CACHE_DIR, default
   ~/.cache/animgen/jax), so repeated `animgen` commands skip most compilation."""

@@ -13,7 +13,7 @@ from absl import logging
 import jax
 import numpy as np
 
-from animgen import checkpoint, input_pipeline, sharding
+from animgen import checkpoint, input_pipeline, runtime, sharding
 from animgen.methods import get_method
 
 
@@ -98,6 +98,7 @@ def train_and_evaluate(config, workdir: str):
     start = int(ckpt.latest_step())
     logging.info('Resumed from step %d in %s', start, workdir)
     print(f'animgen: resumed from step {start} ({ckpt.directory})', flush=True)
+  runtime.release_memory()  # what compiling init and restoring freed goes back to the OS
 
   train_step = jax.jit(method.train_step, in_shardings=(repl, data_sh, repl),
                        out_shardings=(repl, repl), donate_argnums=(0,))
@@ -126,6 +127,9 @@ def train_and_evaluate(config, workdir: str):
       state, metrics = train_step(state, batch, jax.random.fold_in(rng, step))
       step += 1
       history.append(metrics)
+      if step == start + 1:  # the first call compiled the step: return LLVM's freed memory
+        jax.block_until_ready(state)
+        runtime.release_memory()
       if step % config.train.check_finite_every == 0 or step == num_steps:
         bad = {k: float(v) for k, v in jax.device_get(metrics).items()
                if not np.all(np.isfinite(v))}

@@ -66,6 +66,7 @@ def child_train(batch, steps, warmup, num_train, kind='motion'):
   import numpy as np
   from animgen.methods.landscape_appearance import LandscapeAppearance
   from animgen.methods.landscape_motion import LandscapeMotion
+  from animgen import runtime
 
   config = _config() if kind == 'motion' else _appearance_config()
   config.batch_size = batch
@@ -79,6 +80,7 @@ def child_train(batch, steps, warmup, num_train, kind='motion'):
   rss = {'start': _proc_status('VmRSS')}
   state = jax.jit(method.init)(jax.random.key(0), batch_)
   jax.block_until_ready(state)
+  trimmed = runtime.release_memory()          # as the trainer does after initialisation
   rss['after_init'] = _proc_status('VmRSS')
   key = jax.random.key(1)
   step = jax.jit(method.train_step, donate_argnums=(0,))
@@ -89,8 +91,9 @@ def child_train(batch, steps, warmup, num_train, kind='motion'):
   t0 = time.perf_counter()
   compiled = lowered.compile()
   t_compile = time.perf_counter() - t0
-  rss['after_compile'] = _proc_status('VmRSS')
   rss['hwm_after_compile'] = _proc_status('VmHWM')
+  runtime.release_memory()                    # as the trainer does after the compiling step
+  rss['after_compile'] = _proc_status('VmRSS')
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else {}
@@ -121,7 +124,7 @@ def child_train(batch, steps, warmup, num_train, kind='motion'):
           'steps_per_s': 1.0 / med, 'trace_s': t_trace, 'compile_s': t_compile,
           'flops_per_step': flops, 'gflops_per_s': flops / med / 1e9,
           'xla_temp_bytes': temp_bytes, 'peak_rss_bytes': _peak_rss(),
-          'minflt_per_step': flt / steps, 'rss_bytes': rss, 'loss': loss, 'finite': bool(np.isfinite(loss))}
+          'minflt_per_step': flt / steps, 'rss_bytes': rss, 'malloc_trim': trimmed, 'loss': loss, 'finite': bool(np.isfinite(loss))}
 
 
 def child_generate(num_frames, width, height, repeats):

@@ -46,6 +46,8 @@ def get_config(arg: str | None = None):
   c.optim.learning_rate = 1e-4              # Adam, Sec. 4.3
   c.optim.b1 = 0.5
   c.optim.b2 = 0.999
+  c.optim.lr_drop_at = ()                   # steps where the step size is multiplied by
+  c.optim.lr_decay = 0.1                    # lr_decay (ours; the paper keeps 1e-4 throughout)
 
   c.data = ml_collections.ConfigDict()
   c.data.crop = 0                           # 0: no crop (frames already at image_size)

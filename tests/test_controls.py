@@ -318,3 +318,31 @@ def test_two_stage_restart_resets_networks_and_freezes_fields(data_dir):
   np.testing.assert_array_equal(states[3].motion_fields, states[2].motion_fields)
   assert not np.array_equal(states[4].motion_fields, states[3].motion_fields)  # step 3 updates
   assert not np.array_equal(states[2].motion_fields, states[1].motion_fields)
+
+
+def test_lr_drop_scales_adam_steps_from_the_global_step(data_dir):
+  """optim.lr_drop_at (D,): every update from step D on is lr_decay times the plain one, also
+  after a train.restart_at restart has reset Adam's own step count."""
+  import jax
+  from conftest import smoke_config
+  from animgen import input_pipeline
+  from animgen.methods.landscape_motion import LandscapeMotion
+  extra = {'train.restart_at': (1,)}
+  config = smoke_config(data_dir, **extra, **{'optim.lr_drop_at': (2,), 'optim.lr_decay': 0.1})
+  method, ref = LandscapeMotion(config, 4), LandscapeMotion(smoke_config(data_dir, **extra), 4)
+  ds = input_pipeline.make_dataset(config, 'train', method.make_example, train=True,
+                                   batch_size=config.batch_size)
+  step, ref_step = jax.jit(method.train_step), jax.jit(ref.train_step)
+  state = method.init(jax.random.key(0), None)
+  for i in range(2):  # steps 0 and 1 (the restart) are plain
+    new, _ = step(state, ds[i], None)
+    want, _ = ref_step(state, ds[i], None)
+    for a, b in zip(jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(want.params)):
+      np.testing.assert_array_equal(a, b)
+    state = new
+  new, _ = step(state, ds[2], None)
+  want, _ = ref_step(state, ds[2], None)
+  flat = lambda s: np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(s.params)])
+  moved, plain = flat(new) - flat(state), flat(want) - flat(state)
+  assert np.abs(plain).max() > 1e-4   # Adam's second step after the restart moves every weight
+  np.testing.assert_allclose(moved, 0.1 * plain, rtol=2e-3, atol=1e-7)

@@ -158,3 +158,42 @@ def test_eval_codebook_is_rebuilt_when_stamped_with_another_step(smoke_run, tmp_
                                  step=int(state.step))
   with np.load(path) as d:
     assert int(d['step']) == int(state.step)
+
+
+_TRIM_PROBE = r'''
+import ctypes, os, sys
+from animgen import runtime
+def rss():
+  with open('/proc/self/status') as f:
+    return next(int(l.split()[1]) for l in f if l.startswith('VmRSS')) * 1024
+libc = ctypes.CDLL('libc.so.6')
+libc.malloc.restype = ctypes.c_void_p
+blocks = [libc.malloc(1 << 20) for _ in range(256)]     # 256 MiB on the heap (no mmap)
+for b in blocks:
+  ctypes.memset(b, 1, 1 << 20)
+keep = libc.malloc(64)                                  # pins the heap top above the blocks
+for b in blocks:
+  libc.free(ctypes.c_void_p(b))
+before = rss()
+trimmed = runtime.release_memory()
+print(trimmed, before - rss())
+'''
+
+
+def test_release_memory_returns_the_freed_heap_under_the_tuned_allocator():
+  """With animgen.runtime.MALLOC_ENV glibc never trims by itself; release_memory gives the freed
+  pages back (the trainer calls it after compiling), and ANIMGEN_NO_TRIM=1 turns it off."""
+  import subprocess
+  import sys
+  from animgen import runtime
+  base = dict(os.environ, **runtime.MALLOC_ENV)
+  base.pop('ANIMGEN_NO_TUNING', None)
+  base.pop('ANIMGEN_NO_TRIM', None)
+  out = {}
+  for name, env in (('trim', base), ('no_trim', dict(base, ANIMGEN_NO_TRIM='1'))):
+    res = subprocess.run([sys.executable, '-c', _TRIM_PROBE], env=env, capture_output=True,
+                         text=True, check=True)
+    flag, freed = res.stdout.split()
+    out[name] = (flag, int(freed))
+  assert out['trim'][0] == 'True' and out['trim'][1] > 200 << 20, out
+  assert out['no_trim'][0] == 'False' and abs(out['no_trim'][1]) < 32 << 20, out

@@ -157,6 +157,17 @@ def critic_update(config, state, codes, rng):
   return state.replace(critic=critic, critic_opt_state=opt_state), {'critic_gap': -value}
 
 
+def lr_factor(config, step):
+  """The step size relative to optim.learning_rate at `step`: optim.lr_decay (e.g. 0.1) once
+  for every step in optim.lr_drop_at that has been reached (ours; the paper keeps Adam at 1e-4).
+  It scales Adam's update, which equals scaling its learning rate, and counts the global step,
+  so a train.restart_at restart of Adam does not move it."""
+  factor = jnp.ones((), jnp.float32)
+  for at in tuple(config.optim.get('lr_drop_at', ())):
+    factor = jnp.where(step >= at, factor * config.optim.get('lr_decay', 0.1), factor)
+  return factor
+
+
 def psnr(a, b, axis=(1, 2, 3)):
   """PSNR in dB of images in [0, 1]."""
   return -10.0 * jnp.log10(jnp.maximum(jnp.mean(jnp.square(a - b), axis=axis), 1e-10))
@@ -275,6 +286,7 @@ class LandscapeMotion:
         state.params, state.batch_stats, state.motion_fields, batch, rng,
         state.critic if gan else None)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    updates = jax.tree_util.tree_map(lambda u: u * lr_factor(self.config, state.step), updates)
     params = optax.apply_updates(state.params, updates)
     # One critic step per train step, simultaneous with P/E on the same pre-step codes E(x)
     # (REFERENCE train.py gives no order or n_critic; ours, Sec. 6.6: costs no extra E pass).
