@@ -3,14 +3,30 @@ import contextlib
 import os
 import sys
 
-# glibc malloc settings measured by bench/landscape.py: XLA:CPU otherwise maps and unmaps its
-# large scratch buffers on every call (hundreds of thousands of page faults per step).
+# glibc malloc settings measured by bench/landscape.py (bench/README.md, session 13). Stock
+# malloc maps and unmaps XLA:CPU's scratch buffers in 4 KiB pages on every call (~150 k page
+# faults per step at batch 1); with no mmap at all the heap fragments instead and grows to
+# 2-3x XLA's scratch at batch 8. Here only blocks of 256 MiB and more (XLA's largest scratch)
+# are mapped, in transparent huge pages (a few hundred faults per step), and the rest stays on
+# one heap that is never trimmed by itself (release_memory trims it after compiling).
 MALLOC_ENV = {
     'MALLOC_ARENA_MAX': '1',
-    'MALLOC_MMAP_MAX_': '0',
+    'MALLOC_MMAP_THRESHOLD_': str(256 << 20),
     'MALLOC_TRIM_THRESHOLD_': str(8 << 30),
     'MALLOC_TOP_PAD_': str(256 << 20),
 }
+HUGE_PAGES = 'glibc.malloc.hugetlb=1'   # glibc >= 2.35: madvise(MADV_HUGEPAGE) on malloc's maps
+
+
+def tuned_env(environ) -> dict:
+  """environ plus MALLOC_ENV and huge pages; settings the user has made are kept."""
+  env = dict(environ, ANIMGEN_TUNED='1')
+  for k, v in MALLOC_ENV.items():
+    env.setdefault(k, v)
+  tunables = env.get('GLIBC_TUNABLES', '')
+  if 'glibc.malloc.hugetlb' not in tunables:
+    env['GLIBC_TUNABLES'] = ':'.join(t for t in (tunables, HUGE_PAGES) if t)
+  return env
 
 
 def configure():
@@ -23,9 +39,7 @@ def configure():
     return  # inside a notebook kernel: never replace the kernel process
   if not sys.platform.startswith('linux'):
     return
-  env = dict(os.environ, ANIMGEN_TUNED='1')
-  for k, v in MALLOC_ENV.items():
-    env.setdefault(k, v)
+  env = tuned_env(os.environ)
   argv = list(getattr(sys, 'orig_argv', []))
   if not argv:
     return

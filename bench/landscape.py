@@ -299,7 +299,8 @@ def main():
   from animgen import runtime as rt
   env = {'tuning': 'off (--no-tuning)' if args.no_tuning else 'on (animgen.runtime)',
          'malloc': ' '.join(f'{k}={os.environ[k]}' for k in sorted(os.environ)
-                            if k.startswith('MALLOC_')) or '(glibc defaults)',
+                            if k.startswith('MALLOC_') or k == 'GLIBC_TUNABLES')
+                   or '(glibc defaults)',
          'xla_flags': os.environ.get('XLA_FLAGS', ''), 'jax': jax.__version__,
          'cpus': os.cpu_count(), 'default_malloc_env': rt.MALLOC_ENV}
   env['size'] = args.size

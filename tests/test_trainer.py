@@ -197,3 +197,14 @@ def test_release_memory_returns_the_freed_heap_under_the_tuned_allocator():
     out[name] = (flag, int(freed))
   assert out['trim'][0] == 'True' and out['trim'][1] > 200 << 20, out
   assert out['no_trim'][0] == 'False' and abs(out['no_trim'][1]) < 32 << 20, out
+
+
+def test_tuned_env_adds_the_allocator_settings_and_keeps_the_users():
+  from animgen import runtime
+  env = runtime.tuned_env({'MALLOC_ARENA_MAX': '4', 'GLIBC_TUNABLES': 'glibc.rtld.nns=8'})
+  assert env['MALLOC_ARENA_MAX'] == '4'                      # the user's value wins
+  assert env['MALLOC_MMAP_THRESHOLD_'] == str(256 << 20)
+  assert env['GLIBC_TUNABLES'] == 'glibc.rtld.nns=8:glibc.malloc.hugetlb=1'
+  assert runtime.tuned_env({'GLIBC_TUNABLES': 'glibc.malloc.hugetlb=0'})['GLIBC_TUNABLES'] == (
+      'glibc.malloc.hugetlb=0')                               # an explicit choice is kept
+  assert runtime.tuned_env({})['GLIBC_TUNABLES'] == 'glibc.malloc.hugetlb=1'
