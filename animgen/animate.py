@@ -11,6 +11,7 @@ predicted at the network size and applied to the full-resolution frame (Alg. 1, 
 
 Controls (Sec. 6.4): arrows -> z^M by Eq. 12; colour patches -> z^A by Eq. 13.
 """
+import functools
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from animgen import runtime
 from animgen.errors import InputError
 from animgen.models.layers import reflect_pad
 from animgen.ops import warp
@@ -135,7 +137,8 @@ def animate_motion(predict, image_full: np.ndarray, z: np.ndarray, size: int, nu
   pad, sp = _pad_geometry(size, pad_fraction)
   padded = reflect_pad(small, pad)
   zz = jnp.asarray(z, jnp.float32)[None]
-  step = jax.jit(lambda corr: motion_step(predict, padded, zz, corr, speed, size, pad))
+  step = jax.jit(lambda corr: motion_step(predict, padded, zz, corr, speed, size, pad),
+                 compiler_options=runtime.cnn_compiler_options())
   to_disp = jax.jit(lambda corr: corr_to_displacement(corr, size, pad))
   corr = warp.identity_grid(sp, sp)[None]
   disps, flows = [jnp.zeros((1, size, size, 2))], []
@@ -248,7 +251,7 @@ def recolour_fn(maps_fn, size: int):
   """jit(frame uint8 [H, W, 3], z [Z]) -> uint8 frame recoloured by P^A (Alg. 1, lines 14-15)."""
   from animgen.ops import color
 
-  @jax.jit
+  @functools.partial(jax.jit, compiler_options=runtime.cnn_compiler_options())
   def f(frame_u8, z):
     x = frame_u8.astype(jnp.float32)[None] / 127.5 - 1.0
     small = warp.resize(x, size, size, 'bilinear')

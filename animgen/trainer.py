@@ -100,9 +100,11 @@ def train_and_evaluate(config, workdir: str):
     print(f'animgen: resumed from step {start} ({ckpt.directory})', flush=True)
   runtime.release_memory()  # what compiling init and restoring freed goes back to the OS
 
+  opts = getattr(method, 'compiler_options', None)   # per-method XLA options (runtime.py)
   train_step = jax.jit(method.train_step, in_shardings=(repl, data_sh, repl),
-                       out_shardings=(repl, repl), donate_argnums=(0,))
-  sample_fn = jax.jit(method.sample, in_shardings=(repl, data_sh, repl), out_shardings=repl)
+                       out_shardings=(repl, repl), donate_argnums=(0,), compiler_options=opts)
+  sample_fn = jax.jit(method.sample, in_shardings=(repl, data_sh, repl), out_shardings=repl,
+                      compiler_options=opts)
   sample_batch = None
   if config.train.sample_every:
     sample_batch = sharding.shard_batch(
@@ -202,7 +204,8 @@ def evaluate_state(config, workdir, method, mesh, state, step, sequences=True) -
   repl, data_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
   if hasattr(method, 'prepare_eval'):
     method.prepare_eval(state, workdir)
-  eval_step = jax.jit(method.eval_step, in_shardings=(repl, data_sh), out_shardings=repl)
+  eval_step = jax.jit(method.eval_step, in_shardings=(repl, data_sh), out_shardings=repl,
+                      compiler_options=getattr(method, 'compiler_options', None))
   sums, count = {}, 0
   per_process = config.eval.batch_size // jax.process_count()
   for batch in _eval_batches(config, method):

@@ -20,7 +20,8 @@ content losses) the same way. --full N times Algorithm 1 end to end at 640x360: 
 frame), ms/frame of each part and peak RSS, over two calls (each compiles its closures again).
 
 The script applies the same runtime set-up as the entry points (animgen.runtime.configure():
-tuned glibc malloc + default XLA flags, by re-exec) unless --no-tuning.
+tuned glibc malloc, by re-exec; the landscape programs compiled with
+runtime.cnn_compiler_options()) unless --no-tuning.
 """
 import argparse
 import json
@@ -83,7 +84,7 @@ def child_train(batch, steps, warmup, num_train, kind='motion'):
   trimmed = runtime.release_memory()          # as the trainer does after initialisation
   rss['after_init'] = _proc_status('VmRSS')
   key = jax.random.key(1)
-  step = jax.jit(method.train_step, donate_argnums=(0,))
+  step = jax.jit(method.train_step, donate_argnums=(0,), compiler_options=method.compiler_options)
 
   t0 = time.perf_counter()
   lowered = step.lower(state, batch_, key)
@@ -223,7 +224,8 @@ def _fmt_table(results, env):
   gib = lambda b: b / 2**30
   lines = ['', f'animgen landscape benchmark ({env["method"]} train step)',
            f'  train size {env["size"]}x{env["size"]} {env["dtype"]}   tuning: {env["tuning"]}   MALLOC: {env["malloc"]}',
-           f'  XLA_FLAGS: {env["xla_flags"] or "(none)"}   jax {env["jax"]}   cpus {env["cpus"]}']
+           f'  XLA_FLAGS: {env["xla_flags"] or "(none)"}   compiler options: '
+           f'{env["compiler_options"] or "(none)"}   jax {env["jax"]}   cpus {env["cpus"]}']
   if any(r['kind'] == 'train' for r in results):
     lines += ['', f'{"batch":>5} {"s/step med":>10} {"min":>7} {"max":>7} {"steps/s":>8} '
               f'{"cpu s":>6} {"GFLOP/step":>10} {"GFLOP/s":>8} {"peak RSS":>9} {"XLA temp":>9} '
@@ -302,7 +304,8 @@ def main():
                             if k.startswith('MALLOC_') or k == 'GLIBC_TUNABLES')
                    or '(glibc defaults)',
          'xla_flags': os.environ.get('XLA_FLAGS', ''), 'jax': jax.__version__,
-         'cpus': os.cpu_count(), 'default_malloc_env': rt.MALLOC_ENV}
+         'cpus': os.cpu_count(), 'default_malloc_env': rt.MALLOC_ENV,
+         'compiler_options': rt.cnn_compiler_options()}
   env['size'] = args.size
   env['dtype'] = args.dtype
   env['method'] = args.method

@@ -4,6 +4,7 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -208,3 +209,41 @@ def test_tuned_env_adds_the_allocator_settings_and_keeps_the_users():
   assert runtime.tuned_env({'GLIBC_TUNABLES': 'glibc.malloc.hugetlb=0'})['GLIBC_TUNABLES'] == (
       'glibc.malloc.hugetlb=0')                               # an explicit choice is kept
   assert runtime.tuned_env({})['GLIBC_TUNABLES'] == 'glibc.malloc.hugetlb=1'
+
+
+def test_cnn_compiler_options_compile_the_same_motion_step(data_dir, monkeypatch):
+  """The landscape methods' XLA options (legacy fusion emitters: less compile memory) change
+  how a step is compiled, not what it computes; an option this XLA does not know is dropped
+  rather than failing the compile; ANIMGEN_NO_TUNING=1 turns them off."""
+  from animgen import input_pipeline, runtime
+  from animgen.methods.landscape_motion import LandscapeMotion
+  opts = runtime.supported_options(tuple(sorted(runtime.CNN_CPU_OPTIONS.items())))
+  assert opts == runtime.CNN_CPU_OPTIONS
+  assert runtime.supported_options((('xla_cpu_no_such_option', True),)) is None
+  config = smoke_config(data_dir)
+  method = LandscapeMotion(config, num_train=4)
+  assert method.compiler_options is None                 # conftest sets ANIMGEN_NO_TUNING
+  monkeypatch.delenv('ANIMGEN_NO_TUNING')
+  assert method.compiler_options == runtime.CNN_CPU_OPTIONS
+  batch = input_pipeline.make_dataset(config, 'train', method.make_example, train=True,
+                                      batch_size=config.batch_size)[0]
+  state = method.init(jax.random.key(0), batch)
+  # non-zero fields: E^M's BatchNorm of the all-zero initial fields has ill-conditioned grads
+  state = state.replace(motion_fields=0.01 * jax.random.normal(
+      jax.random.key(2), state.motion_fields.shape))
+  # Adam's first update is ~lr * sign(g), so compare the gradients and the predicted flows
+  # (stored as the clips' motion fields), not the stepped parameters.
+  grad = lambda p: jax.grad(lambda q: method.loss(q, state.batch_stats, state.motion_fields,
+                                                  batch, jax.random.key(1))[0])(p)
+  step = lambda s: method.train_step(s, batch, jax.random.key(1))
+  out = [(jax.jit(grad, compiler_options=o)(state.params),
+          jax.jit(step, compiler_options=o)(state)) for o in (None, opts)]
+  np.testing.assert_allclose(float(out[1][1][1]['loss']), float(out[0][1][1]['loss']), rtol=1e-5)
+  assert float(jnp.abs(out[0][1][0].motion_fields).max()) > 0
+  np.testing.assert_allclose(out[1][1][0].motion_fields, out[0][1][0].motion_fields, rtol=1e-4,
+                             atol=1e-7)
+  grads = list(zip(_leaves(out[0][0]), _leaves(out[1][0])))
+  top = max(float(np.abs(a).max()) for a, _ in grads)
+  assert top > 0
+  for a, b in grads:  # biases before a norm have zero gradients up to rounding: top * 1e-6
+    assert float(np.abs(b - a).max()) <= 1e-3 * float(np.abs(a).max()) + 1e-6 * top

@@ -19,6 +19,7 @@ from animgen.methods.landscape_motion import (critic_update, encode, encode_dist
                                               init_critic, psnr, regularised_code, to_signed,
                                               uses_critic)
 from animgen.models import vgg
+from animgen import runtime
 from animgen.models.landscape import Encoder, Predictor
 from animgen.ops import color, losses, warp
 from animgen.ops.optimise import adam_minimise
@@ -58,6 +59,11 @@ class LandscapeAppearance:
     self.size = config.image_size
     self.num_train = num_train
     self.tx = optax.adam(config.optim.learning_rate, b1=config.optim.b1, b2=config.optim.b2)
+
+  @property
+  def compiler_options(self):
+    """XLA options the trainer compiles this method's steps with (runtime.py)."""
+    return runtime.cnn_compiler_options()
 
   # ---------------------------------------------------------------- data
   def make_example(self, record, rng, train):

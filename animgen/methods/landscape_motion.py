@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from animgen import runtime
 from animgen.models.landscape import Encoder, Predictor
 from animgen.models.layers import torch_bias_init, torch_default_init
 from animgen.ops import losses, warp
@@ -186,6 +187,11 @@ class LandscapeMotion:
     self.num_clips = num_train  # one common motion field per training clip
     self.size = config.image_size
     self.tx = optax.adam(config.optim.learning_rate, b1=config.optim.b1, b2=config.optim.b2)
+
+  @property
+  def compiler_options(self):
+    """XLA options the trainer compiles this method's steps with (runtime.py)."""
+    return runtime.cnn_compiler_options()
 
   # ---------------------------------------------------------------- data
   def make_example(self, record, rng, train):

@@ -138,7 +138,9 @@ def _conv_winograd_even_bwd(res, g):
   k = kernel.shape[0]
   t = _WINO[k]
   n, perm = k + 1, t['flip']
-  u = _wino_kernel(kernel, t['g'])
+  # As for the tiles below: without the dependence on g, XLA merges this U with the forward's
+  # and keeps every layer's U (16 MiB per 512-channel conv) live from the forward pass on.
+  u = _wino_kernel(kernel + (g.reshape(-1)[0] * 0).astype(kernel.dtype), t['g'])
   # Input gradient: the full convolution of g with the flipped, transposed kernel.
   h, w = x.shape[1:3]                              # odd for k = 2: pad one more, then crop
   gp = jnp.pad(g, ((0, 0), (k - 1, k - 1 + h % 2), (k - 1, k - 1 + w % 2), (0, 0)))
