@@ -67,21 +67,22 @@ def test_fast_paths_have_equal_gradients(monkeypatch, winograd):
     jax.config.update('jax_enable_x64', False)
 
 
-@pytest.mark.parametrize('k', [2, 3])
-@pytest.mark.parametrize('shape', [(2, 8, 8, 3), (1, 9, 7, 4)])
-def test_winograd_conv_is_exact_with_numerical_gradients(k, shape):
+@pytest.mark.parametrize('m,k', [(2, 2), (2, 3), (4, 3)])
+@pytest.mark.parametrize('shape', [(2, 8, 8, 3), (1, 9, 7, 4), (1, 13, 11, 2)])
+def test_winograd_conv_is_exact_with_numerical_gradients(m, k, shape):
   jax.config.update('jax_enable_x64', True)
   try:
     rng = np.random.default_rng(k)
     x = jnp.asarray(rng.normal(size=shape))
     kernel = jnp.asarray(rng.normal(size=(k, k, shape[-1], 5)))
-    y = layers.conv_winograd(x, kernel)
+    conv = lambda x, kernel: layers.conv_winograd(x, kernel, m)
+    y = conv(x, kernel)
     ref, vjp_ref = jax.vjp(layers.conv2d, x, kernel)
     np.testing.assert_allclose(y, ref, atol=1e-12)
     g = jnp.asarray(rng.normal(size=ref.shape))
-    for a, b in zip(jax.vjp(layers.conv_winograd, x, kernel)[1](g), vjp_ref(g)):
+    for a, b in zip(jax.vjp(conv, x, kernel)[1](g), vjp_ref(g)):
       np.testing.assert_allclose(a, b, atol=1e-11)
-    check_grads(layers.conv_winograd, (x, kernel), order=2, modes=['rev'])
+    check_grads(conv, (x, kernel), order=2, modes=['rev'])
   finally:
     jax.config.update('jax_enable_x64', False)
 
@@ -94,6 +95,21 @@ def test_conv2d_fast_takes_winograd_at_paper_widths():
   assert 'f32[16,' in jaxpr and 'conv_general_dilated' not in jaxpr   # 16 Winograd products
   np.testing.assert_allclose(layers.conv2d_fast(x, kernel), layers.conv2d(x, kernel),
                              atol=2e-5, rtol=1e-4)
+
+
+def test_winograd_takes_4x4_tiles_where_the_tiles_outweigh_the_kernel():
+  # the paper-size res blocks (512 channels at 32x32 + padding): F(4x4) from batch 8, F(2x2) at 1
+  assert layers.winograd_tile(3, (8, 34, 34, 512), 512) == 4
+  assert layers.winograd_tile(3, (1, 34, 34, 512), 512) == 2
+  assert layers.winograd_tile(2, (8, 34, 34, 1024), 1024) == 2     # F(m, 2x2) stays at m = 2
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(8, 20, 20, 128)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=(3, 3, 128, 128)) / 30, jnp.float32)
+  assert layers.winograd_tile(3, x.shape, 128) == 4
+  jaxpr = str(jax.make_jaxpr(layers.conv2d_fast)(x, kernel))
+  assert 'f32[36,' in jaxpr and 'conv_general_dilated' not in jaxpr   # 36 Winograd products
+  np.testing.assert_allclose(layers.conv2d_fast(x, kernel), layers.conv2d(x, kernel),
+                             atol=5e-5, rtol=1e-4)
 
 
 def test_upsample_conv_rewrite_is_exact():

@@ -64,18 +64,27 @@ def _conv2d_gemm_bwd(stride, res, g):
 _conv2d_gemm.defvjp(_conv2d_gemm_fwd, _conv2d_gemm_bwd)
 
 
-# Winograd (Lavin & Gray 2016): Y = A^T [(G g G^T) o (B^T d B)] A per 2x2 output tile, with d
-# the (k + 1) x (k + 1) input tile at stride 2 and g the k x k kernel. F(2x2, 3x3): 16 products
-# per 4 outputs instead of 36; F(2x2, 2x2) (the phase convolutions of an upsampling 3x3 conv):
-# 9 instead of 16. `flip`: the flipped kernel's transform is U with these positions swapped
-# (G J = P G), so the input gradient reuses U with B^T's rows and A^T's columns permuted.
+# Winograd (Lavin & Gray 2016): Y = A^T [(G g G^T) o (B^T d B)] A per m x m output tile, with
+# d the n x n input tile (n = m + k - 1) at stride m and g the k x k kernel. F(2x2, 3x3): 16
+# products per 4 outputs instead of 36; F(4x4, 3x3): 36 per 16; F(2x2, 2x2) (the phase
+# convolutions of an upsampling 3x3 conv): 9 instead of 16. `flip` (m = 2): the flipped kernel's
+# transform is U with these positions swapped (G J = P G), so the input gradient reuses U with
+# B^T's rows and A^T's columns permuted; without it the flipped kernel is transformed anew.
 _WINO = {
-    3: dict(bt=((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),
-            g=((1, 0, 0), (.5, .5, .5), (.5, -.5, .5), (0, 0, 1)),
-            at=((1, 1, 1, 0), (0, 1, -1, -1)), flip=(3, 1, 2, 0)),
-    2: dict(bt=((1, -1, 0), (0, 1, 0), (0, -1, 1)), g=((1, 0), (1, 1), (0, 1)),
-            at=((1, 1, 0), (0, 1, 1)), flip=(2, 1, 0)),
+    (2, 3): dict(bt=((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),
+                 g=((1, 0, 0), (.5, .5, .5), (.5, -.5, .5), (0, 0, 1)),
+                 at=((1, 1, 1, 0), (0, 1, -1, -1)), flip=(3, 1, 2, 0)),
+    (2, 2): dict(bt=((1, -1, 0), (0, 1, 0), (0, -1, 1)), g=((1, 0), (1, 1), (0, 1)),
+                 at=((1, 1, 0), (0, 1, 1)), flip=(2, 1, 0)),
+    # points 0, 1, -1, 2, -2, infinity (Lavin & Gray, Sec. 4.2)
+    (4, 3): dict(bt=((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0),
+                     (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1)),
+                 g=((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6),
+                    (1 / 24, 1 / 12, 1 / 6), (1 / 24, -1 / 12, 1 / 6), (0, 0, 1)),
+                 at=((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0),
+                     (0, 1, -1, 8, -8, 1))),
 }
+WINOGRAD_TILE = {3: 2, 2: 2}   # output tile m per kernel size k
 WINOGRAD_MIN_CHANNELS = 128  # below this the tile transforms cost more than the GEMM saves
 
 
@@ -93,12 +102,12 @@ def _combine(mat, parts):
   return out
 
 
-def _wino_tiles(x, th, tw, bt):
-  """x [B, 2th + k - 1, 2tw + k - 1, C] -> V [n^2, B * th * tw, C]: B^T d B of every n x n tile
-  (n = k + 1, stride 2)."""
+def _wino_tiles(x, th, tw, bt, m):
+  """x [B, m th + n - m, m tw + n - m, C] -> V [n^2, B * th * tw, C]: B^T d B of every n x n
+  tile at stride m."""
   n = len(bt)
-  rows = _combine(bt, [x[:, r:r + 2 * th:2] for r in range(n)])
-  v = [c for a in rows for c in _combine(bt, [a[:, :, s:s + 2 * tw:2] for s in range(n)])]
+  rows = _combine(bt, [x[:, r:r + m * th:m] for r in range(n)])
+  v = [c for a in rows for c in _combine(bt, [a[:, :, s:s + m * tw:m] for s in range(n)])]
   return jnp.stack(v).reshape(n * n, -1, x.shape[-1])
 
 
@@ -110,65 +119,86 @@ def _wino_kernel(kernel, g):
   return u.reshape(len(gg), *kernel.shape[2:])
 
 
-def _wino_conv(x, u, bt, at, spec='pnc,pco->pno'):
-  """Winograd tiles of x [B, H, W, C] (even output size) times u [n^2, ...] per position."""
+def _wino_conv(x, u, bt, at, m, spec='pnc,pco->pno'):
+  """Winograd tiles of x [B, H, W, C] (output size a multiple of m) times u [n^2, ...]."""
   b, h, w, _ = x.shape
   n = len(bt)
-  th, tw = (h - n + 2) // 2, (w - n + 2) // 2
-  m = jnp.einsum(spec, _wino_tiles(x, th, tw, bt), u).reshape(n, n, b, th, tw, -1)
-  rows = _combine(at, [m[a] for a in range(n)])                     # rows[i]: [n, B, th, tw, C]
+  th, tw = (h - n + m) // m, (w - n + m) // m
+  prod = jnp.einsum(spec, _wino_tiles(x, th, tw, bt, m), u).reshape(n, n, b, th, tw, -1)
+  rows = _combine(at, [prod[a] for a in range(n)])                  # rows[i]: [n, B, th, tw, C]
   y = [_combine(at, [r[c] for c in range(n)]) for r in rows]        # y[i][j]: [B, th, tw, C]
-  y = jnp.stack([jnp.stack(yi, 3) for yi in y], 2)                  # [B, th, 2, tw, 2, C]
-  return y.reshape(b, 2 * th, 2 * tw, -1)
+  y = jnp.stack([jnp.stack(yi, 3) for yi in y], 2)                  # [B, th, m, tw, m, C]
+  return y.reshape(b, m * th, m * tw, -1)
 
 
-@jax.custom_vjp
-def _conv_winograd_even(x, kernel):
-  """VALID k x k conv (k = 2 or 3, stride 1), output height and width even."""
-  t = _WINO[kernel.shape[0]]
-  return _wino_conv(x, _wino_kernel(kernel, t['g']), t['bt'], t['at'])
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv_winograd_tiled(x, kernel, m):
+  """VALID k x k conv (k = 2 or 3, stride 1), output height and width multiples of m."""
+  t = _WINO[(m, kernel.shape[0])]
+  return _wino_conv(x, _wino_kernel(kernel, t['g']), t['bt'], t['at'], m)
 
 
-def _conv_winograd_even_fwd(x, kernel):
-  return _conv_winograd_even(x, kernel), (x, kernel)
+def _conv_winograd_tiled_fwd(x, kernel, m):
+  return _conv_winograd_tiled(x, kernel, m), (x, kernel)
 
 
-def _conv_winograd_even_bwd(res, g):
+def _conv_winograd_tiled_bwd(m, res, g):
   x, kernel = res
   k = kernel.shape[0]
-  t = _WINO[k]
-  n, perm = k + 1, t['flip']
+  t = _WINO[(m, k)]
+  n = m + k - 1
   # As for the tiles below: without the dependence on g, XLA merges this U with the forward's
   # and keeps every layer's U (16 MiB per 512-channel conv) live from the forward pass on.
-  u = _wino_kernel(kernel + (g.reshape(-1)[0] * 0).astype(kernel.dtype), t['g'])
+  kernel_g = kernel + (g.reshape(-1)[0] * 0).astype(kernel.dtype)
   # Input gradient: the full convolution of g with the flipped, transposed kernel.
-  h, w = x.shape[1:3]                              # odd for k = 2: pad one more, then crop
-  gp = jnp.pad(g, ((0, 0), (k - 1, k - 1 + h % 2), (k - 1, k - 1 + w % 2), (0, 0)))
-  bt_flip = tuple(t['bt'][a] for a in perm)
-  at_flip = tuple(tuple(r[a] for a in perm) for r in t['at'])
-  dx = _wino_conv(gp, u, bt_flip, at_flip, 'pno,pco->pnc')[:, :h, :w]
+  h, w = x.shape[1:3]                              # pad up to a multiple of m, then crop
+  gp = jnp.pad(g, ((0, 0), (k - 1, k - 1 + (-h) % m), (k - 1, k - 1 + (-w) % m), (0, 0)))
+  if 'flip' in t:
+    perm = t['flip']
+    bt_flip = tuple(t['bt'][a] for a in perm)
+    at_flip = tuple(tuple(r[a] for a in perm) for r in t['at'])
+    dx = _wino_conv(gp, _wino_kernel(kernel_g, t['g']), bt_flip, at_flip, m, 'pno,pco->pnc')
+  else:
+    flipped = jnp.transpose(kernel_g[::-1, ::-1], (0, 1, 3, 2))
+    dx = _wino_conv(gp, _wino_kernel(flipped, t['g']), t['bt'], t['at'], m)
+  dx = dx[:, :h, :w]
   # Kernel gradient: G^T [sum over tiles of (B^T d B) x (A g_tile A^T)] G.
   _, ho, wo, cout = g.shape
   x = x + (g.reshape(-1)[0] * 0).astype(x.dtype)   # keep the tiles out of the forward pass
-  a_mat = tuple(zip(*t['at']))                     # A = (A^T)^T, n x 2
-  inner = [_combine(a_mat, [g[:, i::2, j::2] for j in range(2)]) for i in range(2)]
-  dm = [_combine(a_mat, [inner[i][c] for i in range(2)]) for c in range(n)]   # dm[b'][a]
+  a_mat = tuple(zip(*t['at']))                     # A = (A^T)^T, n x m
+  inner = [_combine(a_mat, [g[:, i::m, j::m] for j in range(m)]) for i in range(m)]
+  dm = [_combine(a_mat, [inner[i][c] for i in range(m)]) for c in range(n)]   # dm[b'][a]
   dm = jnp.stack([dm[c][a] for a in range(n) for c in range(n)]).reshape(n * n, -1, cout)
-  du = jnp.einsum('pnc,pno->pco', _wino_tiles(x, ho // 2, wo // 2, t['bt']), dm)
+  du = jnp.einsum('pnc,pno->pco', _wino_tiles(x, ho // m, wo // m, t['bt'], m), dm)
   gg = np.kron(np.asarray(t['g'], np.float64), np.asarray(t['g'], np.float64)).T
   dk = jnp.dot(jnp.asarray(gg, kernel.dtype), du.reshape(n * n, -1))   # G^T dU G
   return dx, dk.reshape(kernel.shape)
 
 
-_conv_winograd_even.defvjp(_conv_winograd_even_fwd, _conv_winograd_even_bwd)
+_conv_winograd_tiled.defvjp(_conv_winograd_tiled_fwd, _conv_winograd_tiled_bwd)
 
 
-def conv_winograd(x, kernel):
-  """Exactly conv2d(x, kernel) for a 2x2 or 3x3 kernel (VALID, stride 1), by Winograd."""
+def winograd_tile(k: int, x_shape, cout: int) -> int:
+  """m of F(m x m, k x k) for a conv of x [B, H, W, Cin]: 4 for a 3x3 conv over enough pixels,
+  else WINOGRAD_TILE[k]. F(4x4, 3x3) takes 2.25 products per output instead of 4, but its 36
+  transformed kernels hold 20 Cin Cout more floats than F(2x2)'s 16, while its tiles hold
+  1.75 B Ho Wo Cin fewer: it pays in memory once 1.75 B Ho Wo > 20 Cout. Paper-size step
+  (bench/README.md, session 14): batch 8 (res blocks at 32x32) 8.7-8.9 -> 7.1-7.2 s; batch 1
+  no faster and its peak RSS would rise from 1.26 to 1.59 GiB, so it keeps F(2x2)."""
+  b, h, w, _ = x_shape
+  if k == 3 and 1.75 * b * (h - 2) * (w - 2) > 20 * cout:
+    return 4
+  return WINOGRAD_TILE[k]
+
+
+def conv_winograd(x, kernel, m=None):
+  """Exactly conv2d(x, kernel) for a 2x2 or 3x3 kernel (VALID, stride 1), by Winograd
+  F(m x m, k x k); m defaults to WINOGRAD_TILE[k]."""
   k = kernel.shape[0]
+  m = m or WINOGRAD_TILE[k]
   ho, wo = x.shape[1] - k + 1, x.shape[2] - k + 1
-  y = _conv_winograd_even(jnp.pad(x, ((0, 0), (0, ho % 2), (0, wo % 2), (0, 0))), kernel)
-  return y[:, :ho, :wo]
+  xp = jnp.pad(x, ((0, 0), (0, (-ho) % m), (0, (-wo) % m), (0, 0)))
+  return _conv_winograd_tiled(xp, kernel, m)[:, :ho, :wo]
 
 
 def conv2d_fast(x, kernel, stride=1):
@@ -176,8 +206,9 @@ def conv2d_fast(x, kernel, stride=1):
 
   A 2x2 or 3x3 stride-1 conv with at least WINOGRAD_MIN_CHANNELS inputs and outputs (the res
   blocks and the phase convolutions of the up-convolutions at the paper's widths) runs by
-  Winograd F(2x2, k x k) (conv_winograd): 2.25x / 1.78x fewer multiplications, all of them in
-  one batched dot, at float32 rounding on par with the other paths. Otherwise:
+  Winograd F(2x2, k x k) or, for large 3x3 convs, F(4x4, 3x3) (conv_winograd, winograd_tile):
+  2.25x / 1.78x / 4x fewer multiplications, all of them in one batched dot, at float32 rounding
+  on par with the other paths (F(4x4, 3x3): ~4e-6 relative RMS at 512 channels). Otherwise:
   XLA:CPU's own convolution kernels reach 40-80 GFLOP/s here on the forward and weight-gradient
   convolutions, its dot 90-120: the forward runs as patches @ kernel-matrix and the weight
   gradient as patches^T @ grad (patches rebuilt in the backward pass, so only the input is kept,
@@ -190,8 +221,8 @@ def conv2d_fast(x, kernel, stride=1):
     return jnp.einsum('bhwc,co->bhwo', x, kernel[0, 0])
   if stride == 1 and cout * k * k <= cin:
     return _shift_sum(_taps(x, kernel), k, x.shape[1] - k + 1, x.shape[2] - k + 1)
-  if k in _WINO and stride == 1 and min(cin, cout) >= WINOGRAD_MIN_CHANNELS:
-    return conv_winograd(x, kernel.astype(x.dtype))
+  if k in WINOGRAD_TILE and stride == 1 and min(cin, cout) >= WINOGRAD_MIN_CHANNELS:
+    return conv_winograd(x, kernel.astype(x.dtype), winograd_tile(k, x.shape, cout))
   return _conv2d_gemm(x, kernel.astype(x.dtype), stride)
 
 
