@@ -15,11 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from animgen import runtime
 from animgen.methods.landscape_motion import (critic_update, encode, encode_dist, frame_pair,
                                               init_critic, psnr, regularised_code, to_signed,
                                               uses_critic)
 from animgen.models import vgg
-from animgen import runtime
 from animgen.models.landscape import Encoder, Predictor
 from animgen.ops import color, losses, warp
 from animgen.ops.optimise import adam_minimise
