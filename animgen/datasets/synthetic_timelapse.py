@@ -59,6 +59,10 @@ CONFIGS = {
     'default': SyntheticTimelapseConfig(
         name='default', size=128, frames=24, train_clips=64, test_clips=16,
         description='128x128, 24 frames, 64 train / 16 test clips.'),
+    'large': SyntheticTimelapseConfig(
+        name='large', size=128, frames=24, train_clips=512, test_clips=16,
+        description='default with 512 train clips (the first 64 and the 16 test clips are '
+                    'those of default).'),
     'tiny': SyntheticTimelapseConfig(
         name='tiny', size=32, frames=6, train_clips=4, test_clips=2,
         description='32x32, 6 frames, 4 train / 2 test clips (tests).'),
