@@ -11,17 +11,16 @@ import pickle
 import numpy as np
 import pytest
 
-torch = pytest.importorskip('torch')  # a guard only: CI installs torch
-import torch.nn as tnn  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import jax
+import jax.numpy as jnp
+import torch  # the `convert` extra of the README's test command installs it
+import torch.nn as tnn
+import torch.nn.functional as F
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from animgen import convert  # noqa: E402
-from animgen.errors import InputError  # noqa: E402
-from animgen.models.landscape import Encoder, Predictor  # noqa: E402
-from animgen.ops import color  # noqa: E402
+from animgen import convert
+from animgen.errors import InputError
+from animgen.models.landscape import Encoder, Predictor
+from animgen.ops import color
 
 NZ = 8
 # Small but official-shaped: the key names do not depend on the widths. w1 = 80 keeps the
