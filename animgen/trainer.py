@@ -98,6 +98,8 @@ def train_and_evaluate(config, workdir: str):
     start = int(ckpt.latest_step())
     logging.info('Resumed from step %d in %s', start, workdir)
     print(f'animgen: resumed from step {start} ({ckpt.directory})', flush=True)
+  elif hasattr(method, 'warm_start'):  # e.g. train.init_from of landscape_motion
+    state = method.warm_start(state)
   runtime.release_memory()  # what compiling init and restoring freed goes back to the OS
 
   opts = getattr(method, 'compiler_options', None)   # per-method XLA options (runtime.py)

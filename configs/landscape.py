@@ -71,6 +71,10 @@ def get_config(arg: str | None = None):
   # to new photos; a fresh predictor trained on already informative fields learns to read z.
   c.train.restart_at = ()
   c.train.restart_freeze = 0
+  # Warm start (ours): the workdir of an earlier motion run whose latest checkpoint gives P^M,
+  # E^M and the common motion fields of the clips both training sets share; Adam and the step
+  # start fresh (so with restart_at, set --config.train.restart_at='()' to keep them).
+  c.train.init_from = ''
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 8

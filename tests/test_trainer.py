@@ -247,3 +247,45 @@ def test_cnn_compiler_options_compile_the_same_motion_step(data_dir, monkeypatch
   assert top > 0
   for a, b in grads:  # biases before a norm have zero gradients up to rounding: top * 1e-6
     assert float(np.abs(b - a).max()) <= 1e-3 * float(np.abs(a).max()) + 1e-6 * top
+
+
+def test_init_from_starts_from_another_run_and_its_shared_clip_fields(smoke_run, tmp_path,
+                                                                      data_dir):
+  """train.init_from: P^M, E^M and BatchNorm statistics of the source's checkpoint, its common
+  motion fields for the clips both training sets share, fresh Adam and step; bad sources fail
+  with an InputError."""
+  from animgen.errors import InputError
+  from animgen.methods.landscape_motion import LandscapeMotion
+  config, src_dir, src = smoke_run
+  cfg = smoke_config(data_dir, **{'train.init_from': src_dir})
+  method = LandscapeMotion(cfg, num_train=6)  # 2 more clips than the tiny set's 4
+  fresh = method.init(jax.random.key(5), None)
+  warm = method.warm_start(fresh)
+  for a, b in zip(_leaves((src.params, src.batch_stats)),
+                  _leaves((warm.params, warm.batch_stats))):
+    np.testing.assert_array_equal(a, b)
+  fields = np.asarray(warm.motion_fields)
+  np.testing.assert_array_equal(fields[:4], np.asarray(src.motion_fields))
+  assert np.abs(fields[:4]).max() > 0 and np.abs(fields[4:]).max() == 0
+  assert int(warm.step) == 0
+  for a, b in zip(_leaves(fresh.opt_state), _leaves(warm.opt_state)):
+    np.testing.assert_array_equal(a, b)
+  # the trainer applies it: one step at learning rate 0 keeps the source's networks
+  workdir = str(tmp_path / 'warm')
+  run = smoke_config(data_dir, **{'train.init_from': src_dir, 'train.num_steps': 1,
+                                  'optim.learning_rate': 0.0})
+  state = trainer.train_and_evaluate(run, workdir)
+  assert int(state.step) == 1
+  for a, b in zip(_leaves(src.params), _leaves(state.params)):
+    np.testing.assert_array_equal(a, b)
+  for bad, match in [(str(tmp_path / 'missing'), 'no readable config.json'),
+                     (str(tmp_path / 'empty'), 'holds no checkpoint')]:
+    os.makedirs(bad, exist_ok=True)
+    if 'empty' in bad:
+      with open(os.path.join(bad, 'config.json'), 'w') as f:
+        json.dump({'num_train': 4}, f)
+    with pytest.raises(InputError, match=match):
+      LandscapeMotion(smoke_config(data_dir, **{'train.init_from': bad}), 4).warm_start(fresh)
+  wide = smoke_config(data_dir, **{'train.init_from': src_dir, 'model.widths': (8, 16, 16)})
+  with pytest.raises(InputError, match='does not match this config'):
+    LandscapeMotion(wide, 4).warm_start(LandscapeMotion(wide, 4).init(jax.random.key(0), None))

@@ -6,6 +6,7 @@ image edges (Eqs. 2-3). z^M = E^M(common motion field of the clip), where the co
 field is the flow predicted for that clip the last time it was seen (zero at first), kept in the
 state and checkpointed (Algorithm 2, lines 2, 10, 14).
 """
+import json
 import os
 
 import flax.linen as nn
@@ -251,6 +252,46 @@ class LandscapeMotion:
       return MotionState(**fields)
     critic, critic_opt = init_critic(self.config, jax.random.fold_in(rng, 2))  # k1, k2 unchanged
     return MotionCriticState(**fields, critic=critic, critic_opt_state=critic_opt)
+
+  def warm_start(self, state):
+    """train.init_from (ours): the trainer's fresh `state` takes P^M, E^M and the encoder's
+    BatchNorm statistics of another motion run's latest checkpoint, and that run's common motion
+    fields for the clip ids both training sets have (the first 64 clips of
+    synthetic_timelapse/large are those of default); Adam, the step and the rest start fresh."""
+    workdir = os.path.expanduser(self.config.train.get('init_from') or '')
+    if not workdir:
+      return state
+    from animgen import checkpoint, sharding
+    from animgen.errors import InputError
+    try:
+      with open(os.path.join(workdir, 'config.json')) as f:
+        num_train = int(json.load(f)['num_train'])
+    except (OSError, ValueError, KeyError):
+      raise InputError(f'train.init_from={workdir!r} is not the workdir of a training run '
+                       '(no readable config.json): point it at one, or set '
+                       "--config.train.init_from=''") from None
+    source = LandscapeMotion(self.config, num_train=num_train)
+    abstract = jax.eval_shape(lambda: source.init(jax.random.key(0), None))
+    ckpt = checkpoint.Checkpointer(workdir)
+    try:
+      if ckpt.latest_step() is None:
+        raise InputError(f'train.init_from={workdir!r} holds no checkpoint: train that run '
+                         "first, or set --config.train.init_from=''")
+      repl = sharding.replicated(sharding.make_mesh())
+      try:
+        src, _ = ckpt.restore(checkpoint.abstract_like(abstract, repl), with_data=False)
+      except (ValueError, KeyError) as e:
+        raise InputError(f'train.init_from={workdir!r}: its checkpoint does not match this '
+                         'config (model.*, image_size, latent_reg): '
+                         f'{str(e).splitlines()[0]}') from None
+      step = ckpt.latest_step()
+    finally:
+      ckpt.close()
+    n = min(num_train, self.num_clips)
+    fields = state.motion_fields.at[:n].set(src.motion_fields[:n])
+    print(f'animgen: starting from {workdir} (step {step}; common motion fields of {n} of '
+          f'{self.num_clips} clips)', flush=True)
+    return state.replace(params=src.params, batch_stats=src.batch_stats, motion_fields=fields)
 
   def loss(self, params, batch_stats, motion_fields, batch, rng=None, critic=None):
     c = self.config.loss
