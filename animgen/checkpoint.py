@@ -41,6 +41,12 @@ class Checkpointer:
     self.manager.close()
 
 
+def exists(workdir: str) -> bool:
+  """Whether `workdir` holds a saved checkpoint (creates nothing, unlike Checkpointer)."""
+  d = os.path.join(os.path.abspath(workdir), 'checkpoints')
+  return os.path.isdir(d) and any(n.isdigit() for n in os.listdir(d))
+
+
 def abstract_like(tree, sharding):
   return jax.tree_util.tree_map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)

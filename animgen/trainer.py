@@ -21,7 +21,7 @@ class TrainingDiverged(RuntimeError):
   """The loss became NaN or Inf; the last good checkpoint is kept."""
 
 
-def _setup(config, workdir):
+def _setup(config, workdir, write=True):
   sharding.maybe_initialize_distributed()
   builder = input_pipeline.prepare(config.dataset, config.get('data_dir'), config.get('manual_dir'))
   num_train = input_pipeline.num_examples(builder, 'train')
@@ -31,11 +31,16 @@ def _setup(config, workdir):
     from animgen.errors import InputError
     raise InputError(f'batch_size {config.batch_size} is not divisible by the '
                      f'{jax.device_count()} devices: set --config.batch_size to a multiple')
+  if write:
+    _write_config(config, workdir, num_train)
+  return method, mesh, num_train
+
+
+def _write_config(config, workdir, num_train):
   if jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
     _write_json(os.path.join(workdir, 'config.json'),
                 {'config': config.to_dict(), 'num_train': num_train})
-  return method, mesh, num_train
 
 
 def _write_json(path, obj):
@@ -81,7 +86,7 @@ def _write_samples(workdir, step, videos, writer):
 
 def train_and_evaluate(config, workdir: str):
   """Trains `config.method` on `config.dataset`; resumes from the latest checkpoint."""
-  method, mesh, _ = _setup(config, workdir)
+  method, mesh, num_train = _setup(config, workdir, write=False)
   repl, data_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
   train_ds = input_pipeline.make_dataset(config, 'train', method.make_example, train=True,
                                          batch_size=config.batch_size, seed=config.seed)
@@ -89,6 +94,9 @@ def train_and_evaluate(config, workdir: str):
   init_rng, rng, sample_rng = jax.random.split(jax.random.key(config.seed), 3)
   example = sharding.shard_batch(train_ds[0], mesh)
   state = jax.jit(method.init, out_shardings=repl)(init_rng, example)
+  if not checkpoint.exists(workdir) and hasattr(method, 'warm_start'):
+    state = method.warm_start(state)  # e.g. train.init_from; before anything is written
+  _write_config(config, workdir, num_train)
   ckpt = checkpoint.Checkpointer(workdir, keep=config.train.keep_checkpoints)
   start = 0
   if ckpt.latest_step() is not None:
@@ -98,8 +106,6 @@ def train_and_evaluate(config, workdir: str):
     start = int(ckpt.latest_step())
     logging.info('Resumed from step %d in %s', start, workdir)
     print(f'animgen: resumed from step {start} ({ckpt.directory})', flush=True)
-  elif hasattr(method, 'warm_start'):  # e.g. train.init_from of landscape_motion
-    state = method.warm_start(state)
   runtime.release_memory()  # what compiling init and restoring freed goes back to the OS
 
   opts = getattr(method, 'compiler_options', None)   # per-method XLA options (runtime.py)

@@ -74,3 +74,11 @@ def test_unknown_config_variant_names_the_variants(tmp_path):
                f'--workdir={tmp_path / "w"}'])
   _assert_one_line_error(r, "unknown variant 'nope'")
   assert 'smoke' in r.stderr and not os.path.exists(tmp_path / 'w')
+
+
+def test_init_from_without_a_run_leaves_no_workdir(tmp_path, data_dir):
+  r = run_cli(['-m', 'animgen.main', '--config=configs/landscape.py:smoke',
+               f'--config.data_dir={data_dir}', f'--workdir={tmp_path / "w"}',
+               f'--config.train.init_from={tmp_path / "nope"}'])
+  _assert_one_line_error(r, 'train.init_from=', 'nope')
+  assert not os.path.exists(tmp_path / 'w')
