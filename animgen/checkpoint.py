@@ -47,6 +47,27 @@ def exists(workdir: str) -> bool:
   return os.path.isdir(d) and any(n.isdigit() for n in os.listdir(d))
 
 
+def restore_for_init(workdir: str, abstract, missing: str, mismatch: str):
+  """(state, step) of the latest checkpoint in `workdir`, replicated over all devices, to start
+  another run from (train.init_from). `abstract`: a pytree of ShapeDtypeStruct like the saved
+  state. InputError `missing` when there is no checkpoint, `mismatch` plus orbax's reason when
+  it does not fit `abstract`."""
+  from animgen import sharding
+  from animgen.errors import InputError
+  if not exists(workdir):
+    raise InputError(missing)
+  ckpt = Checkpointer(workdir)
+  try:
+    repl = sharding.replicated(sharding.make_mesh())
+    try:
+      state, _ = ckpt.restore(abstract_like(abstract, repl), with_data=False)
+    except (ValueError, KeyError) as e:
+      raise InputError(f'{mismatch}: {str(e).splitlines()[0]}') from None
+    return state, ckpt.latest_step()
+  finally:
+    ckpt.close()
+
+
 def abstract_like(tree, sharding):
   return jax.tree_util.tree_map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)

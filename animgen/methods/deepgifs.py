@@ -94,27 +94,16 @@ class DeepGIFs:
 
   def _load_pretrained(self, workdir):
     """Params and BatchNorm statistics of the latest checkpoint of a VAE-GAN run (host arrays)."""
-    from animgen import checkpoint, sharding
-    from animgen.errors import InputError
+    from animgen import checkpoint
     workdir = os.path.expanduser(workdir)
-    ckpt = checkpoint.Checkpointer(workdir)
-    try:
-      if ckpt.latest_step() is None:
-        raise InputError(f'train.init_from={workdir!r} holds no checkpoint: train the VAE-GAN '
-                         f'first (configs/deepgifs.py:vaegan --workdir={workdir}) or set '
-                         "--config.train.init_from='' to train the LSTM phase from scratch")
-      repl = sharding.replicated(sharding.make_mesh())
-      abstract = jax.eval_shape(lambda: self._fresh(jax.random.key(0)))
-      try:
-        state, _ = ckpt.restore(checkpoint.abstract_like(abstract, repl), with_data=False)
-      except (ValueError, KeyError) as e:
-        raise InputError(f'train.init_from={workdir!r}: its checkpoint does not match this '
-                         f'model config (model.widths, latent_dim, lstm_hidden): '
-                         f'{str(e).splitlines()[0]}') from None
-    finally:
-      ckpt.close()
-    print(f'animgen: deepgifs LSTM phase starts from {workdir} (step {ckpt.latest_step()})',
-          flush=True)
+    state, step = checkpoint.restore_for_init(
+        workdir, jax.eval_shape(lambda: self._fresh(jax.random.key(0))),
+        missing=f'train.init_from={workdir!r} holds no checkpoint: train the VAE-GAN first '
+                f'(configs/deepgifs.py:vaegan --workdir={workdir}) or set '
+                "--config.train.init_from='' to train the LSTM phase from scratch",
+        mismatch=f'train.init_from={workdir!r}: its checkpoint does not match this model '
+                 'config (model.widths, latent_dim, lstm_hidden)')
+    print(f'animgen: deepgifs LSTM phase starts from {workdir} (step {step})', flush=True)
     return jax.device_get({'params': state.params, 'batch_stats': state.batch_stats})
 
   # ---------------------------------------------------------------- data

@@ -261,7 +261,7 @@ class LandscapeMotion:
     workdir = os.path.expanduser(self.config.train.get('init_from') or '')
     if not workdir:
       return state
-    from animgen import checkpoint, sharding
+    from animgen import checkpoint
     from animgen.errors import InputError
     try:
       with open(os.path.join(workdir, 'config.json')) as f:
@@ -271,22 +271,12 @@ class LandscapeMotion:
                        '(no readable config.json): point it at one, or set '
                        "--config.train.init_from=''") from None
     source = LandscapeMotion(self.config, num_train=num_train)
-    abstract = jax.eval_shape(lambda: source.init(jax.random.key(0), None))
-    ckpt = checkpoint.Checkpointer(workdir)
-    try:
-      if ckpt.latest_step() is None:
-        raise InputError(f'train.init_from={workdir!r} holds no checkpoint: train that run '
-                         "first, or set --config.train.init_from=''")
-      repl = sharding.replicated(sharding.make_mesh())
-      try:
-        src, _ = ckpt.restore(checkpoint.abstract_like(abstract, repl), with_data=False)
-      except (ValueError, KeyError) as e:
-        raise InputError(f'train.init_from={workdir!r}: its checkpoint does not match this '
-                         'config (model.*, image_size, latent_reg): '
-                         f'{str(e).splitlines()[0]}') from None
-      step = ckpt.latest_step()
-    finally:
-      ckpt.close()
+    src, step = checkpoint.restore_for_init(
+        workdir, jax.eval_shape(lambda: source.init(jax.random.key(0), None)),
+        missing=f'train.init_from={workdir!r} holds no checkpoint: train that run first, or '
+                "set --config.train.init_from=''",
+        mismatch=f'train.init_from={workdir!r}: its checkpoint does not match this config '
+                 '(model.*, image_size, latent_reg)')
     n = min(num_train, self.num_clips)
     fields = state.motion_fields.at[:n].set(src.motion_fields[:n])
     print(f'animgen: starting from {workdir} (step {step}; common motion fields of {n} of '
