@@ -47,22 +47,31 @@ def exists(workdir: str) -> bool:
   return os.path.isdir(d) and any(n.isdigit() for n in os.listdir(d))
 
 
-def restore_for_init(workdir: str, abstract, missing: str, mismatch: str):
-  """(state, step) of the latest checkpoint in `workdir`, replicated over all devices, to start
-  another run from (train.init_from). `abstract`: a pytree of ShapeDtypeStruct like the saved
-  state. InputError `missing` when there is no checkpoint, `mismatch` plus orbax's reason when
-  it does not fit `abstract`."""
-  from animgen import sharding
+def strip_frozen(method, state):
+  """`state` without the method's frozen fields (e.g. VGG16 weights): what a checkpoint holds."""
+  frozen = method.frozen_fields
+  return state.replace(**{k: {} for k in frozen}) if frozen else state
+
+
+def fill_frozen(method, state):
+  """A restored `state` with the method's frozen fields put back from the method."""
+  return state.replace(**method.frozen_values()) if method.frozen_fields else state
+
+
+def restore_latest(workdir: str, abstract, what: str):
+  """(state, step) of the latest checkpoint in `workdir`, shaped and sharded like `abstract`
+  (ShapeDtypeStructs); InputError naming `what` (e.g. 'train.init_from=DIR') when there is
+  none or it does not fit."""
   from animgen.errors import InputError
   if not exists(workdir):
-    raise InputError(missing)
+    raise InputError(f'{what}: no checkpoint in {workdir}: train that run first')
   ckpt = Checkpointer(workdir)
   try:
-    repl = sharding.replicated(sharding.make_mesh())
     try:
-      state, _ = ckpt.restore(abstract_like(abstract, repl), with_data=False)
+      state, _ = ckpt.restore(abstract, with_data=False)
     except (ValueError, KeyError) as e:
-      raise InputError(f'{mismatch}: {str(e).splitlines()[0]}') from None
+      raise InputError(f'{what}: its checkpoint does not match its config.json: '
+                       f'{str(e).splitlines()[0]}') from None
     return state, ckpt.latest_step()
   finally:
     ckpt.close()

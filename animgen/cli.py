@@ -8,7 +8,8 @@
   animgen datasets prepare NAME [--data-dir DIR] [--manual-dir DIR]
   animgen sample --workdir RUN [--caption TEXT] -o OUT.gif [--num N] [--attention F.png]
 
-Bad input prints one line and exits 2; outputs are written atomically.
+Bad input prints one line and exits 2; outputs are written atomically. Progress goes to stderr
+(`-q` silences it); stdout gets one line naming the files written.
 """
 import argparse
 import os
@@ -19,21 +20,9 @@ import numpy as np
 from animgen import runtime
 from animgen.errors import InputError
 
-VIDEO_EXTS = ('.mp4', '.m4v', '.mov', '.mkv', '.gif', '.png', '.apng', '')
-
-
 class _Parser(argparse.ArgumentParser):
   def error(self, message):  # argparse's errors are user errors too: one line, exit 2
     raise InputError(f'{message} (see {self.prog} --help)')
-
-
-def _check_output(path: str, flag: str = '-o'):
-  ext = os.path.splitext(path.rstrip('/'))[1].lower()
-  if ext not in VIDEO_EXTS:
-    raise InputError(f'{flag} {path}: unknown extension {ext}; use .mp4, .gif, .png or a folder')
-  parent = os.path.dirname(os.path.abspath(path.rstrip('/'))) or '.'
-  if os.path.exists(parent) and not os.access(parent, os.W_OK):
-    raise InputError(f'{flag} {path}: folder {parent} is not writable')
 
 
 def _flow_path(out: str) -> str:
@@ -44,35 +33,32 @@ def _flow_path(out: str) -> str:
 DEFAULT_APPEARANCE_RUN = 'runs/landscape_appearance'
 
 
-def _appearance_keys(args, image, a_run):
+def _appearance_keys(args, image, model):
   """Key-frame appearance codes for the photo: from colour patches (Eq. 13), a chosen codebook
   sequence, the latent LSTM (Appendix B), or a random codebook sequence, in that order."""
   import jax.numpy as jnp
   from animgen import animate, media
-  from animgen.methods import landscape_appearance
-  from animgen.ops import warp
-  maps_fn, encode_fn, seqs, config, _, _ = a_run
-  size = config.image_size
+  from animgen.ops import generate, warp
+  size = model.size
   small = animate.network_input(image, size)
-  z_in = np.asarray(encode_fn(small))[0]
+  z_in = np.asarray(model.encode(small))[0]
   if args.patch:
     target = media.read_image(args.patch)
     mask = media.read_image(args.patch_mask).mean(-1, keepdims=True) > 0.5
     if not mask.any():
       raise InputError(f'--patch-mask {args.patch_mask} is empty: mark the patch pixels white')
     rs = lambda a: warp.resize(jnp.asarray(a, jnp.float32)[None], size, size, 'bilinear')
-    z_hat, _ = animate.code_from_patch(maps_fn, small, rs(target) * 2.0 - 1.0,
+    z_hat, _ = animate.code_from_patch(model.maps, small, rs(target) * 2.0 - 1.0,
                                        (rs(mask) > 0.5).astype(jnp.float32), z_in,
                                        steps=args.control_steps)
     return np.stack([z_in, z_hat]), 'patch (Eq. 13)'
   if args.a_normal:
     z_hat = np.random.default_rng(args.seed).normal(size=z_in.shape).astype(np.float32)
     return np.stack([z_in, z_hat]), 'z^A ~ N(0, I)'
-  lstm_path = os.path.join(args.appearance_workdir, 'latent_lstm.npz')
-  if args.a_index is None and not args.a_random and os.path.isfile(lstm_path):
+  seqs = model.sequences
+  if args.a_index is None and not args.a_random and model.lstm is not None:
     length = int(np.median([len(q) for q in seqs])) if seqs else 24
-    params = landscape_appearance.load_latent_lstm(lstm_path)
-    return landscape_appearance.lstm_rollout(params, z_in, length, len(z_in)), 'latent LSTM'
+    return animate.lstm_codes(model, z_in, length), 'latent LSTM'
   if not seqs:
     raise InputError(f'no appearance codebook in {args.appearance_workdir}: build it with '
                      'python -m animgen.main --mode=finalize '
@@ -85,103 +71,138 @@ def _appearance_keys(args, image, a_run):
     i = args.a_index
   else:
     i = int(np.random.default_rng(args.seed).integers(len(seqs)))
-  return animate.start_at_nearest(seqs[i], z_in), f'codebook sequence {i}'
+  return generate.start_at_nearest(seqs[i], z_in), f'codebook sequence {i}'
 
 
-def cmd_animate(args):
-  """Animating Landscape, Algorithm 1: photo -> looping animation at its resolution, with motion
-  (P^M, cross-faded loop) and appearance (P^A under cyclic code sequences)."""
+def _check_animate_args(args):
+  """One-line errors for the options of `animate`, before any work."""
   from animgen import animate, media
   for out in args.output:
-    _check_output(out)
+    media.check_output(out)
   if args.flow_output:
-    _check_output(args.flow_output, '--flow-output')
+    media.check_output(args.flow_output, '--flow-output')
   if args.frames < 2:
     raise InputError(f'--frames {args.frames}: need at least 2 frames')
   if args.motion_only and args.appearance_only:
     raise InputError('--motion-only and --appearance-only exclude each other: pick one')
   if bool(args.patch) != bool(args.patch_mask):
     raise InputError('--patch and --patch-mask go together: give the colour image and the mask')
-  repeats = animate.appearance_repeats(args.a_speed)
-  loop = None if args.no_loop else (args.loop_frames or (args.frames + 3) // 2)  # 199 -> 101
+  animate.appearance_repeats(args.a_speed)
+
+
+def _animate_motion(args, image, loop, notes):
+  """Motion loop of the photo (Algorithm 1, lines 1-9) -> (frames uint8, flows)."""
+  from animgen import animate
   arrows = animate.parse_arrows(args.arrows) if args.arrows else None
-  a_explicit = args.appearance_workdir is not None
-  if args.appearance_workdir is None:
-    args.appearance_workdir = DEFAULT_APPEARANCE_RUN
-  use_appearance = not args.motion_only and (a_explicit or args.appearance_only or args.patch or
-                                             os.path.isdir(args.appearance_workdir))
-  image = media.read_image(args.image)
-  h, w = image.shape[:2]
-  a_run = animate.load_appearance_run(args.appearance_workdir) if use_appearance else None
-  notes = []
-  flows = []
-  if args.appearance_only:
-    motion = media.to_uint8(image)[None]
-    notes.append('appearance only')
+  model = animate.motion_model(args.workdir)
+  book = model.codebook
+  if book is None:
+    raise InputError(f'no motion codebook in {args.workdir}: let training finish, or build it '
+                     'with python -m animgen.main --mode=finalize --config=CONFIG '
+                     f'--workdir={args.workdir}')
+  if args.z_normal:
+    z = np.random.default_rng(args.seed).normal(size=book.shape[1]).astype(np.float32)
+    notes.append('z^M ~ N(0, I)')
   else:
-    predict, codebook, config, method, state = animate.load_motion_run(args.workdir)
-    if codebook is None:
-      raise InputError(f'no motion codebook in {args.workdir}: let training finish, or build it '
-                       'with python -m animgen.main --mode=finalize --config=CONFIG '
-                       f'--workdir={args.workdir}')
-    if args.z_normal:
-      z = np.random.default_rng(args.seed).normal(size=codebook.shape[1]).astype(np.float32)
-      notes.append('z^M ~ N(0, I)')
-    else:
-      z = animate.choose_code(codebook, args.z_index, args.z_mix, args.seed)
-    if arrows is not None:
-      small = animate.network_input(image, config.image_size)
-      z0 = z if (args.z_index is not None or args.z_mix is not None) else codebook.mean(0)
-      z, loss = animate.code_from_arrows(predict, small, arrows, h, w, z0,
-                                         steps=args.control_steps)
-      notes.append(f'z^M from {len(arrows)} arrow(s), Eq. 12 loss {loss:.3g}')
-    motion, flows = animate.animate_motion(
-        predict, image, z, config.image_size, args.frames, speed=args.speed,
-        pad_fraction=args.pad, loop_length=loop, progress=not args.quiet)
-  frames = motion
-  if a_run is not None:
-    keys, source = _appearance_keys(args, image, a_run)
-    n = len(motion) * repeats if len(motion) > 1 else (loop or args.frames) * repeats
-    codes = animate.cyclic_codes(keys, n)
-    frames = animate.animate_appearance(a_run[0], motion, codes, a_run[3].image_size,
-                                        progress=not args.quiet)
-    notes.append(f'appearance: {source}, {repeats} motion loop(s) per cycle')
+    z = animate.choose_code(book, args.z_index, args.z_mix, args.seed)
+  if arrows is not None:
+    h, w = image.shape[:2]
+    small = animate.network_input(image, model.size)
+    z0 = z if (args.z_index is not None or args.z_mix is not None) else book.mean(0)
+    z, loss = animate.code_from_arrows(model.predict, small, arrows, h, w, z0,
+                                       steps=args.control_steps)
+    notes.append(f'z^M from {len(arrows)} arrow(s), Eq. 12 loss {loss:.3g}')
+  return animate.animate_motion(model.predict, image, z, model.size, args.frames,
+                                speed=args.speed, pad_fraction=args.pad, loop_length=loop,
+                                progress=not args.quiet)
+
+
+def _write_animation(args, frames, flows, notes):
+  from animgen import media
   for out in args.output:
     media.write_video(out, frames, fps=args.fps)
   outputs = list(args.output)
   if not args.no_flow and len(flows):
     import jax.numpy as jnp
     from animgen.ops import flow_viz
+    from animgen import plot
     viz = flow_viz.flow_to_rgb(jnp.asarray(flows))
     flow_out = args.flow_output or _flow_path(args.output[0])
     media.write_video(flow_out, viz, fps=args.fps)
-    outputs.append(flow_out)
+    key = os.path.splitext(flow_out.rstrip('/'))[0] + '_key.png'   # the colours' legend
+    plot.flow_key(key, flow_viz.max_magnitude(flows), unit='grid units')
+    outputs += [flow_out, key]
   h, w = frames.shape[1:3]
   extra = f' ({"; ".join(notes)})' if notes else ''
   print(f'animgen: wrote {len(frames)} frames at {w}x{h}{extra}: {", ".join(outputs)}')
+
+
+def cmd_animate(args):
+  """Animating Landscape, Algorithm 1: photo -> looping animation at its resolution, with motion
+  (P^M, cross-faded loop) and appearance (P^A under cyclic code sequences)."""
+  from animgen import animate, media
+  from animgen.ops import generate
+  _check_animate_args(args)
+  repeats = animate.appearance_repeats(args.a_speed)
+  loop = None if args.no_loop else (args.loop_frames or (args.frames + 3) // 2)  # 199 -> 101
+  a_explicit = args.appearance_workdir is not None
+  if args.appearance_workdir is None:
+    args.appearance_workdir = DEFAULT_APPEARANCE_RUN
+  use_appearance = not args.motion_only and (a_explicit or args.appearance_only or args.patch or
+                                             os.path.isdir(args.appearance_workdir))
+  image = media.read_image(args.image)
+  a_model = animate.appearance_model(args.appearance_workdir) if use_appearance else None
+  notes, flows = [], []
+  if args.appearance_only:
+    motion = media.to_uint8(image)[None]
+    notes.append('appearance only')
+  else:
+    motion, flows = _animate_motion(args, image, loop, notes)
+  frames = motion
+  if a_model is not None:
+    keys, source = _appearance_keys(args, image, a_model)
+    n = len(motion) * repeats if len(motion) > 1 else (loop or args.frames) * repeats
+    codes = generate.cyclic_codes(keys, n)
+    frames = animate.animate_appearance(a_model.maps, motion, codes, a_model.size,
+                                        progress=not args.quiet)
+    notes.append(f'appearance: {source}, {repeats} motion loop(s) per cycle')
+  _write_animation(args, frames, flows, notes)
+
+
+def _check_sample_args(args):
+  """Every argument error of `animgen sample` before any work starts."""
+  from animgen import media
+  media.check_output(args.output)
+  if args.num < 1:
+    raise InputError(f'--num {args.num}: need at least one GIF')
+  if args.attention and os.path.splitext(args.attention)[1].lower() != '.png':
+    raise InputError(f'--attention {args.attention}: give a .png path')
 
 
 def cmd_sample(args):
   """Sync-DRAW (Mittal 2017, Sec. 3.4): GIFs from the prior, or from a caption alone (Sec. 3.2),
   side by side in one animation; optionally the Fig. 4 canvas/attention grid of the first."""
   import jax
-  from animgen import animate, media
+  from animgen import media, runs
   from animgen.methods import syncdraw
-  _check_output(args.output)
-  if args.num < 1:
-    raise InputError(f'--num {args.num}: need at least one GIF')
-  if args.attention and os.path.splitext(args.attention)[1].lower() != '.png':
-    raise InputError(f'--attention {args.attention}: give a .png path')
-  method, state, _ = animate.load_run(args.workdir, 'syncdraw')
+  from animgen.progress import Progress
+  _check_sample_args(args)
+  run = runs.load(args.workdir, 'syncdraw')
+  method, state = run.method, run.state
   tokens = method.caption_tokens(args.caption) if args.caption is not None else None
+  # the run and the caption are checked: from here on, progress on stderr
+  prog = Progress('animgen sample', quiet=args.quiet)
   rng = jax.random.key(args.seed)
-  out = method.generate_jit(state.params, rng, args.num, tokens)
-  gifs = np.asarray(jax.nn.sigmoid(out['canvases'][:, -1]))          # [num, N, H, W]
-  frames = np.concatenate(list(gifs), axis=2)                         # side by side
-  media.write_video(args.output, np.asarray(syncdraw.to_rgb(frames)), fps=args.fps)
+  with prog.stage(f'generate {args.num} GIF(s)'):
+    out = jax.jit(method.generate, static_argnums=2)(state.params, rng, args.num, tokens)
+    gifs = np.asarray(jax.nn.sigmoid(out['canvases'][:, -1]))        # [num, N, H, W]
+  with prog.stage(f'write {args.output}'):
+    frames = np.concatenate(list(gifs), axis=2)                       # side by side
+    media.write_video(args.output, np.asarray(syncdraw.to_rgb(frames)), fps=args.fps)
   written = [args.output]
   if args.attention:
-    method.attention_figure(state.params, rng, tokens, path_png=args.attention)
+    with prog.stage(f'attention grid {args.attention}'):
+      media.write_image(args.attention, method.attention_figure(state.params, rng, tokens)[0])
     written.append(args.attention)
   what = f'caption {args.caption!r}' if tokens is not None else 'the prior'
   print(f'animgen: wrote {args.num} GIF(s) of {gifs.shape[1]} frames at {gifs.shape[3]}x'
@@ -189,16 +210,14 @@ def cmd_sample(args):
 
 
 def cmd_datasets(args):
+  """Prepares a dataset (generates a synthetic one) and prints its splits."""
   from animgen import input_pipeline
   builder = input_pipeline.prepare(args.name, args.data_dir, args.manual_dir)
   for split, info in builder.info.splits.items():
     print(f'{args.name} {split}: {info.num_examples} examples in {builder.data_dir}')
 
 
-def build_parser():
-  p = _Parser(prog='animgen', description='Animate photos and loop videos (JAX/Flax).')
-  sub = p.add_subparsers(dest='command', required=True, parser_class=_Parser)
-
+def _add_animate(sub):
   a = sub.add_parser('animate', help='photo -> looping animation (Animating Landscape)')
   a.add_argument('image', help='input photo (any size, grey/RGB/RGBA, 8 or 16 bit)')
   a.add_argument('-o', '--output', required=True, action='append',
@@ -223,7 +242,18 @@ def build_parser():
                  help='motion control (Eq. 12): "x0,y0,x1,y1;..." in photo pixels, or a JSON '
                  'file of [[x0, y0, x1, y1], ...]; motion goes from (x0, y0) to (x1, y1)')
   a.add_argument('--pad', type=float, default=0.25, help='reflection padding of the net input')
-  ap = a.add_argument_group('appearance (Algorithm 1, lines 10-17)')
+  _add_appearance_args(a.add_argument_group('appearance (Algorithm 1, lines 10-17)'))
+  a.add_argument('--control-steps', type=int, default=200,
+                 help='Adam steps of the Eq. 12/13 latent optimisation')
+  a.add_argument('--fps', type=float, default=30.0)
+  a.add_argument('--flow-output', default=None, help='flow visualisation video path '
+                 '(default: OUTPUT with _flow before the extension)')
+  a.add_argument('--no-flow', action='store_true', help='do not write the flow video')
+  a.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
+  a.set_defaults(func=cmd_animate)
+
+
+def _add_appearance_args(ap):
   ap.add_argument('--appearance-workdir', default=None,
                   help=f'appearance training run (default {DEFAULT_APPEARANCE_RUN} when it '
                   'exists; otherwise motion only)')
@@ -245,20 +275,9 @@ def build_parser():
                   help='appearance control (Eq. 13): an image whose colours under '
                   '--patch-mask the animation should reach')
   ap.add_argument('--patch-mask', default=None, help='mask image: white where --patch applies')
-  a.add_argument('--control-steps', type=int, default=200,
-                 help='Adam steps of the Eq. 12/13 latent optimisation')
-  a.add_argument('--fps', type=float, default=30.0)
-  a.add_argument('--flow-output', default=None, help='flow visualisation video path '
-                 '(default: OUTPUT with _flow before the extension)')
-  a.add_argument('--no-flow', action='store_true', help='do not write the flow video')
-  a.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
-  a.set_defaults(func=cmd_animate)
 
-  from animgen import convert
-  convert.register(sub)
-  from animgen.looper import command as loop_command
-  loop_command.register(sub)
 
+def _add_sample(sub):
   sm = sub.add_parser('sample', help='GIFs from a Sync-DRAW run, from the prior or a caption')
   sm.add_argument('--workdir', required=True, help='a configs/syncdraw.py training run')
   sm.add_argument('--caption', default=None,
@@ -270,19 +289,34 @@ def build_parser():
   sm.add_argument('--attention', default=None,
                   help='also write the canvas + write-attention grid of every frame at every '
                   'step (Fig. 4) of the first GIF to this .png')
+  sm.add_argument('-q', '--quiet', action='store_true', help='no progress on stderr')
   sm.set_defaults(func=cmd_sample)
 
+
+def _add_datasets(sub):
   d = sub.add_parser('datasets', help='prepare a dataset (synthetic ones generate themselves)')
   d.add_argument('action', choices=['prepare'])
   d.add_argument('name', help='e.g. synthetic_timelapse/default, sky_timelapse/default')
   d.add_argument('--data-dir', default='~/tensorflow_datasets')
   d.add_argument('--manual-dir', default=None, help='folder with the raw files (real datasets)')
   d.set_defaults(func=cmd_datasets)
+
+
+def build_parser():
+  p = _Parser(prog='animgen', description='Animate photos and loop videos (JAX/Flax).')
+  sub = p.add_subparsers(dest='command', required=True, parser_class=_Parser)
+  _add_animate(sub)
+  from animgen import convert
+  convert.register(sub)
+  from animgen.looper import command as loop_command
+  loop_command.register(sub)
+  _add_sample(sub)
+  _add_datasets(sub)
   return p
 
 
 def main(argv=None):
-  runtime.configure()
+  runtime.tune_malloc()
   runtime.compilation_cache()
   with runtime.user_errors():
     args = build_parser().parse_args(argv)

@@ -30,7 +30,6 @@ Codebooks are Python-2 pickles; unpickling can run code, so they are read only w
 `--trust-pickle` (and even then only numpy arrays and lists are accepted).
 """
 import glob
-import json
 import os
 import pickle
 import re
@@ -389,13 +388,13 @@ def _state(method, abstract, params, batch_stats, **fields):
                        opt_state=method.tx.init(params), **fields)
 
 
-def _write_run(workdir, config, num_train, state, provenance):
-  from animgen import checkpoint
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    json.dump({'config': config.to_dict(), 'num_train': int(num_train),
-               'converted_from': provenance}, f, indent=1, default=str)
+def _write_run(workdir, config, num_train, method, state, provenance):
+  from animgen import checkpoint, media
+  media.write_json(os.path.join(workdir, 'config.json'),
+                   {'config': config.to_dict(), 'num_train': int(num_train),
+                    'converted_from': provenance})
   ckpt = checkpoint.Checkpointer(workdir, keep=1)
-  ckpt.save(0, state, None, force=True)
+  ckpt.save(0, checkpoint.strip_frozen(method, state), None, force=True)
   ckpt.close()
 
 
@@ -434,11 +433,12 @@ def build_motion_run(workdir, pm_sd, em_sd=None, codebook=None, image_size=256,
     v = method.encoder.init(jax.random.key(config.seed), jnp.zeros((1, e, e, 2)), train=False)
     enc, stats = v['params'], v['batch_stats']
   state = _state(method, abstract, {'predictor': pred, 'encoder': enc}, stats)
-  _write_run(workdir, config, num_train, state, provenance or {})
+  _write_run(workdir, config, num_train, method, state, provenance or {})
   if codebook is not None:
-    path = os.path.join(workdir, 'codebook_motion.npz')
+    from animgen import media
     # The official file keeps only the sorted KMeans centres, not the per-clip codes.
-    np.savez(path, codes=codebook, clip_codes=codebook)
+    media.write_npz(os.path.join(workdir, 'codebook_motion.npz'), codes=codebook,
+                    clip_codes=codebook)
   return config
 
 
@@ -448,7 +448,6 @@ def build_appearance_run(workdir, pa_sd, ea_sd, sequences=None, image_size=256,
   codebook_appearance.npz) into the existing folder workdir."""
   import jax
   from animgen.methods import landscape_appearance
-  from animgen.models import vgg
   arch = predictor_arch(pa_sd, 'PANet')
   enc_arch = encoder_arch(ea_sd, 'EANet')
   if enc_arch['latent_dim'] != arch['latent_dim']:
@@ -461,13 +460,13 @@ def build_appearance_run(workdir, pa_sd, ea_sd, sequences=None, image_size=256,
   num_train = len(sequences) if sequences is not None else 1
   method = landscape_appearance.LandscapeAppearance(config, num_train=num_train)
   abstract = jax.eval_shape(lambda: method.init(jax.random.key(0), None))
-  frozen = {k: v for k, v in vgg.vgg16_params().items() if k in abstract.vgg}
-  frozen = jax.tree_util.tree_map(jax.numpy.asarray, frozen)
-  _check_tree('vgg', frozen, abstract.vgg)
-  state = _state(method, abstract, {'predictor': pred, 'encoder': enc}, stats, vgg=frozen)
-  _write_run(workdir, config, num_train, state, provenance or {})
+  state = _state(method, abstract, {'predictor': pred, 'encoder': enc}, stats,
+                 **method.frozen_values())
+  _write_run(workdir, config, num_train, method, state, provenance or {})
   if sequences is not None:
-    landscape_appearance.save_codebook(sequences, workdir)
+    from animgen import media
+    media.write_npz(os.path.join(workdir, 'codebook_appearance.npz'),
+                    **landscape_appearance.codebook_artefact(sequences))
   return config
 
 
@@ -490,26 +489,23 @@ def _epochs_found(model_dir):
   return sorted(found)
 
 
-def convert(model_dir: str, out_motion: str | None = 'runs/landscape',
-            out_appearance: str | None = 'runs/landscape_appearance', epoch: int = 5000,
-            trust_pickle: bool = False, image_size: int = 256) -> dict:
-  """Official model folder -> animgen runs that `animgen.animate.load_run` restores.
+class _Official:
+  """The official files of one epoch in model_dir."""
 
-  Reads <model_dir>/{PMNet,EMNet,PANet,EANet}_weight_<epoch>.pth and, with trust_pickle,
-  codebook_{m,a}_<epoch>.pkl. The motion run needs PMNet (EMNet optional, see the module
-  docstring), the appearance run PANet and EANet; a run whose weights are absent is skipped
-  with a note (an out of None skips it too), and it is an error if no run can be made. Every
-  input is read and checked before anything is written; each run is written to a temporary
-  folder next to its destination and renamed into place at the end, so a failure leaves
-  nothing behind. Returns {'motion': path, 'appearance': path} for the runs written.
-  """
-  if not os.path.isdir(model_dir):
-    raise InputError(f'{model_dir} is not a folder: pass the folder holding the official '
-                     f'PMNet/PANet/EANet_weight_{epoch}.pth files')
-  path = lambda stem, ext='pth': os.path.join(
-      model_dir, f'{stem}_weight_{epoch}.pth' if ext == 'pth' else f'{stem}_{epoch}.pkl')
-  have = lambda stem: os.path.isfile(path(stem))
-  plan = {}
+  def __init__(self, model_dir: str, epoch: int):
+    self.model_dir, self.epoch = model_dir, int(epoch)
+
+  def path(self, stem: str, ext: str = 'pth') -> str:
+    name = f'{stem}_weight_{self.epoch}.pth' if ext == 'pth' else f'{stem}_{self.epoch}.pkl'
+    return os.path.join(self.model_dir, name)
+
+  def have(self, stem: str, ext: str = 'pth') -> bool:
+    return os.path.isfile(self.path(stem, ext))
+
+
+def _plan(files: _Official, out_motion, out_appearance) -> dict:
+  """-> {kind: destination folder} of the runs that can be made; notes the skipped ones."""
+  plan, path, have, epoch = {}, files.path, files.have, files.epoch
   if out_motion is not None:
     if have('PMNet'):
       plan['motion'] = _check_out(out_motion, '--motion-out')
@@ -525,58 +521,85 @@ def convert(model_dir: str, out_motion: str | None = 'runs/landscape',
     else:
       print(f'animgen: note: no {path("PANet")}: no appearance run written', file=sys.stderr)
   if not plan:
-    epochs = _epochs_found(model_dir)
+    epochs = _epochs_found(files.model_dir)
     hint = (f'; it has epochs {", ".join(map(str, epochs))}: pass --epoch'
             if epochs else '')
-    raise InputError(f'{model_dir} has no official weights of epoch {epoch} '
+    raise InputError(f'{files.model_dir} has no official weights of epoch {epoch} '
                      f'(PMNet_weight_{epoch}.pth, PANet_weight_{epoch}.pth){hint}')
   if 'motion' in plan and 'appearance' in plan and plan['motion'] == plan['appearance']:
     raise InputError('--motion-out and --appearance-out are the same folder: pass two folders')
+  return plan
 
-  # Read and check everything before writing anything.
-  loaded = {}
+
+def _inputs(plan: dict, files: _Official) -> list:
+  """The files that `_read` reads for `plan`, in reading order."""
+  out = []
   if 'motion' in plan:
-    pm = load_state_dict(path('PMNet'))
-    em = load_state_dict(path('EMNet')) if have('EMNet') else None
+    out += [files.path(s) for s in MOTION_FILES if files.have(s)]
+    out += [files.path('codebook_m', 'pkl')] if files.have('codebook_m', 'pkl') else []
+  if 'appearance' in plan:
+    out += [files.path(s) for s in APPEARANCE_FILES]
+    out += [files.path('codebook_a', 'pkl')] if files.have('codebook_a', 'pkl') else []
+  return out
+
+
+def _read(plan: dict, files: _Official, trust_pickle: bool, stage) -> dict:
+  """Reads and checks every input of `plan` (nothing is written yet) -> {kind: inputs}."""
+  def read(fn, path):
+    stage.advance(0, os.path.basename(path))
+    value = fn(path)
+    stage.advance()
+    return value
+  unpickle = lambda p: load_pickle(p, trust_pickle)
+  path, have, loaded = files.path, files.have, {}
+  if 'motion' in plan:
+    pm = read(load_state_dict, path('PMNet'))
+    em = read(load_state_dict, path('EMNet')) if have('EMNet') else None
     nz = predictor_arch(pm, 'PMNet')['latent_dim']
-    book = None
-    if os.path.isfile(path('codebook_m', 'pkl')):
-      book = motion_codebook(load_pickle(path('codebook_m', 'pkl'), trust_pickle), nz,
-                             path('codebook_m', 'pkl'))
+    pkl = path('codebook_m', 'pkl')
+    book = motion_codebook(read(unpickle, pkl), nz, pkl) if have('codebook_m', 'pkl') else None
     predictor_params(pm, 'motion', 'PMNet')
     if em is not None:
       encoder_variables(em, 'motion', 'EMNet')
     loaded['motion'] = (pm, em, book)
   if 'appearance' in plan:
-    pa, ea = load_state_dict(path('PANet')), load_state_dict(path('EANet'))
+    pa, ea = read(load_state_dict, path('PANet')), read(load_state_dict, path('EANet'))
     nz = predictor_arch(pa, 'PANet')['latent_dim']
-    seqs = None
-    if os.path.isfile(path('codebook_a', 'pkl')):
-      seqs = appearance_codebook(load_pickle(path('codebook_a', 'pkl'), trust_pickle), nz,
-                                 path('codebook_a', 'pkl'))
+    pkl = path('codebook_a', 'pkl')
+    seqs = (appearance_codebook(read(unpickle, pkl), nz, pkl) if have('codebook_a', 'pkl')
+            else None)
     predictor_params(pa, 'appearance', 'PANet')
     encoder_variables(ea, 'appearance', 'EANet')
     loaded['appearance'] = (pa, ea, seqs)
+  return loaded
 
-  provenance = {'model_dir': os.path.abspath(model_dir), 'epoch': int(epoch)}
+
+def _build(kind: str, workdir: str, inputs, files: _Official, image_size: int):
+  """Writes the `kind` run from its read inputs into the existing folder workdir."""
+  provenance = {'model_dir': os.path.abspath(files.model_dir), 'epoch': files.epoch}
+  if kind == 'motion':
+    pm, em, book = inputs
+    names = [os.path.basename(files.path(s)) for s in MOTION_FILES if files.have(s)]
+    build_motion_run(workdir, pm, em, book, image_size, {**provenance, 'files': names})
+  else:
+    pa, ea, seqs = inputs
+    names = [os.path.basename(files.path(s)) for s in APPEARANCE_FILES]
+    build_appearance_run(workdir, pa, ea, seqs, image_size, {**provenance, 'files': names})
+
+
+def _write(plan: dict, loaded: dict, files: _Official, image_size: int, prog) -> dict:
+  """Builds each run in a temporary folder next to its destination, then renames them all into
+  place; on any failure removes everything it made. -> {kind: destination}."""
   temps, done = {}, {}
   try:
     for kind, dest in plan.items():
-      os.makedirs(os.path.dirname(dest), exist_ok=True)
-      temps[kind] = tempfile.mkdtemp(prefix=f'.{os.path.basename(dest)}.converting-',
-                                     dir=os.path.dirname(dest))
-      if kind == 'motion':
-        pm, em, book = loaded['motion']
-        build_motion_run(temps[kind], pm, em, book, image_size,
-                         {**provenance, 'files': [os.path.basename(path(s)) for s in
-                                                  MOTION_FILES if have(s)]})
-      else:
-        pa, ea, seqs = loaded['appearance']
-        build_appearance_run(temps[kind], pa, ea, seqs, image_size,
-                             {**provenance, 'files': [os.path.basename(path(s)) for s in
-                                                      APPEARANCE_FILES]})
+      with prog.stage(f'write the {kind} run {dest}'):
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        temps[kind] = tempfile.mkdtemp(prefix=f'.{os.path.basename(dest)}.converting-',
+                                       dir=os.path.dirname(dest))
+        _build(kind, temps[kind], loaded[kind], files, image_size)
     for kind, dest in plan.items():
-      if os.path.isdir(dest):  # an empty destination folder (checked above)
+      if os.path.isdir(dest):  # an empty destination folder (checked in _plan)
         os.rmdir(dest)
       os.rename(temps.pop(kind), dest)
       done[kind] = dest
@@ -587,6 +610,35 @@ def convert(model_dir: str, out_motion: str | None = 'runs/landscape',
       shutil.rmtree(d, ignore_errors=True)
     raise
   return done
+
+
+def convert(model_dir: str, out_motion: str | None = 'runs/landscape',
+            out_appearance: str | None = 'runs/landscape_appearance', epoch: int = 5000,
+            trust_pickle: bool = False, image_size: int = 256, progress=None) -> dict:
+  """Official model folder -> animgen runs that `animgen.runs.load` restores.
+
+  Reads <model_dir>/{PMNet,EMNet,PANet,EANet}_weight_<epoch>.pth and, with trust_pickle,
+  codebook_{m,a}_<epoch>.pkl. The motion run needs PMNet (EMNet optional, see the module
+  docstring), the appearance run PANet and EANet; a run whose weights are absent is skipped
+  with a note (an out of None skips it too), and it is an error if no run can be made. Every
+  input is read and checked before anything is written; each run is written to a temporary
+  folder next to its destination and renamed into place at the end, so a failure leaves
+  nothing behind. Returns {'motion': path, 'appearance': path} for the runs written.
+  progress: an animgen.progress.Progress (a bar for the reading and for each run written), a
+  callable that receives one line per finished stage, or None.
+  """
+  from animgen.progress import Progress
+  prog = Progress.wrap(progress)
+  if not os.path.isdir(model_dir):
+    raise InputError(f'{model_dir} is not a folder: pass the folder holding the official '
+                     f'PMNet/PANet/EANet_weight_{epoch}.pth files')
+  files = _Official(model_dir, epoch)
+  plan = _plan(files, out_motion, out_appearance)
+  inputs = _inputs(plan, files)
+  with prog.stage(f'read {len(inputs)} official file(s)', len(inputs), 'files',
+                  os.path.basename(inputs[0])) as stage:
+    loaded = _read(plan, files, trust_pickle, stage)
+  return _write(plan, loaded, files, image_size, prog)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -608,13 +660,16 @@ def register(subparsers):
   c.add_argument('--trust-pickle', action='store_true',
                  help='read the codebook pickles (unpickling can run code: only for files from '
                  'a source you trust)')
+  c.add_argument('-q', '--quiet', action='store_true', help='no progress on stderr')
   c.set_defaults(func=cmd_convert)
   return c
 
 
 def cmd_convert(args):
+  from animgen.progress import Progress
   done = convert(args.model_dir, args.motion_out, args.appearance_out, epoch=args.epoch,
-                 trust_pickle=args.trust_pickle)
+                 trust_pickle=args.trust_pickle,
+                 progress=Progress('animgen convert', quiet=args.quiet))
   for kind, dest in done.items():
     print(f'animgen: wrote the {kind} run {dest}')
   if 'motion' in done:

@@ -2,7 +2,8 @@
 
 The only module that knows about tfds. Synthetic datasets prepare themselves on first use
 into `config.data_dir`; real ones read `config.manual_dir`. A method turns one stored record
-into one training example with `method.make_example(record, rng, train)`.
+into one training example with `method.make_example(record, rng, train)`; in training the
+pipeline then applies the config's augmentation (data.crop, data.flip) to its frames.
 """
 import os
 from typing import Any, Callable
@@ -68,6 +69,15 @@ def random_crop_flip(arrays: dict[str, np.ndarray], rng: np.random.Generator, cr
   return out
 
 
+def augment(config, example: dict, rng: np.random.Generator) -> dict:
+  """The training augmentation of `config.data` (crop size, horizontal flip) on 'frames'."""
+  data = config.get('data') or {}
+  crop, flip = data.get('crop'), data.get('flip', False)
+  if not crop and not flip:
+    return example
+  return random_crop_flip(example, rng, crop, flip)
+
+
 def make_dataset(config, split: str, make_example: Callable[[dict, np.random.Generator, bool], Any],
                  *, train: bool, batch_size: int, seed: int = 0,
                  eval_index: Callable | None = None) -> grain.MapDataset:
@@ -75,14 +85,16 @@ def make_dataset(config, split: str, make_example: Callable[[dict, np.random.Gen
 
   Training: shuffled with `seed`, reshuffled every epoch, repeated forever, one random
   `make_example` draw per record and epoch. Evaluation: in order, one pass.
-  `eval_index(source) -> (index_map, length)` lets evaluation visit several items per record,
-  with `index_map(i) -> (record_index, extra)`; the extra reaches make_example as '_extra'.
+  `eval_index(source) -> (index_map, length) | None` lets evaluation visit several items per
+  record, with `index_map(i) -> (record_index, extra)`; the extra reaches make_example as
+  '_extra' (None: one item per record).
   """
   builder = prepare(config.dataset, config.get('data_dir'), config.get('manual_dir'))
   source = builder.as_data_source(split=split)
   ds = grain.MapDataset.source(source)
-  if eval_index is not None:
-    index_map, n = eval_index(source)
+  spec = eval_index(source) if eval_index is not None else None
+  if spec is not None:
+    index_map, n = spec
     base = ds
     ds = grain.MapDataset.range(n).map(lambda i: (base[index_map(i)[0]], index_map(i)[1]))
   else:
@@ -92,7 +104,9 @@ def make_dataset(config, split: str, make_example: Callable[[dict, np.random.Gen
   per_process = batch_size // jax.process_count()
   if train:
     ds = ds.shuffle(seed=seed).repeat(None)
-    ds = ds.random_map(lambda rx, rng: make_example(_with_extra(rx), rng, True), seed=seed + 1)
+    ds = ds.random_map(
+        lambda rx, rng: augment(config, make_example(_with_extra(rx), rng, True), rng),
+        seed=seed + 1)
   else:
     ds = ds.map(lambda rx: make_example(_with_extra(rx), np.random.default_rng(0), False))
   return ds.batch(per_process, drop_remainder=train)

@@ -50,25 +50,26 @@ def main(argv):
 
 def _parse_flags(argv):
   """A bad flag, config file or config override: one line, exit 2."""
+  from animgen.errors import InputError
   with runtime.user_errors():
     try:
       return flags.FLAGS(argv)
+    except InputError:   # the config's own one-line error (e.g. an unknown variant)
+      raise
     except flags.Error as e:
       if 'Error whilst parsing config file' in str(e):  # the config's own error is the last line
-        from animgen.errors import InputError
         lines = [l.strip() for l in str(e).splitlines() if l.strip()]
         given = next((a for a in argv if a.startswith('--config=')), '--config')
         raise InputError(f'cannot load {given}: {lines[-1]}') from None
       raise
     except Exception as e:  # config_flags raises AttributeError/KeyError/... for bad overrides
-      from animgen.errors import InputError
       msg = str(e).strip().strip('"').splitlines()[0] if str(e).strip() else type(e).__name__
       raise InputError(f'bad --config or override: {msg} (check the field names in the '
                        'config file)') from None
 
 
 def run():
-  runtime.configure()
+  runtime.tune_malloc()   # before JAX starts its threads
   app.run(main, flags_parser=_parse_flags)
 
 

@@ -5,8 +5,9 @@ This is the one place where animgen touches media files. Readers return float32 
 `InputError` that says what is wrong and what to do. Writers never leave a half-written output:
 they write to a hidden temporary name next to the target and rename it into place at the end.
 
-Back ends: Pillow for still images, GIF, animated PNG/WebP and frame folders; the ffmpeg binary
-that ships with imageio-ffmpeg for MP4/MOV/MKV/AVI and other video containers.
+Back ends: Pillow for still images, GIF, animated PNG/WebP and frame folders; imageio-ffmpeg
+(`read_frames`, `write_frames`, over the ffmpeg binary it ships) for MP4/MOV/MKV/AVI and other
+video containers.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import fractions
 import os
 import re
 import shutil
-import subprocess
+import sys
 import tempfile
 import uuid
 import warnings
@@ -194,8 +195,11 @@ def read_image(path) -> np.ndarray:
     return _decode_frame(im, path, orient=True)
 
 
-def _natural_key(name: str):
-  return [int(t) if t.isdigit() else t.lower() for t in re.split(r'(\d+)', name)]
+def natural_key(name: str):
+  """Sort key for file names in natural order: digit runs compare as numbers ('frame_2' before
+  'frame_10'), the rest case-insensitively; names equal under that compare as plain text."""
+  parts = re.split(r'(\d+)', name)  # text, digits, text, ...: numbers sit at the odd places
+  return [int(t) if i % 2 else t.lower() for i, t in enumerate(parts)], name
 
 
 def _read_folder(path: str, max_frames):
@@ -205,7 +209,7 @@ def _read_folder(path: str, max_frames):
   if not names:
     raise _error(f'folder {path} holds no image frames ({", ".join(_FRAME_EXTS)}); '
                  'pass a folder of numbered frames or a video file')
-  names.sort(key=_natural_key)
+  names.sort(key=natural_key)
   if max_frames is not None:
     names = names[:max_frames]
   frames = []
@@ -381,8 +385,10 @@ def _remove(p: str) -> None:
 
 
 @contextlib.contextmanager
-def _atomic_file(path: str) -> Iterator[str]:
-  """Yields a hidden temp path next to `path`; renames it onto `path` if the body succeeds."""
+def atomic_file(path: str) -> Iterator[str]:
+  """Yields a hidden temp path next to `path`; renames it onto `path` if the body succeeds.
+
+  The one way animgen writes a file: nothing half-written is ever left at `path`."""
   if os.path.isdir(path):
     raise _error(f'{path} is a folder; pass a file name for the output')
   _make_parent(path)
@@ -428,9 +434,45 @@ def _atomic_dir(path: str) -> Iterator[str]:
       _remove(old)
 
 
+def write_json(path: str, obj, indent: int | None = 1) -> None:
+  """Writes `obj` as JSON atomically (values json cannot hold are written with str)."""
+  import json
+  with atomic_file(path) as tmp:
+    with open(tmp, 'w', encoding='utf-8') as f:
+      json.dump(obj, f, indent=indent, default=str)
+
+
+def write_text(path: str, text: str) -> None:
+  """Writes a text file atomically."""
+  with atomic_file(path) as tmp:
+    with open(tmp, 'w', encoding='utf-8') as f:
+      f.write(text)
+
+
+def write_npz(path: str, **arrays) -> None:
+  """Writes numpy arrays as an .npz atomically (read them with np.load(allow_pickle=False))."""
+  with atomic_file(path) as tmp:
+    with open(tmp, 'wb') as f:
+      np.savez(f, **arrays)
+
+
+OUTPUT_EXTS = ('.mp4', '.m4v', '.mov', '.mkv', '.gif', '.png', '.apng', '')
+
+
+def check_output(path: str, flag: str = '-o') -> None:
+  """InputError unless `path` is an animation output animgen can write (by extension; '' is a
+  folder of frames) in a writable folder. Called before any work starts."""
+  ext = os.path.splitext(path.rstrip('/'))[1].lower()
+  if ext not in OUTPUT_EXTS:
+    raise InputError(f'{flag} {path}: unknown extension {ext}; use .mp4, .gif, .png or a folder')
+  parent = os.path.dirname(os.path.abspath(path.rstrip('/'))) or '.'
+  if os.path.exists(parent) and not os.access(parent, os.W_OK):
+    raise InputError(f'{flag} {path}: folder {parent} is not writable')
+
+
 def _save_pil(im: Image.Image, path: str, fmt: str, **kwargs) -> None:
   """Saves one Pillow image atomically in format `fmt`."""
-  with _atomic_file(path) as tmp:
+  with atomic_file(path) as tmp:
     im.save(tmp, format=fmt, **kwargs)
 
 
@@ -452,75 +494,77 @@ def write_image(path, image) -> None:
   _save_pil(im, path, fmt, **({'quality': 95} if fmt == 'JPEG' else {}))
 
 
-class _FfmpegSink:
-  """Pipes raw RGB frames into ffmpeg/libx264. Checks ffmpeg's exit status on close."""
+# BT.709 matrix, limited range, tagged on the frames (encoder-level -color_* flags are overridden
+# by untagged frames in recent ffmpeg, so players would have to guess).
+_BT709 = ('scale=out_color_matrix=bt709:out_range=tv,'
+          'setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv')
 
-  def __init__(self, path: str, muxer: str, width: int, height: int, fps: float):
-    import imageio_ffmpeg  # pylint: disable=g-import-not-at-top
 
-    rate = fractions.Fraction(fps).limit_denominator(1001)
-    # yuv420p plays everywhere but needs even sizes (x264 and H.264 crop only in 2-pixel steps);
-    # odd sizes use yuv444p, which keeps the exact WxH (plays in ffmpeg/VLC/mpv, not browsers).
-    pix_fmt = 'yuv420p' if width % 2 == 0 and height % 2 == 0 else 'yuv444p'
-    cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(), '-y', '-loglevel', 'error', '-nostdin',
-        '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', f'{width}x{height}', '-r', str(rate),
-        '-i', '-', '-an',
-        # BT.709 matrix, limited range, tagged on the frames (encoder-level -color_* flags are
-        # overridden by untagged frames in ffmpeg 9, so players would have to guess).
-        '-vf', 'scale=out_color_matrix=bt709:out_range=tv,setparams=colorspace=bt709:'
-        'color_primaries=bt709:color_trc=bt709:range=tv',
-        '-c:v', 'libx264', '-pix_fmt', pix_fmt, '-crf', str(_X264_CRF), '-preset', 'medium',
-        '-movflags', '+faststart', '-f', muxer, path,
-    ]
-    self._log = tempfile.TemporaryFile()
-    with _quiet_fork():
-      self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                    stderr=self._log)
+@contextlib.contextmanager
+def _child_stderr(log) -> Iterator[None]:
+  """Points file descriptor 2 at `log` while a child process starts, so that the child's
+  messages land in `log` instead of on the user's terminal (imageio-ffmpeg lets ffmpeg inherit
+  stderr). Python's own stderr is flushed first so nothing of it ends in `log`; the redirect
+  lasts only for the start (milliseconds), the child keeps its copy of the descriptor."""
+  try:
+    sys.stderr.flush()
+    saved = os.dup(2)
+  except (AttributeError, OSError, ValueError):  # no usable stderr (None or closed)
+    yield
+    return
+  try:
+    os.dup2(log.fileno(), 2)
+    yield
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
 
-  def _reason(self) -> str:
-    self._log.seek(0)
-    lines = [l.strip() for l in self._log.read().decode(errors='replace').splitlines()]
-    lines = [l for l in lines if l]
-    return lines[-1][:200] if lines else 'no message'
 
-  def add(self, frame: np.ndarray) -> None:
-    try:
-      self._proc.stdin.write(frame.tobytes())
-    except (BrokenPipeError, OSError) as e:
-      self._proc.wait()
-      raise OSError(f'ffmpeg stopped while encoding: {self._reason()}') from e
-
-  def close(self) -> None:
-    try:
-      self._proc.stdin.close()
-    except OSError:
-      pass
-    rc = self._proc.wait()
-    if rc != 0:
-      raise OSError(f'ffmpeg failed (exit {rc}): {self._reason()}')
-    self._log.close()
-
-  def abort(self) -> None:
-    if self._proc.poll() is None:
-      self._proc.kill()
-    self._proc.wait()
-    with contextlib.suppress(OSError):
-      self._proc.stdin.close()
-    self._log.close()
+def _log_tail(log) -> str:
+  """The last non-empty line of ffmpeg's log file, or ''."""
+  log.seek(0)
+  lines = [l.strip() for l in log.read().decode(errors='replace').splitlines()]
+  lines = [l for l in lines if l]
+  return lines[-1][:200] if lines else ''
 
 
 def _write_ffmpeg(path: str, frames: np.ndarray, fps: float, muxer: str) -> None:
-  t, h, w, _ = frames.shape
-  with _atomic_file(path) as tmp:
-    sink = _FfmpegSink(tmp, muxer, w, h, fps)
+  """H.264 (libx264, CRF _X264_CRF, BT.709) through imageio-ffmpeg's write_frames, atomically.
+
+  yuv420p plays everywhere but needs even sizes (x264 and H.264 crop only in 2-pixel steps); odd
+  sizes use yuv444p, which keeps the exact WxH (plays in ffmpeg/VLC/mpv, not in browsers). ffmpeg
+  logs errors only, into a temporary file; write_frames does not report ffmpeg's exit status, so
+  a failure is an error line in that log (-xerror makes every error fatal) or an empty output.
+  """
+  import imageio_ffmpeg  # pylint: disable=g-import-not-at-top
+
+  _, h, w, _ = frames.shape
+  pix_fmt = 'yuv420p' if w % 2 == 0 and h % 2 == 0 else 'yuv444p'
+  params = ['-nostdin', '-xerror', '-vf', _BT709, '-crf', str(_X264_CRF), '-preset', 'medium',
+            '-movflags', '+faststart', '-f', muxer]
+  with atomic_file(path) as tmp, tempfile.TemporaryFile() as log:
+    gen = imageio_ffmpeg.write_frames(
+        tmp, (w, h), pix_fmt_in='rgb24', pix_fmt_out=pix_fmt, codec='libx264', quality=None,
+        fps=fractions.Fraction(fps).limit_denominator(1001), macro_block_size=1,
+        ffmpeg_log_level='error', output_params=params)
     try:
-      for i in range(t):
-        sink.add(frames[i])
+      with _quiet_fork(), _child_stderr(log):
+        gen.send(None)  # starts ffmpeg
+    except OSError as e:  # e.g. IMAGEIO_FFMPEG_EXE names no program
+      raise OSError(f'cannot start ffmpeg: {e}') from e
+    try:
+      for frame in frames:
+        gen.send(frame)
+    except OSError as e:  # the pipe broke: ffmpeg stopped early
+      gen.close()
+      raise OSError(f'ffmpeg stopped while encoding: {_log_tail(log) or "no message"}') from e
     except BaseException:
-      sink.abort()
+      gen.close()
       raise
-    sink.close()
+    gen.close()  # waits for ffmpeg to finish the file
+    reason = _log_tail(log)
+    if reason or not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
+      raise OSError(f'ffmpeg failed: {reason or "it wrote no output"}')
 
 
 def _global_palette(frames: np.ndarray):
@@ -552,14 +596,14 @@ def _write_gif(path: str, frames: np.ndarray, fps: float) -> None:
   pal, exact = _global_palette(frames)
   dither = Image.Dither.NONE if exact else Image.Dither.FLOYDSTEINBERG
   ims = [Image.fromarray(f).quantize(palette=pal, dither=dither) for f in frames]
-  with _atomic_file(path) as tmp:
+  with atomic_file(path) as tmp:
     ims[0].save(tmp, format='GIF', save_all=True, append_images=ims[1:], loop=0,
                 duration=_gif_duration_ms(fps), optimize=False, disposal=1)
 
 
 def _write_apng(path: str, frames: np.ndarray, fps: float) -> None:
   ims = [Image.fromarray(f) for f in frames]
-  with _atomic_file(path) as tmp:
+  with atomic_file(path) as tmp:
     ims[0].save(tmp, format='PNG', save_all=True, append_images=ims[1:], loop=0,
                 duration=1000.0 / fps, disposal=0, blend=0)
 
@@ -574,7 +618,7 @@ def write_video(path, frames, fps: float = 30) -> None:
   """Writes frames ([T, H, W, 3] float in [0, 1] or uint8; [T, H, W, 1] or 4 channels accepted).
 
   The format follows the path:
-    .mp4/.m4v/.mov/.mkv  H.264 (libx264, CRF 16, BT.709) at the exact WxH (see _FfmpegSink).
+    .mp4/.m4v/.mov/.mkv  H.264 (libx264, CRF 16, BT.709) at the exact WxH (see _write_ffmpeg).
     .gif                 global adaptive palette, loops forever, delay rounded to 10 ms.
     .png/.apng           animated PNG (lossless), loops forever.
     no extension or a trailing '/': a folder of frame_00000.png, frame_00001.png, ...

@@ -1,85 +1,70 @@
-"""Process set-up shared by the entry points, and the one place user errors become exit 2."""
+"""Process set-up shared by the entry points, and the one place user errors become exit codes.
+
+Environment switch (the only one animgen reads; documented in docs/design.md):
+  ANIMGEN_NO_TUNING=1  keep glibc malloc and XLA:CPU exactly as they are by default (no mallopt,
+                       no malloc_trim, no per-program XLA options).
+"""
 import contextlib
+import ctypes
+import ctypes.util
 import functools
 import os
 import sys
 
-# glibc malloc settings measured by bench/landscape.py (bench/README.md, session 13). Stock
-# malloc maps and unmaps XLA:CPU's scratch buffers in 4 KiB pages on every call (~150 k page
-# faults per step at batch 1); with no mmap at all the heap fragments instead and grows to
-# 2-3x XLA's scratch at batch 8. Here only blocks of 256 MiB and more (XLA's largest scratch)
-# are mapped, in transparent huge pages (a few hundred faults per step), and the rest stays on
-# one heap that is never trimmed by itself (release_memory trims it after compiling).
-MALLOC_ENV = {
-    'MALLOC_ARENA_MAX': '1',
-    'MALLOC_MMAP_THRESHOLD_': str(256 << 20),
-    'MALLOC_TRIM_THRESHOLD_': str(8 << 30),
-    'MALLOC_TOP_PAD_': str(256 << 20),
-}
-HUGE_PAGES = 'glibc.malloc.hugetlb=1'   # glibc >= 2.35: madvise(MADV_HUGEPAGE) on malloc's maps
+# glibc mallopt parameters (malloc.h) and the values bench/landscape.py measured best
+# (bench/README.md, allocator table). Stock malloc maps and unmaps XLA:CPU's scratch buffers on
+# every call (~150 k page faults per step at batch 1); here only blocks of 256 MiB and more are
+# mapped, the rest stays on one heap that is trimmed only by release_memory.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -2, -3, -8
+MALLOPT = {_M_ARENA_MAX: 1, _M_MMAP_THRESHOLD: 256 << 20, _M_TRIM_THRESHOLD: 2**31 - 1,
+           _M_TOP_PAD: 256 << 20}   # mallopt takes an int: the trim threshold is at most 2 GiB
 
 
-def tuned_env(environ) -> dict:
-  """environ plus MALLOC_ENV and huge pages; settings the user has made are kept."""
-  env = dict(environ, ANIMGEN_TUNED='1')
-  for k, v in MALLOC_ENV.items():
-    env.setdefault(k, v)
-  tunables = env.get('GLIBC_TUNABLES', '')
-  if 'glibc.malloc.hugetlb' not in tunables:
-    env['GLIBC_TUNABLES'] = ':'.join(t for t in (tunables, HUGE_PAGES) if t)
-  return env
+def tuning_enabled() -> bool:
+  return sys.platform.startswith('linux') and not os.environ.get('ANIMGEN_NO_TUNING')
 
 
-def configure():
-  """Re-executes the process once with the tuned allocator (it must be set before start-up).
+@functools.lru_cache(maxsize=None)
+def _libc():
+  try:
+    libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+    libc.mallopt  # noqa: B018  (AttributeError on a libc without it, e.g. musl)
+    return libc
+  except (OSError, AttributeError):
+    return None
 
-  ANIMGEN_NO_TUNING=1 keeps the environment as it is."""
-  if os.environ.get('ANIMGEN_NO_TUNING') or os.environ.get('ANIMGEN_TUNED'):
-    return
-  if 'ipykernel' in sys.modules or 'IPython' in sys.modules:
-    return  # inside a notebook kernel: never replace the kernel process
-  if not sys.platform.startswith('linux'):
-    return
-  env = tuned_env(os.environ)
-  argv = list(getattr(sys, 'orig_argv', []))
-  if not argv:
-    return
-  sys.stdout.flush(); sys.stderr.flush()
-  os.execve(sys.executable, [sys.executable] + argv[1:], env)
+
+def tune_malloc() -> bool:
+  """Sets MALLOPT in this process (call it before JAX starts its threads); True if glibc took
+  every value. Values the user gave through MALLOC_*_ environment variables win."""
+  libc = _libc()
+  if not tuning_enabled() or libc is None or any(k.startswith('MALLOC_') for k in os.environ):
+    return False
+  return all(libc.mallopt(ctypes.c_int(k), ctypes.c_int(v)) == 1
+             for k, v in MALLOPT.items())
 
 
 def release_memory() -> bool:
   """Gives the heap's free pages back to the OS (glibc malloc_trim(0)); True if any were.
 
-  The tuned allocator above never trims by itself, so without this the memory that XLA freed
-  after compiling a program (LLVM's working set) would stay in the process for good. Called
-  once after initialisation and once after the first (compiling) training step.
-  ANIMGEN_NO_TUNING=1 or ANIMGEN_NO_TRIM=1 turn it off."""
-  if os.environ.get('ANIMGEN_NO_TUNING') or os.environ.get('ANIMGEN_NO_TRIM'):
+  With MALLOPT the heap is never trimmed by itself, so the memory XLA freed after compiling a
+  program would stay in the process; the trainer calls this after init and the first step."""
+  libc = _libc()
+  if not tuning_enabled() or libc is None:
     return False
-  if not sys.platform.startswith('linux'):
-    return False
-  import ctypes
-  import ctypes.util
-  try:
-    libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
-    return bool(libc.malloc_trim(0))
-  except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
-    return False
+  return bool(libc.malloc_trim(0))
 
 
-# XLA:CPU options for the programs of the landscape networks (bench/README.md, session 14). With
-# the legacy LLVM IR fusion emitters instead of the MLIR ones, compiling the paper-size motion
-# step peaks ~0.9 GiB lower, its executable keeps ~0.2 GiB less, and steps run as fast
-# (generation ~20 % faster). The looper's loops of small ops run ~1.7x slower with them, so the
-# options go to those programs only (jax.jit(..., compiler_options=...)), not to XLA_FLAGS.
+# XLA:CPU options for the programs of the landscape networks (bench/README.md, XLA options
+# table): with the legacy LLVM IR fusion emitters instead of the MLIR ones, compiling the
+# paper-size motion step peaks ~0.9 GiB lower and steps run as fast. The looper's loops of small
+# ops run ~1.7x slower with them, so they are passed per program (jax.jit(compiler_options=)).
 CNN_CPU_OPTIONS = {'xla_cpu_use_fusion_emitters': False}
 
 
 def cnn_compiler_options() -> dict | None:
-  """CNN_CPU_OPTIONS when the backend is a CPU whose XLA accepts them, else None (also with
-  ANIMGEN_NO_TUNING=1 or ANIMGEN_NO_XLA_OPTIONS=1)."""
-  if os.environ.get('ANIMGEN_NO_TUNING') or os.environ.get('ANIMGEN_NO_XLA_OPTIONS'):
+  """CNN_CPU_OPTIONS when the backend is a CPU whose XLA accepts them, else None."""
+  if os.environ.get('ANIMGEN_NO_TUNING'):
     return None
   return supported_options(tuple(sorted(CNN_CPU_OPTIONS.items())))
 
@@ -113,23 +98,24 @@ def compilation_cache():
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
 
 
+def _one_line(e: Exception) -> str:
+  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+  return lines[0] if lines else type(e).__name__
+
+
 @contextlib.contextmanager
 def user_errors():
-  """InputError (and bad flags) -> one line on stderr, exit code 2, no traceback."""
+  """InputError and bad flags -> one line on stderr, exit 2; TrainingDiverged -> exit 1."""
   from absl import flags
-  from animgen.errors import InputError
+  from animgen.errors import InputError, TrainingDiverged
   try:
     yield
   except InputError as e:
     print(f'animgen: error: {e}', file=sys.stderr, flush=True)
     sys.exit(2)
   except flags.Error as e:
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    print(f'animgen: error: {msg} (see --help)', file=sys.stderr, flush=True)
+    print(f'animgen: error: {_one_line(e)} (see --help)', file=sys.stderr, flush=True)
     sys.exit(2)
-  except Exception as e:  # the trainer's divergence stop is a user-facing message too
-    from animgen.trainer import TrainingDiverged
-    if isinstance(e, TrainingDiverged):
-      print(f'animgen: error: {e}', file=sys.stderr, flush=True)
-      sys.exit(1)
-    raise
+  except TrainingDiverged as e:
+    print(f'animgen: error: {e}', file=sys.stderr, flush=True)
+    sys.exit(1)

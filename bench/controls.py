@@ -30,9 +30,9 @@ def arrows(photo, workdir, steps):
   import jax.numpy as jnp
   import numpy as np
   from animgen import animate
-  predict, codebook, config, _, _ = animate.load_motion_run(workdir)
+  model = animate.motion_model(workdir)
+  predict, codebook, size = model.predict, model.codebook, model.size
   h, w = photo.shape[:2]
-  size = config.image_size
   small = animate.network_input(photo, size)
   z0 = codebook.mean(0)
   y = 0.12 * h
@@ -52,8 +52,8 @@ def patch(photo, workdir, colour, steps):
   import numpy as np
   from animgen import animate
   from animgen.ops import color
-  maps_fn, encode_fn, _, config, _, _ = animate.load_appearance_run(workdir)
-  size = config.image_size
+  model = animate.appearance_model(workdir)
+  maps_fn, encode_fn, size = model.maps, model.encode, model.size
   small = animate.network_input(photo, size)
   target = jnp.broadcast_to(jnp.asarray(colour, jnp.float32) * 2.0 - 1.0, small.shape)
   mask = np.zeros((1, size, size, 1), np.float32)

@@ -7,22 +7,38 @@
   configs/landscape_appearance.py:oneday the paper's setting: real one-day clips at 256 px
                                          (--config.manual_dir=<folder holding oneday_timelapse/>)
   configs/landscape_appearance.py:smoke  tiny network and data, for tests
+
+Option (after the variant, e.g. configs/landscape_appearance.py:cpu,res=96):
+  res=<int>   frame size image_size (a multiple of 8: Table 1's three stride-2 convolutions);
+              the encoder sees min(res, the variant's model.encoder_size)
 """
+import os
+import sys
+
 import ml_collections
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:  # config_flags and `animgen convert` load this file by its path
+  sys.path.insert(0, _ROOT)
+from configs import common  # noqa: E402
+from configs import landscape  # noqa: E402
 
-def get_config(arg: str | None = None):
-  c = ml_collections.ConfigDict()
-  c.method = 'landscape_appearance'
-  # clips that run part of the way day -> dusk -> night: colour change to learn (Sec. 6.1's
-  # one-day clips); the default clips' drift is a few % and motion dominates their change
-  c.dataset = 'synthetic_timelapse/daycycle'
-  c.data_dir = '~/tensorflow_datasets'
-  c.manual_dir = ''
-  c.seed = 0
-  c.dtype = 'float32'
-  c.image_size = 128             # the embedded data's size; Sec. 4.3 uses 256
-  c.batch_size = 8
+_NAME = 'configs/landscape_appearance.py'
+OPTIONS = {'res': int}
+
+
+def _default():
+  c = common.base(
+      'landscape_appearance',
+      # clips that run part of the way day -> dusk -> night: colour change to learn (Sec. 6.1's
+      # one-day clips); the default clips' drift is a few % and motion dominates their change
+      'synthetic_timelapse/daycycle',
+      image_size=128,            # the embedded data's size; Sec. 4.3 uses 256
+      batch_size=8,
+      num_steps=40_000,
+      learning_rate=1e-4,        # Adam, Sec. 4.3
+      b1=0.5,
+      sample_frames=8)
 
   c.model = ml_collections.ConfigDict()
   c.model.widths = (128, 256, 512)          # Table 1 (same body as P^M, 6 output channels)
@@ -47,66 +63,53 @@ def get_config(arg: str | None = None):
   c.loss.sigma = 0.1                        # Eq. 3's edge weight, reused by Eq. 10
   c.loss.pyramid_cells = 32                 # Eq. 8: one level, 32x32 grid
 
-  c.optim = ml_collections.ConfigDict()
-  c.optim.learning_rate = 1e-4              # Adam, Sec. 4.3
-  c.optim.b1 = 0.5
-  c.optim.b2 = 0.999
-
-  c.data = ml_collections.ConfigDict()
   c.data.crop = 0
   c.data.flip = True                        # colours do not depend on orientation
-  c.data.threads = 2
 
-  c.train = ml_collections.ConfigDict()
-  c.train.num_steps = 40_000
-  c.train.log_every = 50
-  c.train.checkpoint_every = 1000
-  c.train.keep_checkpoints = 3
-  c.train.sample_every = 2000
-  c.train.check_finite_every = 1
-  c.train.eval_every = 0                    # >0: evaluate (eval_<step>.json) during training
-
-  c.eval = ml_collections.ConfigDict()
-  c.eval.batch_size = 8
   c.eval.targets_per_clip = 4
-
-  c.sample = ml_collections.ConfigDict()
-  c.sample.num_frames = 8
 
   c.lstm = ml_collections.ConfigDict()      # Appendix B latent LSTM, fitted at the end of training
   c.lstm.num_steps = 2000                   # (Adam, full batch of codebook sequences; ours)
   c.lstm.learning_rate = 1e-3
+  return c
 
-  if arg == 'cpu':
-    c.image_size = 64
-    c.model.encoder_size = 64
-    c.batch_size = 4
-    c.train.num_steps = 2000
-    c.train.checkpoint_every = 250
-    c.train.sample_every = 500
-  elif arg == 'smoke':
-    c.dataset = 'synthetic_timelapse/daycycle_tiny'
-    c.image_size = 32
-    c.batch_size = 4
-    c.model.widths = (8, 16, 32)
-    c.model.num_res_blocks = 1
-    c.model.encoder_size = 32
-    c.model.encoder_widths = (8, 8, 8, 8)
-    c.loss.pyramid_cells = 8
-    c.optim.learning_rate = 1e-3
-    c.train.num_steps = 4
-    c.train.log_every = 2
-    c.train.checkpoint_every = 2
-    c.train.sample_every = 4
-    c.data.threads = 0
-    c.eval.batch_size = 4
-    c.eval.targets_per_clip = 2
-    c.sample.num_frames = 3
-    c.lstm.num_steps = 50
-  elif arg == 'oneday':
-    c.dataset = 'oneday_timelapse/default'
-    c.image_size = 256
-  elif arg:
-    raise ValueError(f'unknown variant {arg!r} of configs/landscape_appearance.py: use cpu, '
-                     'oneday or smoke')
+
+_CPU = {
+    'image_size': 64,
+    'model.encoder_size': 64,
+    'batch_size': 4,
+    'train.num_steps': 2000,
+    'train.checkpoint_every': 250,
+    'train.sample_every': 500,
+}
+
+_SMOKE = {
+    **common.smoke(num_steps=4, batch_size=4),
+    'dataset': 'synthetic_timelapse/daycycle_tiny',
+    'image_size': 32,
+    'model.widths': (8, 16, 32),
+    'model.num_res_blocks': 1,
+    'model.encoder_size': 32,
+    'model.encoder_widths': (8, 8, 8, 8),
+    'loss.pyramid_cells': 8,
+    'optim.learning_rate': 1e-3,
+    'eval.targets_per_clip': 2,
+    'sample.num_frames': 3,
+    'lstm.num_steps': 50,
+}
+
+VARIANTS = {
+    'cpu': _CPU,
+    'oneday': {'dataset': 'oneday_timelapse/default', 'image_size': 256},
+    'smoke': _SMOKE,
+}
+
+
+def get_config(arg: str | None = None):
+  a = common.parse_arg(arg, _NAME, VARIANTS, OPTIONS)
+  c = _default()
+  if a.names:
+    common.apply(c, VARIANTS[a.names[0]])
+  if 'res' in a.options:
+    landscape.set_res(c, a.options['res'], _NAME)
   return c

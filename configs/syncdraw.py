@@ -1,6 +1,7 @@
 """Sync-DRAW (Mittal et al. 2017): R-VAE with per-frame Gaussian attention on bouncing MNIST.
 
-Variants (combine them with commas, e.g. configs/syncdraw.py:cpu,captions):
+Variants (combine them with commas, e.g. configs/syncdraw.py:cpu,captions; they apply in the
+order listed here, whatever the order given; no key=value options):
   configs/syncdraw.py            paper: single-digit bouncing MNIST (generated on first use),
                                  T = 10, K = 8, LSTMs 256, z 100, batch 100, Adam 1e-3 / 0.5,
                                  clip 10; 50,000 steps (the public code's iterations)
@@ -12,27 +13,33 @@ Variants (combine them with commas, e.g. configs/syncdraw.py:cpu,captions):
                                  --config.manual_dir=<folder holding tgif/train, tgif/test>)
   configs/syncdraw.py:cpu        the paper network at batch 32 for 600 steps: 10-15 min on 2 busy
                                  cores (the docs/syncdraw.md figures)
-  configs/syncdraw.py:smoke      tiny network and data (tests)
+  configs/syncdraw.py:smoke      tiny network and data (tests); with two_digit or tgif, their
+                                 tiny datasets
 """
+import os
+import sys
+
 import ml_collections
 
-_VARIANTS = ('captions', 'two_digit', 'cuboid', 'tgif', 'cpu', 'smoke')
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:  # config_flags and `animgen convert` load this file by its path
+  sys.path.insert(0, _ROOT)
+from configs import common  # noqa: E402
+
+_NAME = 'configs/syncdraw.py'
 
 
-def get_config(arg: str | None = None):
-  variants = [v for v in (arg or '').split(',') if v]
-  for v in variants:
-    if v not in _VARIANTS:
-      raise ValueError(f'unknown variant {v!r} of configs/syncdraw.py: use any of {_VARIANTS} '
-                       'joined by commas')
-  c = ml_collections.ConfigDict()
-  c.method = 'syncdraw'
-  c.dataset = 'bouncing_mnist/single_digit'
-  c.data_dir = '~/tensorflow_datasets'
-  c.manual_dir = ''
-  c.seed = 0
-  c.dtype = 'float32'
-  c.batch_size = 100                 # public code
+def _default():
+  c = common.base(
+      'syncdraw', 'bouncing_mnist/single_digit',
+      batch_size=100,                # public code
+      num_steps=50_000,
+      learning_rate=1e-3,            # Sec. 4
+      b1=0.5)
+  c.train.log_every = 100
+  c.train.checkpoint_every = 2000
+  c.train.sample_every = 5000
+  c.train.check_finite_every = 10
 
   c.model = ml_collections.ConfigDict()
   c.model.frames = 10                # N (Sec. 4.2)
@@ -51,76 +58,71 @@ def get_config(arg: str | None = None):
   c.model.lang_size = 128
   c.model.align_size = 256
 
-  c.optim = ml_collections.ConfigDict()
-  c.optim.learning_rate = 1e-3       # Sec. 4
-  c.optim.b1 = 0.5
-  c.optim.b2 = 0.999
   c.optim.grad_clip = 10.0
 
-  c.data = ml_collections.ConfigDict()
-  c.data.threads = 2
+  c.evals.attention = {'type': 'syncdraw_attention'}   # Fig. 4
+  # caption adherence (ours): `samples` GIFs per unseen test caption, judged by a digit/motion
+  # classifier trained for classifier_steps on rendered GIFs
+  c.evals.captions = {'type': 'syncdraw_captions', 'samples': 20, 'classifier_steps': 600,
+                      'classifier_batch': 64, 'classifier_test_gifs': 1000}
+  return c
 
-  c.train = ml_collections.ConfigDict()
-  c.train.num_steps = 50_000
-  c.train.log_every = 100
-  c.train.checkpoint_every = 2000
-  c.train.keep_checkpoints = 3
-  c.train.sample_every = 5000
-  c.train.check_finite_every = 10
-  c.train.eval_every = 0
 
-  c.eval = ml_collections.ConfigDict()
-  c.eval.batch_size = 100
-  c.eval.adherence_samples = 20      # GIFs per unseen test caption
-  c.eval.classifier_steps = 600      # digit/motion classifier (ours)
-  c.eval.classifier_batch = 64
-  c.eval.classifier_test_gifs = 1000
+def _tgif(c):
+  common.check(not c.model.captions,
+               f'{_NAME}: tgif has no captions here; drop captions')
+  common.apply(c, {'dataset': 'tgif/default', 'model.size': 128})
 
-  if 'two_digit' in variants:
-    c.dataset = 'bouncing_mnist/two_digit'
-    c.model.caption_length = 16
-  if 'captions' in variants:
-    c.model.captions = True
-  if 'cuboid' in variants:
-    c.model.cuboid = True
-  if 'tgif' in variants:
-    c.dataset = 'tgif/default'
-    c.model.size = 128
-    if c.model.captions:
-      raise ValueError('configs/syncdraw.py: tgif has no captions here; drop captions')
-  if 'cpu' in variants:
-    # Fits ~15 min on a shared 2-core CPU: the paper's network and optimiser, batch 32.
-    c.batch_size = 32
-    c.train.num_steps = 600
-    c.train.log_every = 50
-    c.train.checkpoint_every = 500
-    c.train.sample_every = 600
-  if 'smoke' in variants:
-    c.dataset = ('bouncing_mnist/two_digit_tiny' if 'two_digit' in variants
-                 else 'bouncing_mnist/single_digit_tiny')
-    if 'tgif' in variants:
-      c.dataset = 'tgif/tiny'
-    c.model.frames = 4
-    c.model.size = 32
-    c.model.steps = 2
-    c.model.read_n = 3
-    c.model.write_n = 3
-    c.model.enc_size = 16
-    c.model.dec_size = 16
-    c.model.z_size = 4
-    c.model.embed_dim = 8
-    c.model.lang_size = 8
-    c.model.align_size = 8
-    c.batch_size = 8
-    c.train.num_steps = 4
-    c.train.log_every = 2
-    c.train.checkpoint_every = 2
-    c.train.sample_every = 4
-    c.train.check_finite_every = 1
-    c.data.threads = 0
-    c.eval.batch_size = 8
-    c.eval.adherence_samples = 2
-    c.eval.classifier_steps = 3
-    c.eval.classifier_batch = 8
-    c.eval.classifier_test_gifs = 16
+
+# Fits ~15 min on a shared 2-core CPU: the paper's network and optimiser, batch 32.
+_CPU = {
+    'batch_size': 32,
+    'train.num_steps': 600,
+    'train.log_every': 50,
+    'train.checkpoint_every': 500,
+    'train.sample_every': 600,
+}
+
+_TINY = {'bouncing_mnist/single_digit': 'bouncing_mnist/single_digit_tiny',
+         'bouncing_mnist/two_digit': 'bouncing_mnist/two_digit_tiny',
+         'tgif/default': 'tgif/tiny'}
+
+_SMOKE = (
+    lambda c: common.apply(c, {'dataset': _TINY[c.dataset]}),  # the tiny form of the data
+    common.smoke(num_steps=4, batch_size=8),
+    {
+        'model.frames': 4,
+        'model.size': 32,
+        'model.steps': 2,
+        'model.read_n': 3,
+        'model.write_n': 3,
+        'model.enc_size': 16,
+        'model.dec_size': 16,
+        'model.z_size': 4,
+        'model.embed_dim': 8,
+        'model.lang_size': 8,
+        'model.align_size': 8,
+        'train.check_finite_every': 1,
+        'evals.captions.samples': 2,
+        'evals.captions.classifier_steps': 3,
+        'evals.captions.classifier_batch': 8,
+        'evals.captions.classifier_test_gifs': 16,
+    })
+
+VARIANTS = {
+    'captions': {'model.captions': True},
+    'two_digit': {'dataset': 'bouncing_mnist/two_digit', 'model.caption_length': 16},
+    'cuboid': {'model.cuboid': True},
+    'tgif': _tgif,
+    'cpu': _CPU,
+    'smoke': _SMOKE,
+}
+
+
+def get_config(arg: str | None = None):
+  a = common.parse_arg(arg, _NAME, VARIANTS, combine=True)
+  c = _default()
+  for name in VARIANTS:              # in this order, whatever the order given
+    if name in a.names:
+      common.apply(c, VARIANTS[name])
   return c

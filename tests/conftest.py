@@ -14,7 +14,7 @@ _CACHE = os.path.join(os.environ.get('PYTEST_TMP_CACHE', '/tmp'), 'animgen-test-
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', _CACHE)
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
-os.environ.setdefault('ANIMGEN_NO_TUNING', '1')  # no re-exec inside tests
+os.environ.setdefault('ANIMGEN_NO_TUNING', '1')  # stock malloc and XLA options in tests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,21 +71,17 @@ _DEVICE_STEP = r"""
 import json, sys, numpy as np, jax
 sys.path.insert(0, '.'); sys.path.insert(0, 'tests')
 from conftest import smoke_config
-from animgen import input_pipeline, sharding
-from animgen.methods import get_method
+from animgen import input_pipeline, sharding, trainer
 data_dir, out, specs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 result = {'n': jax.device_count()}
-mesh = sharding.make_mesh()
-repl, dsh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
 for prefix, module, variant, overrides in specs:
   c = smoke_config(data_dir, module, variant, **overrides)
-  builder = input_pipeline.prepare(c.dataset, c.data_dir)
-  m = get_method(c.method)(c, num_train=input_pipeline.num_examples(builder, 'train'))
+  m, mesh, _ = trainer.setup(c)
+  steps = trainer.compile_steps(m, mesh)   # the trainer's own jit wiring and shardings
   ds = input_pipeline.make_dataset(c, 'train', m.make_example, train=True, batch_size=8)
   batch = sharding.shard_batch(ds[0], mesh)
-  state = jax.jit(m.init, out_shardings=repl)(jax.random.key(0), batch)
-  step = jax.jit(m.train_step, in_shardings=(repl, dsh, repl), out_shardings=(repl, repl))
-  state, metrics = step(state, batch, jax.random.key(1))
+  state = steps.init(jax.random.key(0), batch)
+  state, metrics = steps.train(state, batch, jax.random.key(1))
   result.update({f'{prefix}metric/{k}': np.asarray(v) for k, v in metrics.items()})
   for p, x in jax.tree_util.tree_leaves_with_path(jax.device_get(state)):
     result[prefix + jax.tree_util.keystr(p)] = np.asarray(x)

@@ -7,7 +7,7 @@ from PIL import Image
 import pytest
 
 from animgen import animate, cli, media
-from animgen.ops import warp
+from animgen.ops import generate, warp
 
 
 def drift(x, z):
@@ -52,13 +52,13 @@ def test_loop_closes_like_neighbouring_frames():
 
 
 def test_crossfade_plan_weights():
-  plan = animate.crossfade_plan(199, 101)  # the official 199 frames -> 101-frame loop
+  plan = generate.crossfade_plan(199, 101)  # the official 199 frames -> 101-frame loop
   assert len(plan) == 101
   i, j, w = plan[0]
   assert (i, j) == (101, 0) and 0 < w < 0.05          # starts where the tail continues
   assert plan[97][2] > 0.95 and plan[98] == (98, 98, 0.0)
   with pytest.raises(Exception):
-    animate.crossfade_plan(10, 3)
+    generate.crossfade_plan(10, 3)
 
 
 def test_choose_code_rows_and_interpolation():

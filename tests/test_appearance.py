@@ -8,6 +8,7 @@ import numpy as np
 
 
 def test_smoke_run_writes_checkpoint_samples_and_codebook(appearance_run):
+  from animgen import runs
   from animgen.methods import landscape_appearance
   config, workdir, state = appearance_run
   assert int(state.step) == config.train.num_steps
@@ -15,12 +16,22 @@ def test_smoke_run_writes_checkpoint_samples_and_codebook(appearance_run):
   assert glob.glob(os.path.join(workdir, 'samples', '*appearance*.gif'))
   # train.eval_every=2: evaluated at step 2 and, after the codebook, at the final step 4
   assert {'eval_2.json', 'eval_4.json'} <= set(os.listdir(workdir))
-  seqs = landscape_appearance.load_codebook(os.path.join(workdir, 'codebook_appearance.npz'))
+  artefacts = runs.read_artefacts(workdir)
+  seqs = landscape_appearance.codebook_sequences(artefacts['codebook_appearance.npz'])
   assert len(seqs) == 4                                  # tiny split: 4 training clips
   assert all(s.shape == (6, config.model.latent_dim) for s in seqs)  # one code per frame
   assert all(np.all(np.isfinite(s)) for s in seqs)
   assert np.std(np.concatenate(seqs), axis=0).max() > 0  # codes differ between frames
-  lstm = landscape_appearance.load_latent_lstm(os.path.join(workdir, 'latent_lstm.npz'))
+  lstm = landscape_appearance.latent_lstm_params(artefacts['latent_lstm.npz'])
+  # the frozen VGG16 weights stay out of the checkpoint and come back on restore
+  restored = runs.load(workdir, 'landscape_appearance').state
+  for a, b in zip(jax.tree_util.tree_leaves(restored.vgg), jax.tree_util.tree_leaves(state.vgg)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  import json
+  tree = json.load(open(os.path.join(workdir, 'checkpoints', str(config.train.num_steps),
+                                     'state', '_METADATA')))['tree_metadata']
+  assert any("'predictor'" in k for k in tree)
+  assert [k for k in tree if "'vgg'" in k] == ["('vgg',)"]   # an empty node, no weights
   roll = landscape_appearance.lstm_rollout(lstm, seqs[0][0], 5, config.model.latent_dim)
   assert roll.shape == (5, config.model.latent_dim) and np.all(np.isfinite(roll))
   np.testing.assert_array_equal(roll[0], seqs[0][0])      # starts at the given code

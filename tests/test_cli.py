@@ -1,4 +1,6 @@
-"""Bad input: one line on stderr, exit code 2, no traceback, no output left behind."""
+"""The command line: bad input is one line on stderr, exit code 2, no traceback, no output left
+behind; progress goes to stderr, a few lines off a terminal, none with --quiet."""
+import io
 import os
 
 import pytest
@@ -82,3 +84,55 @@ def test_init_from_without_a_run_leaves_no_workdir(tmp_path, data_dir):
                f'--config.train.init_from={tmp_path / "nope"}'])
   _assert_one_line_error(r, 'train.init_from=', 'nope')
   assert not os.path.exists(tmp_path / 'w')
+
+
+class _Terminal(io.StringIO):
+  def isatty(self):
+    return True
+
+
+def _two_stages(progress):
+  with progress.stage('stage 1 (3 periods)', 3, 'periods', 'p = 16') as st:
+    for item in ('p = 20', 'p = 24', None):
+      st.advance(item=item)
+  progress.say('solved')
+  with pytest.raises(RuntimeError):
+    with progress.stage('stage 2'):
+      raise RuntimeError('boom')
+
+
+def test_progress_off_a_terminal_is_one_line_per_stage():
+  from animgen.progress import Progress
+  out = io.StringIO()
+  _two_stages(Progress('animgen loop', stream=out))
+  lines = out.getvalue().splitlines()
+  assert '\r' not in out.getvalue() and len(lines) == 2, lines  # no bar; the failed stage: none
+  assert lines[0].startswith('animgen loop: stage 1 (3 periods): ') and lines[0].endswith(' s')
+  assert lines[1] == 'animgen loop: solved'
+
+
+def test_progress_on_a_terminal_draws_a_bar():
+  from animgen.progress import Progress
+  out = _Terminal()
+  _two_stages(Progress('animgen loop', stream=out))
+  text = out.getvalue()
+  assert 'stage 1 (3 periods): 0/3 periods' in text and 'p = 16' in text  # the live bar
+  assert 'animgen loop: stage 1 (3 periods): ' in text and 'animgen loop: solved' in text
+
+
+def test_quiet_progress_writes_nothing():
+  from animgen.progress import Progress
+  for stream in (io.StringIO(), _Terminal()):
+    _two_stages(Progress('animgen loop', quiet=True, stream=stream))
+    assert stream.getvalue() == ''
+  got = []  # a callable receives the summary lines without the prefix
+  _two_stages(Progress.wrap(got.append))
+  assert got[0].startswith('stage 1 (3 periods): ') and got[1] == 'solved' and len(got) == 2
+
+
+def test_quiet_flags_parse():
+  from animgen import cli
+  p = cli.build_parser()
+  for argv in (['loop', 'v.mp4', '-o', 'o.gif'], ['sample', '--workdir', 'w', '-o', 'o.gif'],
+               ['convert', 'models'], ['animate', 'x.jpg', '-o', 'o.mp4']):
+    assert not p.parse_args(argv).quiet and p.parse_args(argv + ['-q']).quiet

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from animgen import animate
+from animgen.ops import generate
 from animgen.errors import InputError
 from animgen.methods import landscape_appearance
 
 
 def test_cyclic_codes_interpolate_keys_and_close_the_cycle():
   keys = np.array([[0.0, 0.0], [4.0, 0.0], [4.0, 8.0]], np.float32)
-  codes = animate.cyclic_codes(keys, 12)          # 4 frames per key interval
+  codes = generate.cyclic_codes(keys, 12)          # 4 frames per key interval
   np.testing.assert_allclose(codes[0], keys[0])
   np.testing.assert_allclose(codes[4], keys[1])
   np.testing.assert_allclose(codes[2], [2.0, 0.0])  # halfway between key 0 and key 1
@@ -24,7 +25,7 @@ def test_cyclic_codes_interpolate_keys_and_close_the_cycle():
 
 def test_start_at_nearest_rolls_the_sequence():
   seq = np.array([[0.0], [1.0], [2.0], [3.0]])
-  np.testing.assert_array_equal(animate.start_at_nearest(seq, np.array([2.2]))[:, 0], [2, 3, 0, 1])
+  np.testing.assert_array_equal(generate.start_at_nearest(seq, np.array([2.2]))[:, 0], [2, 3, 0, 1])
 
 
 def test_appearance_repeats_follow_the_speed():
@@ -124,8 +125,8 @@ def test_latent_regularisation_in_training(data_dir, kind):
   import jax
   from conftest import smoke_config
   from animgen import input_pipeline
-  from animgen.methods.landscape_motion import (LandscapeMotion, LatentCritic, init_critic,
-                                                regularised_code)
+  from animgen.methods.landscape_common import LatentCritic, init_critic, regularised_code
+  from animgen.methods.landscape_motion import LandscapeMotion
   config = smoke_config(data_dir, **{'model.latent_reg': kind, 'loss.lambda_latent': 0.5})
   mu = jnp.ones((4096, 2)); logvar = jnp.full((4096, 2), np.log(0.25))
   critic = None
@@ -170,7 +171,7 @@ def _wae_gan_motion(data_dir, lam=0.5):
 def test_latent_critic_has_the_official_shapes_and_sigmoid_output(data_dir):
   import jax
   from conftest import smoke_config
-  from animgen.methods.landscape_motion import LatentCritic, init_critic
+  from animgen.methods.landscape_common import LatentCritic, init_critic
   config = smoke_config(data_dir, **{'model.latent_reg': 'wae_gan'})
   params, opt = init_critic(config, jax.random.key(0))
   shapes = {f'{k}/{n}': tuple(v.shape) for k, layer in params.items() for n, v in layer.items()}
@@ -192,7 +193,7 @@ def test_latent_critic_has_the_official_shapes_and_sigmoid_output(data_dir):
 
 def test_wae_gan_critic_step_clips_weights_and_uses_a_tenth_of_the_lr(data_dir):
   import jax
-  from animgen.methods.landscape_motion import LatentCritic, critic_update
+  from animgen.methods.landscape_common import LatentCritic, critic_update
   config, method, batch, state = _wae_gan_motion(data_dir)
   step = jax.jit(method.train_step)
   leaves = lambda t: [np.asarray(x) for x in jax.tree_util.tree_leaves(t)]
@@ -238,7 +239,7 @@ def test_wae_gan_critic_term_reaches_the_encoder_only(data_dir):
   """Same state, batch and key with lambda_latent 0.5 and 0: the predictor's update is the same,
   E^M's differs, and it raises D(E^M(x)) (codes pushed towards what the critic calls prior)."""
   import jax
-  from animgen.methods.landscape_motion import LatentCritic, encode_dist
+  from animgen.methods.landscape_common import LatentCritic, encode_dist
   outs = {}
   for lam in (0.5, 0.0):
     config, method, batch, state = _wae_gan_motion(data_dir, lam)
@@ -278,7 +279,7 @@ def test_wae_gan_smoke_training_checkpoints_the_critic(data_dir, tmp_path, modul
     assert np.isfinite(float(metrics['loss'])) and np.isfinite(float(metrics['critic_gap']))
   assert all(np.abs(np.asarray(w)).max() <= 0.01 for w in jax.tree_util.tree_leaves(state.critic))
   ckpt = checkpoint.Checkpointer(str(tmp_path), keep=1)
-  ckpt.save(2, state, force=True)
+  ckpt.save(2, checkpoint.strip_frozen(method, state), force=True)
   ckpt.close()
   _, _, restored, at = trainer.restore_for_eval(config, str(tmp_path))
   assert at == 2 and type(restored) is type(state)

@@ -311,7 +311,9 @@ def test_pth_round_trip_through_load_run(tmp_path, nets, legacy, capsys):
   assert 'warning' in capsys.readouterr().err
   assert sorted(os.listdir(tmp_path / 'runs')) == ['appearance', 'motion']  # no temp folders
 
-  predict, book, config, _, state = animate.load_motion_run(out_m)
+  motion = animate.motion_model(out_m)
+  predict, book, state = motion.predict, motion.codebook, motion.run.state
+  config = motion.run.config
   assert config.image_size == 256 and tuple(config.model.widths) == WIDTHS
   assert state.motion_fields.shape[0] == len(MOTION_BOOK)
   np.testing.assert_allclose(book, MOTION_BOOK.astype(np.float32))
@@ -325,7 +327,9 @@ def test_pth_round_trip_through_load_run(tmp_path, nets, legacy, capsys):
       jnp.zeros((1, 128, 128, 2)) + 0.01)
   assert _max_diff(mu, ref_mu) < TOL
 
-  maps_fn, encode_fn, seqs, config_a, _, _ = animate.load_appearance_run(out_a)
+  appearance = animate.appearance_model(out_a)
+  maps_fn, encode_fn, seqs = appearance.maps, appearance.encode, appearance.sequences
+  config_a = appearance.run.config
   assert config_a.method == 'landscape_appearance' and len(seqs) == len(APPEARANCE_BOOK)
   for got, want in zip(seqs, APPEARANCE_BOOK):
     np.testing.assert_array_equal(got, want)
@@ -345,7 +349,8 @@ def test_missing_motion_encoder_keeps_init(tmp_path, nets):
   out_m = str(tmp_path / 'motion')
   done = convert.convert(model_dir, out_m, None, epoch=7)
   assert list(done) == ['motion']
-  _, book, _, _, state = animate.load_motion_run(out_m)
+  motion = animate.motion_model(out_m)
+  book, state = motion.codebook, motion.run.state
   assert book is None and state.motion_fields.shape[0] == 1
   assert state.params['encoder']['conv1']['kernel'].shape == (4, 4, 2, 64)  # default config
 
@@ -387,6 +392,15 @@ def test_cli_exit_code_and_trust_flag(tmp_path, nets, capsys):
   assert set(done) == {'motion', 'appearance'}
   captured = capsys.readouterr()
   assert 'warning' in captured.err and 'animgen animate' in captured.out
+  # progress on stderr (no terminal here: one line per stage), results on stdout
+  for stage in ('read 6 official file(s): ', 'write the motion run ', 'write the appearance run '):
+    assert f'animgen convert: {stage}' in captured.err, captured.err
+  assert 'animgen convert' not in captured.out
+
+  args = parser.parse_args(base[:4] + ['--motion-out', str(tmp_path / 'm2'), '--appearance-out',
+                                       str(tmp_path / 'a2'), '--trust-pickle', '-q'])
+  convert.cmd_convert(args)
+  assert 'animgen convert' not in capsys.readouterr().err  # -q: no progress
   with np.load(tmp_path / 'a' / 'codebook_appearance.npz') as d:
     assert d['offsets'].tolist() == [0, 4, 5, 11]
 

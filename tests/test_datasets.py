@@ -1,4 +1,5 @@
-"""Tests for the synthetic_timelapse and sky_timelapse builders (array_record, read without TF)."""
+"""Tests for the synthetic_timelapse, sky_timelapse and oneday_timelapse builders (array_record,
+read without TF) and for the helpers all builders share (animgen.datasets.common)."""
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import animgen.datasets  # noqa: F401  (registers the builders)
+from animgen.datasets import common
 from animgen.datasets import sky_timelapse
 from animgen.datasets import synthetic_timelapse
 from animgen.errors import InputError
@@ -423,3 +425,171 @@ def test_oneday_timelapse_missing_layout(tmp_path):
     b.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=str(tmp_path / 'manual')))
   assert 'oneday_timelapse/train/<clip>' in str(e.value) and '\n' not in str(e.value)
+
+
+# ----------------------------------------------------------------------------- common helpers
+
+
+_TGIF = common.ManualLayout('tgif',
+                            '<manual_dir>/tgif/train/*.gif and <manual_dir>/tgif/test/*.gif')
+
+
+def _assert_one_line(excinfo, *needles):
+  msg = str(excinfo.value)
+  assert msg and '\n' not in msg and msg == msg.strip(), msg
+  for n in needles:
+    assert n in msg, (n, msg)
+
+
+def test_manual_dir_errors_are_one_line_and_name_the_layout(tmp_path):
+  layout = '<manual_dir>/tgif/train/*.gif'
+  (tmp_path / 'a_file').write_text('x')
+  (tmp_path / 'empty').mkdir()
+  (tmp_path / 'other' / 'videos').mkdir(parents=True)
+  cases = [(None, 'no manual_dir given'), ('', 'no manual_dir given'),
+           (tmp_path / 'missing', 'missing does not exist'),
+           (tmp_path / 'a_file', 'a_file is a file, not a folder'),
+           (tmp_path / 'empty', 'empty is empty')]
+  for path, needle in cases:
+    with pytest.raises(InputError) as e:
+      _TGIF.check_dir(path)
+    _assert_one_line(e, 'tgif: ', needle, layout)
+  with pytest.raises(InputError) as e:
+    _TGIF.split_folders(tmp_path / 'other')
+  _assert_one_line(e, 'no train/ and test/ folders in', os.path.join('other', 'tgif'), layout)
+  with pytest.raises(InputError) as e:   # line breaks in a path or reason cannot split it
+    _TGIF.check_dir(tmp_path / 'two\nlines')
+  _assert_one_line(e, 'two lines does not exist')
+
+
+def test_manual_dir_through_tfds_is_one_line(tmp_path):
+  """tfds itself raises multi-line AssertionErrors (or NotADirectoryError for a file)."""
+  from animgen.datasets import tgif
+  (tmp_path / 'a_file').write_text('x')
+  (tmp_path / 'empty').mkdir()
+  for manual, needle in [(tmp_path / 'missing', 'does not exist'),
+                         (tmp_path / 'a_file', 'not a folder'), (tmp_path / 'empty', 'is empty')]:
+    b = tgif.Tgif(data_dir=str(tmp_path / 'data'), config='tiny', file_format='array_record')
+    with pytest.raises(InputError) as e:
+      b.download_and_prepare(download_config=tfds.download.DownloadConfig(
+          manual_dir=str(manual)))
+    _assert_one_line(e, 'tgif: ', needle, 'tgif/train/*.gif')
+    assert not os.path.exists(tmp_path / 'data' / 'tgif' / 'tiny' / '1.0.0')   # nothing prepared
+
+
+def test_split_folders_nested_or_flat(tmp_path):
+  for root in (tmp_path / 'm1' / 'tgif', tmp_path / 'm2'):
+    for s in ('train', 'test'):
+      (root / s).mkdir(parents=True)
+  assert _TGIF.split_folders(tmp_path / 'm1') == {
+      'train': str(tmp_path / 'm1' / 'tgif' / 'train'),
+      'test': str(tmp_path / 'm1' / 'tgif' / 'test')}
+  assert _TGIF.split_folders(tmp_path / 'm2') == {'train': str(tmp_path / 'm2' / 'train'),
+                                                  'test': str(tmp_path / 'm2' / 'test')}
+  # named split folders, and the nested folder wins when both layouts are there
+  sky = common.ManualLayout('sky', 'L', split_dirs={'train': 'sky_train', 'test': 'sky_test'})
+  for root in (tmp_path / 'm3', tmp_path / 'm3' / 'sky'):
+    for d in ('sky_train', 'sky_test'):
+      (root / d).mkdir(parents=True)
+  assert sky.split_folders(tmp_path / 'm3') == {
+      'train': str(tmp_path / 'm3' / 'sky' / 'sky_train'),
+      'test': str(tmp_path / 'm3' / 'sky' / 'sky_test')}
+  (tmp_path / 'm4' / 'sky_train').mkdir(parents=True)   # one split folder only
+  with pytest.raises(InputError) as e:
+    sky.split_folders(tmp_path / 'm4')
+  _assert_one_line(e, 'no sky_train/ and sky_test/ folders', 'expected L')
+
+
+def test_natural_sort_and_listings(tmp_path):
+  names = ['frame_10.png', 'frame_2.png', 'Frame_3.PNG', 'frame_1.png', 'frame_02.png', 'a.png',
+           'frame_1b.png', 'frame_1a10.png', 'frame_1a9.png']
+  assert common.natural_sort(names) == [
+      'a.png', 'frame_1.png', 'frame_1a9.png', 'frame_1a10.png', 'frame_1b.png', 'frame_02.png',
+      'frame_2.png', 'Frame_3.PNG', 'frame_10.png']
+  assert common.natural_sort(['10', '9', '100', '1']) == ['1', '9', '10', '100']
+  for n in names + ['.hidden.png', 'notes.txt']:
+    (tmp_path / n).write_bytes(b'x')
+  (tmp_path / 'frame_0.png').mkdir()            # a folder is not a frame
+  for d in ('clip10', 'clip2', '.cache'):
+    (tmp_path / d).mkdir()
+  assert common.list_files(tmp_path, ('.png',)) == common.natural_sort(names)
+  assert common.list_files(tmp_path, ('.txt', '.jpg')) == ['notes.txt']
+  assert common.list_folders(tmp_path) == ['clip2', 'clip10', 'frame_0.png']
+
+
+def test_progress_logs_and_passes_items_through(monkeypatch):
+  lines = []
+  monkeypatch.setattr(common.logging, 'info', lambda fmt, *args: lines.append(fmt % args))
+  assert list(common.progress(iter(range(10)), 'demo/tiny train', 10, unit='clips')) == list(
+      range(10))
+  assert [l.split(' (')[0] for l in lines] == [
+      'demo/tiny train: 2/10 clips', 'demo/tiny train: 4/10 clips', 'demo/tiny train: 6/10 clips',
+      'demo/tiny train: 8/10 clips', 'demo/tiny train: 10/10 clips']
+  lines.clear()
+  assert list(common.progress([1, 2, 3], 'x', times=1)) == [1, 2, 3]   # total from len()
+  assert [l.split(' (')[0] for l in lines] == ['x: 3/3 clips']
+
+
+def test_generated_splits_and_split_rng(monkeypatch):
+  lines = []
+  monkeypatch.setattr(common.logging, 'info', lambda fmt, *args: lines.append(fmt % args))
+
+  class Fake:
+    name = 'fake'
+    builder_config = type('C', (), {'name': 'tiny'})()
+
+    def _generate_examples(self, split, n):
+      for i in range(n):
+        yield i, {'x': common.split_rng(7, split, i).integers(1000)}
+
+  b = Fake()
+  splits = common.generated_splits(b, {'train': 3, 'test': 2}, unit='GIFs')
+  got = {s: list(g) for s, g in splits.items()}
+  for s, sid in (('train', 0), ('test', 1)):
+    assert [ex['x'] for _, ex in got[s]] == [
+        np.random.default_rng([7, sid, i]).integers(1000) for i in range(len(got[s]))]
+  done = [l.split(' (')[0] for l in lines if l.split(' (')[0].endswith(('3/3 GIFs', '2/2 GIFs'))]
+  assert done == ['fake/tiny train: 3/3 GIFs', 'fake/tiny test: 2/2 GIFs']
+  calls = []   # a custom generate is called at once (its arguments are checked up front)
+
+  def generate(split, n):
+    calls.append((split, n))
+    return iter([(0, {})])
+
+  splits = common.generated_splits(b, {'train': 3, 'test': 2}, generate)
+  assert calls == [('train', 3), ('test', 2)] and list(splits) == ['train', 'test']
+  assert common.split_rng(1, 'other', 5).integers(1 << 30) == np.random.default_rng(
+      [1, 2, 5]).integers(1 << 30)
+
+
+def test_kmeans_textures_match_lloyd():
+  """sklearn's KMeans from the same initial centres gives the labels of plain Lloyd iterations,
+  so the image2gif textures do not depend on which k-means runs them."""
+  from animgen.datasets import image2gif_patterns as pats
+
+  def lloyd(pixels, k, rng, iters=10):
+    centres = pixels[rng.choice(len(pixels), k, replace=False)]
+    for _ in range(iters):
+      label = np.argmin(((pixels[:, None] - centres[None]) ** 2).sum(-1), axis=1)
+      for j in range(k):
+        if np.any(label == j):
+          centres[j] = pixels[label == j].mean(0)
+    return np.argmin(((pixels[:, None] - centres[None]) ** 2).sum(-1), axis=1)
+
+  real = pats._kmeans_colours
+  calls = []
+
+  def both(pixels, k, rng, iters=10):
+    state = rng.bit_generator.state
+    want = lloyd(pixels.copy(), k, rng, iters)
+    rng.bit_generator.state = state
+    got = real(pixels, k, rng, iters)
+    calls.append(np.array_equal(got, want))
+    return got
+
+  pats._kmeans_colours = both
+  try:
+    pats.make_textures(0)
+  finally:
+    pats._kmeans_colours = real
+  assert calls == [True] * pats.NUM_TEXTURES

@@ -9,6 +9,7 @@ import pytest
 
 from animgen.datasets import bouncing_balls as bb
 from animgen.datasets import moving_mnist as mm
+from animgen.evaluators import rollout
 from animgen.methods import deepgifs
 from conftest import one_step_on_devices, smoke_config
 
@@ -135,7 +136,7 @@ def test_rollout_table_against_hand_computed_values():
     truth[:, k] = 0.2 + 0.1 * k                               # frame k is the constant 0.2+0.1k
   pred = truth + 0.05                                         # every generated frame off by 0.05
   pred[:, 0] = truth[:, 0]
-  table = deepgifs.rollout_table(pred, truth)
+  table = rollout.rollout_table(pred, truth)
   np.testing.assert_allclose(table['psnr'], [10 * np.log10(1 / 0.05 ** 2)] * 3, rtol=1e-4)
   # copy-the-seed: frame k differs from the seed by 0.1 k
   np.testing.assert_allclose(table['psnr_copy'],
@@ -148,7 +149,7 @@ def test_rollout_table_against_hand_computed_values():
                              atol=5e-4)   # float32 variances of constant windows: ~1e-4 off
   assert float(ssim(truth[0, 1], truth[0, 1])) == pytest.approx(1.0)
   # identical frames: PSNR is capped instead of +inf
-  assert deepgifs.rollout_table(truth, truth)['psnr'][0] == deepgifs.PSNR_CAP
+  assert rollout.rollout_table(truth, truth)['psnr'][0] == rollout.PSNR_CAP
 
 
 # ----------------------------------------------------------------------------- training
@@ -178,7 +179,7 @@ def test_eight_devices_equal_one(tmp_path, data_dir):
 
 
 def test_smoke_vaegan_then_lstm_and_evaluate(tmp_path, data_dir):
-  from animgen import trainer
+  from animgen import sharding, trainer
   pre_dir, lstm_dir = str(tmp_path / 'vaegan'), str(tmp_path / 'lstm')
   pre_config = smoke_config(data_dir, 'deepgifs', **{'train.phase': 'vaegan'})
   pre = trainer.train_and_evaluate(pre_config, pre_dir)
@@ -192,7 +193,10 @@ def test_smoke_vaegan_then_lstm_and_evaluate(tmp_path, data_dir):
 
   config = smoke_config(data_dir, 'deepgifs', **{'train.init_from': pre_dir})
   method = deepgifs.DeepGIFs(config)
-  start = method.init(jax.random.key(5), None)              # VAE-GAN weights, fresh LSTM
+  fresh = method.init(jax.random.key(5), None)
+  start = trainer.warm_start(config, method, fresh, sharding.make_mesh())  # VAE-GAN, fresh LSTM
+  for x, y in zip(leaves(start.params['lstm']), leaves(fresh.params['lstm'])):
+    np.testing.assert_array_equal(x, y)
   for name in ('encoder', 'decoder', 'disc'):
     for x, y in zip(leaves(start.params[name]), leaves(pre.params[name])):
       np.testing.assert_array_equal(x, y)
@@ -221,7 +225,10 @@ def test_smoke_vaegan_then_lstm_and_evaluate(tmp_path, data_dir):
 
 
 def test_init_from_without_checkpoint_is_a_user_error(tmp_path, data_dir):
+  from animgen import sharding, trainer
   from animgen.errors import InputError
   config = smoke_config(data_dir, 'deepgifs', **{'train.init_from': str(tmp_path / 'none')})
-  with pytest.raises(InputError, match='train the VAE-GAN first'):
-    deepgifs.DeepGIFs(config)
+  method = deepgifs.DeepGIFs(config)
+  with pytest.raises(InputError, match='train.init_from=.*no config.json'):
+    trainer.warm_start(config, method, method.init(jax.random.key(0), None),
+                       sharding.make_mesh())

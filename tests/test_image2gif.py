@@ -115,7 +115,7 @@ def test_dqn_rollout_decodes_the_frames_its_actions_were_chosen_on(data_dir):
   def both(params, x):
     hs = m.states(params, x, 4)
     actions, seen, frames = m.act(params, x, hs, jax.random.key(2), 0.5)
-    again, seen2, actions2 = m.rollout(params, x, 4, jax.random.key(2), 0.5)
+    again, seen2, actions2 = m.policy_rollout(params, x, 4, jax.random.key(2), 0.5)
     return actions, seen, frames, again, seen2, actions2
   actions, seen, frames, again, seen2, actions2 = both(state.params, x)
   np.testing.assert_array_equal(np.swapaxes(actions, 0, 1), actions2)

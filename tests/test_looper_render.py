@@ -1,4 +1,7 @@
-"""animgen.looper.render: time map, exact gather, cross-fade, seam blend, label images."""
+"""animgen.looper.render: time map, exact gather, cross-fade, seam blend, label images and the
+label-map figure."""
+import os
+
 import numpy as np
 import pytest
 
@@ -174,3 +177,34 @@ def test_label_images_colours():
   assert srgb[0, 1].tolist() == [255, 0, 0] and srgb[0, 2].tolist() == [0, 0, 255]
   prgb3, srgb3 = render.label_images(p, s, 64)  # T defaults to num_periods_max
   assert np.array_equal(prgb3, prgb) and np.array_equal(srgb3, srgb)
+
+
+def _png_size(path):
+  from PIL import Image
+  with Image.open(path) as im:
+    im.load()  # decodes every byte: a truncated file fails here
+    return im.format, im.size
+
+
+def test_label_figure_is_a_readable_png(tmp_path, monkeypatch):
+  p = np.ones((48, 64), int)
+  p[10:30, 10:40] = 16
+  p[30:45, 20:60] = 24
+  s = np.where(p > 1, 8, 0)
+  path = tmp_path / 'clip_labels.png'
+  assert render.label_figure(str(path), p, s, 'clip: all') == str(path)
+  fmt, (w, h) = _png_size(path)
+  assert fmt == 'PNG' and 800 <= w <= 1400 and 300 <= h <= 700, (w, h)
+  assert os.listdir(tmp_path) == ['clip_labels.png']  # no temporary file left
+  # nothing loops, and a tall map: still a figure
+  render.label_figure(str(tmp_path / 'still.png'), np.ones((150, 40), int),
+                      np.zeros((150, 40), int))
+  assert _png_size(tmp_path / 'still.png')[0] == 'PNG'
+
+  def broken(*args, **kwargs):
+    raise OSError('disk full')
+  from matplotlib.figure import Figure
+  monkeypatch.setattr(Figure, 'savefig', broken)
+  with pytest.raises(OSError):
+    render.label_figure(str(tmp_path / 'fails.png'), p, s)
+  assert sorted(os.listdir(tmp_path)) == ['clip_labels.png', 'still.png']  # atomic

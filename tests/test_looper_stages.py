@@ -150,7 +150,11 @@ def test_loop_command_on_the_shipped_cradle(tmp_path):
   seam, _ = render.loop_seam(frames)
   steps = np.abs(np.diff(frames, axis=0)).mean((1, 2, 3))
   assert seam <= steps.max() + 1e-3  # no larger than the clip's own frame-to-frame changes
-  assert (tmp_path / 'cradle_labels.png').is_file()
+  from PIL import Image
+  with Image.open(tmp_path / 'cradle_labels.png') as im:
+    assert im.format == 'PNG' and im.size[0] > 2 * frames.shape[2]  # a figure, not the raw maps
+  assert 'animgen loop' not in r.stderr  # -q: no progress
+  assert sorted(os.listdir(tmp_path)) == ['cradle.gif', 'cradle_labels.png', 'labels.npz']
 
 
 @pytest.mark.parametrize('args, message', [
@@ -185,8 +189,14 @@ def test_loop_command_mask_makes_the_masked_region_move(tmp_path):
   labels = tmp_path / 'labels.npz'
   r = _cli('data/clips/newtonscradle.gif', '-o', str(tmp_path / 'm.gif'), '--min-period', '16',
            '--max-size', '64', '--mask', str(tmp_path / 'mask.png'), '--labels-out',
-           str(labels), '-q')
+           str(labels))
   assert r.returncode == 0, r.stderr
+  # progress without -q: stderr is no terminal here, so one line per stage and no bars
+  lines = [l for l in r.stderr.splitlines() if l.startswith('animgen loop: ')]
+  assert '\r' not in r.stderr and len(lines) <= 12, r.stderr
+  for stage in ('stage 1 (', 'stage 2 (', 'stage 3: ', 'render ('):
+    assert any(l.startswith(f'animgen loop: {stage}') for l in lines), r.stderr
+  assert r.stdout.startswith('animgen: wrote ') and 'animgen loop' not in r.stdout
   with np.load(labels) as d:
     assert list(d['names']) == ['mask']
     assert d['candidate_maps'][0][:, :32].all() and not d['candidate_maps'][0][:, 32:].any()

@@ -433,17 +433,25 @@ def test_read_real_gif_with_disposal(tmp_path):
 
 
 def test_mp4_failure_midway_leaves_nothing(tmp_path, monkeypatch):
+  import imageio_ffmpeg
   frames = smooth_video(6, 16, 16)
-  real_add = media._FfmpegSink.add
+  real_write_frames = imageio_ffmpeg.write_frames
   calls = []
 
-  def add(self, frame):
-    calls.append(1)
-    if len(calls) > 1:
-      raise RuntimeError('encoder exploded')
-    real_add(self, frame)
+  def write_frames(*args, **kwargs):  # the real encoder, failing at the second frame
+    inner = real_write_frames(*args, **kwargs)
+    inner.send(None)
+    try:
+      while True:
+        frame = yield
+        calls.append(1)
+        if len(calls) > 1:
+          raise RuntimeError('encoder exploded')
+        inner.send(frame)
+    finally:
+      inner.close()
 
-  monkeypatch.setattr(media._FfmpegSink, 'add', add)
+  monkeypatch.setattr(imageio_ffmpeg, 'write_frames', write_frames)
   with pytest.raises(RuntimeError, match='exploded'):
     media.write_video(tmp_path / 'v.mp4', frames)
   assert len(calls) == 2
@@ -451,11 +459,38 @@ def test_mp4_failure_midway_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_ffmpeg_error_exit_leaves_nothing(tmp_path, monkeypatch):
-  import imageio_ffmpeg
-  monkeypatch.setattr(imageio_ffmpeg, 'get_ffmpeg_exe', lambda: 'false')
+  monkeypatch.setenv('IMAGEIO_FFMPEG_EXE', 'false')  # exits 1 at once, says nothing
   with pytest.raises(OSError, match='ffmpeg'):
     media.write_video(tmp_path / 'v.mp4', smooth_video(3, 8, 8))
   assert listdir_all(tmp_path) == []
+
+
+def test_ffmpeg_failure_is_one_line_and_quiet(tmp_path, monkeypatch, capfd):
+  """ffmpeg's own error line becomes the message; nothing reaches the terminal."""
+  fake = tmp_path / 'bin' / 'ffmpeg'
+  fake.parent.mkdir()
+  fake.write_text('#!/bin/sh\ncat > /dev/null\necho "[libx264 @ 0x1] broken encoder" >&2\n'
+                  'echo "Error while opening encoder" >&2\nexit 1\n')
+  fake.chmod(0o755)
+  monkeypatch.setenv('IMAGEIO_FFMPEG_EXE', str(fake))
+  out = tmp_path / 'out'
+  with pytest.raises(OSError) as e:
+    media.write_video(out / 'v.mp4', smooth_video(3, 8, 8))
+  assert_one_line_error(e, 'ffmpeg', 'Error while opening encoder')
+  assert listdir_all(out) == []
+  monkeypatch.setenv('IMAGEIO_FFMPEG_EXE', str(tmp_path / 'no_such_ffmpeg'))
+  with pytest.raises(OSError) as e:
+    media.write_video(out / 'v.mp4', smooth_video(3, 8, 8))
+  assert_one_line_error(e, 'cannot start ffmpeg')
+  assert listdir_all(out) == []
+  assert capfd.readouterr() == ('', '')
+
+
+def test_mp4_writing_prints_nothing(tmp_path, capfd):
+  media.write_video(tmp_path / 'v.mp4', smooth_video(4, 15, 17), fps=12)   # odd size too
+  media.write_video(tmp_path / 'w.mov', smooth_video(4, 16, 16), fps=12)
+  assert capfd.readouterr() == ('', '')
+  assert media.read_video(tmp_path / 'w.mov')[0].shape == (4, 16, 16, 3)
 
 
 @pytest.mark.parametrize('target', ['a.gif', 'a.png', 'frames', 'still.png'])

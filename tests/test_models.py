@@ -1,12 +1,15 @@
-"""Network shapes and parameter counts against the official networks, and exact fast paths."""
+"""Network shapes and parameter counts against the official networks, the exact fast paths
+of the Conv layer (kernels: tests/test_conv.py) and their switch per backend."""
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
 
-from animgen.models import layers
+from animgen.models import image2gif, layers
 from animgen.models.landscape import Encoder, Predictor, count_params
+from animgen.ops import conv
 
 
 def test_motion_predictor_matches_official_shape_and_size():
@@ -51,7 +54,7 @@ def test_fast_paths_equal_plain_convs():
 def test_fast_paths_have_equal_gradients(monkeypatch, winograd):
   # winograd: every conv with a 2x2 / 3x3 stride-1 kernel takes the Winograd path (at the
   # paper's widths the res blocks and up-convolutions do; these test widths are below the bar).
-  monkeypatch.setattr(layers, 'WINOGRAD_MIN_CHANNELS', 1 if winograd else 10**9)
+  monkeypatch.setattr(conv, 'WINOGRAD_MIN_CHANNELS', 1 if winograd else 10**9)
   jax.config.update('jax_enable_x64', True)  # float32 is too coarse for biases before a norm
   try:
     x = jax.random.normal(jax.random.key(1), (2, 32, 24, 3), jnp.float64)
@@ -67,58 +70,40 @@ def test_fast_paths_have_equal_gradients(monkeypatch, winograd):
     jax.config.update('jax_enable_x64', False)
 
 
-@pytest.mark.parametrize('m,k', [(2, 2), (2, 3), (4, 3)])
-@pytest.mark.parametrize('shape', [(2, 8, 8, 3), (1, 9, 7, 4), (1, 13, 11, 2)])
-def test_winograd_conv_is_exact_with_numerical_gradients(m, k, shape):
-  jax.config.update('jax_enable_x64', True)
-  try:
-    rng = np.random.default_rng(k)
-    x = jnp.asarray(rng.normal(size=shape))
-    kernel = jnp.asarray(rng.normal(size=(k, k, shape[-1], 5)))
-    conv = lambda x, kernel: layers.conv_winograd(x, kernel, m)
-    y = conv(x, kernel)
-    ref, vjp_ref = jax.vjp(layers.conv2d, x, kernel)
-    np.testing.assert_allclose(y, ref, atol=1e-12)
-    g = jnp.asarray(rng.normal(size=ref.shape))
-    for a, b in zip(jax.vjp(conv, x, kernel)[1](g), vjp_ref(g)):
-      np.testing.assert_allclose(a, b, atol=1e-11)
-    check_grads(conv, (x, kernel), order=2, modes=['rev'])
-  finally:
-    jax.config.update('jax_enable_x64', False)
+def _custom_vjp_names(fn, *args):
+  """Names of the custom-VJP kernels in fn's jaxpr, and whether it has an XLA convolution."""
+  jaxpr = str(jax.make_jaxpr(fn)(*args))
+  return set(re.findall(r'custom_vjp_call\[\s*name=(\w+)', jaxpr)), 'conv_general_dilated' in jaxpr
 
 
-def test_conv2d_fast_takes_winograd_at_paper_widths():
-  rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.normal(size=(1, 10, 10, 128)), jnp.float32)
-  kernel = jnp.asarray(rng.normal(size=(3, 3, 128, 128)) / 30, jnp.float32)
-  jaxpr = str(jax.make_jaxpr(layers.conv2d_fast)(x, kernel))
-  assert 'f32[16,' in jaxpr and 'conv_general_dilated' not in jaxpr   # 16 Winograd products
-  np.testing.assert_allclose(layers.conv2d_fast(x, kernel), layers.conv2d(x, kernel),
-                             atol=2e-5, rtol=1e-4)
+def test_fast_paths_are_off_where_the_backend_is_not_cpu(monkeypatch):
+  x = jax.random.normal(jax.random.key(1), (2, 16, 16, 3))
+  z = jax.random.normal(jax.random.key(2), (2, 8))
+  fast = Predictor(widths=(8, 16, 32), num_res_blocks=1, beta=None)
+  plain = Predictor(widths=(8, 16, 32), num_res_blocks=1, beta=None, fast=False)
+  v = fast.init(jax.random.key(0), x, z)
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'cpu')
+  names, has_conv = _custom_vjp_names(fast.apply, v, x, z)
+  assert '_conv2d_gemm' in names and not has_conv     # CPU: the kernels of ops/conv.py
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+  names, has_conv = _custom_vjp_names(fast.apply, v, x, z)
+  assert not names and has_conv                      # GPU: XLA's convolution only
+  # the same numbers as the plain convs (which test_fast_paths_equal_plain_convs compares to
+  # the CPU kernels' numbers)
+  y_gpu = jax.jit(lambda *a: fast.apply(*a))(v, x, z)
+  np.testing.assert_array_equal(y_gpu, jax.jit(plain.apply)(v, x, z))
 
 
-def test_winograd_takes_4x4_tiles_where_the_tiles_outweigh_the_kernel():
-  # the paper-size res blocks (512 channels at 32x32 + padding): F(4x4) from batch 8, F(2x2) at 1
-  assert layers.winograd_tile(3, (8, 34, 34, 512), 512) == 4
-  assert layers.winograd_tile(3, (1, 34, 34, 512), 512) == 2
-  assert layers.winograd_tile(2, (8, 34, 34, 1024), 1024) == 2     # F(m, 2x2) stays at m = 2
-  rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.normal(size=(8, 20, 20, 128)), jnp.float32)
-  kernel = jnp.asarray(rng.normal(size=(3, 3, 128, 128)) / 30, jnp.float32)
-  assert layers.winograd_tile(3, x.shape, 128) == 4
-  jaxpr = str(jax.make_jaxpr(layers.conv2d_fast)(x, kernel))
-  assert 'f32[36,' in jaxpr and 'conv_general_dilated' not in jaxpr   # 36 Winograd products
-  np.testing.assert_allclose(layers.conv2d_fast(x, kernel), layers.conv2d(x, kernel),
-                             atol=5e-5, rtol=1e-4)
-
-
-def test_upsample_conv_rewrite_is_exact():
-  rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.normal(size=(2, 5, 7, 4)), jnp.float32)
-  k = jnp.asarray(rng.normal(size=(3, 3, 4, 6)), jnp.float32)
-  b = jnp.asarray(rng.normal(size=(6,)), jnp.float32)
-  ref = layers.conv2d(layers.reflect_pad(layers.upsample_nearest(x), 1), k) + b
-  np.testing.assert_allclose(layers.upsample2_conv3x3_reflect(x, k, b), ref, atol=1e-4)
+def test_deconv_takes_the_plain_conv_where_the_backend_is_not_cpu(monkeypatch):
+  d = image2gif.Deconv(4)
+  x = jax.random.normal(jax.random.key(3), (2, 4, 4, 8))
+  v = d.init(jax.random.key(0), x)
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'cpu')
+  assert _custom_vjp_names(d.apply, v, x) == ({'_conv2d_gemm'}, False)
+  y_cpu = d.apply(v, x)
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'tpu')
+  assert _custom_vjp_names(d.apply, v, x) == (set(), True)
+  np.testing.assert_allclose(d.apply(v, x), y_cpu, atol=1e-5, rtol=1e-5)
 
 
 def test_instance_norm_normalises_each_sample_and_channel():

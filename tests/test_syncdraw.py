@@ -135,7 +135,7 @@ def test_smoke_run_evaluates_elbo_adherence_and_figure(caption_run):
     assert 0.0 <= results[k] <= 1.0, k
   assert results['adherence_both'] <= min(results['adherence_digit'], results['adherence_motion'])
   saved = json.load(open(os.path.join(workdir, 'caption_adherence_4.json')))
-  assert saved['num_generated'] == 10 * config.eval.adherence_samples
+  assert saved['num_generated'] == 10 * config.evals.captions.samples
   assert len(saved['per_caption']) == 10      # one unseen test caption per digit
   for text in saved['per_caption']:
     d = int(text.split()[2])

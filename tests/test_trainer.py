@@ -141,29 +141,28 @@ def test_sigterm_saves_a_checkpoint_and_resumes(tmp_path, data_dir):
   ckpt.close()
 
 
-def test_eval_codebook_is_rebuilt_when_stamped_with_another_step(smoke_run, tmp_path):
+def test_eval_codebook_is_rebuilt_when_stamped_with_another_step(smoke_run):
   """A codebook written at an earlier step (an evaluation during resumed training) is stale:
-  prepare_eval rebuilds it from the state; one stamped with the state's step, or unstamped
+  eval_inputs rebuilds it from the state; one stamped with the state's step, or unstamped
   (converted official codebooks), is used as it is."""
   from animgen.methods import landscape_motion
   config, _, state = smoke_run
   method = landscape_motion.LandscapeMotion(config, state.motion_fields.shape[0])
   book = np.full((3, config.model.latent_dim), 7.0, np.float32)
-  path = str(tmp_path / 'codebook_motion.npz')
   for stamp, used in (({'step': int(state.step) - 1}, False), ({'step': int(state.step)}, True),
                       ({}, True)):
-    np.savez(path, codes=book, clip_codes=book, **stamp)
-    method.prepare_eval(state, str(tmp_path))
-    assert np.all(method.eval_codes == 7.0) == used, stamp
-  landscape_motion.save_codebook(np.asarray(method.clip_codes(state)), str(tmp_path), 3,
-                                 step=int(state.step))
-  with np.load(path) as d:
-    assert int(d['step']) == int(state.step)
+    saved = {'codebook_motion.npz': {'codes': book, 'clip_codes': book, **stamp}}
+    codes = np.asarray(method.eval_inputs(state, saved))
+    assert codes.shape == (config.eval.codebook_codes, config.model.latent_dim)
+    assert np.all(codes == 7.0) == used, stamp
+  art = method.finalize(state, [])['codebook_motion.npz']
+  assert int(art['step']) == int(state.step) and art['codes'].shape[0] == 3
 
 
 _TRIM_PROBE = r'''
 import ctypes, os, sys
 from animgen import runtime
+tuned = runtime.tune_malloc()
 def rss():
   with open('/proc/self/status') as f:
     return next(int(l.split()[1]) for l in f if l.startswith('VmRSS')) * 1024
@@ -177,38 +176,34 @@ for b in blocks:
   libc.free(ctypes.c_void_p(b))
 before = rss()
 trimmed = runtime.release_memory()
-print(trimmed, before - rss())
+print(tuned, trimmed, before - rss())
 '''
 
 
 def test_release_memory_returns_the_freed_heap_under_the_tuned_allocator():
-  """With animgen.runtime.MALLOC_ENV glibc never trims by itself; release_memory gives the freed
-  pages back (the trainer calls it after compiling), and ANIMGEN_NO_TRIM=1 turns it off."""
+  """With animgen.runtime.MALLOC_OPTS glibc never trims by itself; release_memory gives the
+  freed pages back (the trainer calls it after compiling), and ANIMGEN_NO_TUNING=1 turns both
+  off."""
   import subprocess
   import sys
-  from animgen import runtime
-  base = dict(os.environ, **runtime.MALLOC_ENV)
-  base.pop('ANIMGEN_NO_TUNING', None)
-  base.pop('ANIMGEN_NO_TRIM', None)
+  base = {k: v for k, v in os.environ.items()
+          if k != 'ANIMGEN_NO_TUNING' and not k.startswith('MALLOC_')}
   out = {}
-  for name, env in (('trim', base), ('no_trim', dict(base, ANIMGEN_NO_TRIM='1'))):
+  for name, env in (('tuned', base), ('untuned', dict(base, ANIMGEN_NO_TUNING='1'))):
     res = subprocess.run([sys.executable, '-c', _TRIM_PROBE], env=env, capture_output=True,
                          text=True, check=True)
-    flag, freed = res.stdout.split()
-    out[name] = (flag, int(freed))
-  assert out['trim'][0] == 'True' and out['trim'][1] > 200 << 20, out
-  assert out['no_trim'][0] == 'False' and abs(out['no_trim'][1]) < 32 << 20, out
+    tuned, flag, freed = res.stdout.split()
+    out[name] = (tuned, flag, int(freed))
+  assert out['tuned'][:2] == ('True', 'True') and out['tuned'][2] > 200 << 20, out
+  assert out['untuned'][:2] == ('False', 'False') and abs(out['untuned'][2]) < 32 << 20, out
 
 
-def test_tuned_env_adds_the_allocator_settings_and_keeps_the_users():
+def test_tune_malloc_leaves_the_users_malloc_settings_alone(monkeypatch):
   from animgen import runtime
-  env = runtime.tuned_env({'MALLOC_ARENA_MAX': '4', 'GLIBC_TUNABLES': 'glibc.rtld.nns=8'})
-  assert env['MALLOC_ARENA_MAX'] == '4'                      # the user's value wins
-  assert env['MALLOC_MMAP_THRESHOLD_'] == str(256 << 20)
-  assert env['GLIBC_TUNABLES'] == 'glibc.rtld.nns=8:glibc.malloc.hugetlb=1'
-  assert runtime.tuned_env({'GLIBC_TUNABLES': 'glibc.malloc.hugetlb=0'})['GLIBC_TUNABLES'] == (
-      'glibc.malloc.hugetlb=0')                               # an explicit choice is kept
-  assert runtime.tuned_env({})['GLIBC_TUNABLES'] == 'glibc.malloc.hugetlb=1'
+  monkeypatch.delenv('ANIMGEN_NO_TUNING', raising=False)
+  monkeypatch.setenv('MALLOC_ARENA_MAX', '4')
+  assert runtime.tune_malloc() is False      # a MALLOC_* variable: the user's choice wins
+  assert set(runtime.MALLOPT) == {-1, -2, -3, -8}   # trim, top pad, mmap threshold, arenas
 
 
 def test_cnn_compiler_options_compile_the_same_motion_step(data_dir, monkeypatch):
@@ -253,14 +248,16 @@ def test_init_from_starts_from_another_run_and_its_shared_clip_fields(smoke_run,
                                                                       data_dir):
   """train.init_from: P^M, E^M and BatchNorm statistics of the source's checkpoint, its common
   motion fields for the clips both training sets share, fresh Adam and step; bad sources fail
-  with an InputError."""
+  with an InputError before anything is written."""
+  from animgen import sharding
   from animgen.errors import InputError
   from animgen.methods.landscape_motion import LandscapeMotion
   config, src_dir, src = smoke_run
   cfg = smoke_config(data_dir, **{'train.init_from': src_dir})
   method = LandscapeMotion(cfg, num_train=6)  # 2 more clips than the tiny set's 4
   fresh = method.init(jax.random.key(5), None)
-  warm = method.warm_start(fresh)
+  mesh = sharding.make_mesh()
+  warm = trainer.warm_start(cfg, method, fresh, mesh)
   for a, b in zip(_leaves((src.params, src.batch_stats)),
                   _leaves((warm.params, warm.batch_stats))):
     np.testing.assert_array_equal(a, b)
@@ -278,14 +275,33 @@ def test_init_from_starts_from_another_run_and_its_shared_clip_fields(smoke_run,
   assert int(state.step) == 1
   for a, b in zip(_leaves(src.params), _leaves(state.params)):
     np.testing.assert_array_equal(a, b)
-  for bad, match in [(str(tmp_path / 'missing'), 'no readable config.json'),
-                     (str(tmp_path / 'empty'), 'holds no checkpoint')]:
+  for bad, match in [(str(tmp_path / 'missing'), 'no config.json'),
+                     (str(tmp_path / 'empty'), 'not a config written by animgen'),
+                     (str(tmp_path / 'nockpt'), 'no checkpoint')]:
     os.makedirs(bad, exist_ok=True)
     if 'empty' in bad:
       with open(os.path.join(bad, 'config.json'), 'w') as f:
         json.dump({'num_train': 4}, f)
+    if 'nockpt' in bad:
+      with open(os.path.join(bad, 'config.json'), 'w') as f:
+        json.dump({'config': config.to_dict(), 'num_train': 4}, f)
     with pytest.raises(InputError, match=match):
-      LandscapeMotion(smoke_config(data_dir, **{'train.init_from': bad}), 4).warm_start(fresh)
+      trainer.warm_start(smoke_config(data_dir, **{'train.init_from': bad}), method, fresh, mesh)
+    assert not os.path.isdir(os.path.join(bad, 'checkpoints'))
   wide = smoke_config(data_dir, **{'train.init_from': src_dir, 'model.widths': (8, 16, 16)})
-  with pytest.raises(InputError, match='does not match this config'):
-    LandscapeMotion(wide, 4).warm_start(LandscapeMotion(wide, 4).init(jax.random.key(0), None))
+  wide_method = LandscapeMotion(wide, 4)
+  with pytest.raises(InputError, match='do not match this config'):
+    trainer.warm_start(wide, wide_method, wide_method.init(jax.random.key(0), None), mesh)
+
+
+def test_profile_writes_a_trace_of_five_steps(tmp_path, data_dir):
+  """config.profile: clu's Profile hook around the trainer's step annotations."""
+  workdir = str(tmp_path / 'prof')
+  config = smoke_config(data_dir, **{'train.num_steps': 7, 'train.sample_every': 0})
+  config.profile = True
+  trainer.train_and_evaluate(config, workdir)
+  traces = glob.glob(os.path.join(workdir, 'plugins', 'profile', '*', '*.xplane.pb'))
+  assert len(traces) == 1 and os.path.getsize(traces[0]) > 1000
+  config.profile = False
+  trainer.train_and_evaluate(config, str(tmp_path / 'plain'))
+  assert not os.path.exists(os.path.join(str(tmp_path / 'plain'), 'plugins'))

@@ -9,11 +9,11 @@ the pixel (grid [0, 1) * box along each axis) from ball i. 20 frames per clip (D
 `frames` uint8 [T, 64, 64, 1] and the ball `positions` [T, n, 2] (box units, (x, y)).
 """
 import dataclasses
-import time
 
-from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
+
+from animgen.datasets import common
 
 BOX = 10.0        # RTRBM box side
 RADIUS = 1.2      # ball radius
@@ -149,17 +149,12 @@ class BouncingBalls(tfds.core.GeneratorBasedBuilder):
     if not 1 <= c.min_balls <= c.max_balls or c.frames < 2 or c.size < 8:
       raise ValueError(f'bouncing_balls config {c.name!r}: need 1 <= min_balls <= max_balls, '
                        f'frames >= 2, size >= 8')
-    return {'train': self._generate_examples('train', c.train_clips),
-            'test': self._generate_examples('test', c.test_clips)}
+    return common.generated_splits(self, {'train': c.train_clips, 'test': c.test_clips})
 
   def _generate_examples(self, split: str, num_clips: int):
     c = self.builder_config
-    start, every = time.time(), max(1, num_clips // 4)
     for i in range(num_clips):
-      rng = np.random.default_rng([c.seed, {'train': 0, 'test': 1}[split], i])
+      rng = common.split_rng(c.seed, split, i)
       n = int(rng.integers(c.min_balls, c.max_balls + 1))
       frames, pos = make_clip(rng, n, c.frames, c.size)
       yield i, {'frames': frames, 'positions': pos, 'num_balls': np.int64(n)}
-      if (i + 1) % every == 0:
-        logging.info('bouncing_balls/%s %s: %d/%d clips (%.1f s)', c.name, split, i + 1,
-                     num_clips, time.time() - start)

@@ -16,17 +16,15 @@ belongs to a split only if both of its (digit, motion) pairs do. Train GIFs use 
 of each class's shipped digit images, test GIFs the last 20 %.
 """
 import dataclasses
-import re
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from animgen.captions import (MOTIONS, VOCAB, caption_length, caption_text,  # noqa: F401
+                              detokenize, split_motion, tokenize)
+from animgen.datasets import common
 from animgen.errors import InputError
 
-MOTIONS = ('left and right', 'up and down')
-VOCAB = ('<pad>', 'the', 'digit', 'is', 'moving', 'and', 'left', 'right', 'up', 'down',
-         '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')
-_IDS = {w: i for i, w in enumerate(VOCAB)}
 _TRAIN_SHARE = 0.8
 
 
@@ -54,45 +52,6 @@ CONFIGS = {
         name='two_digit_tiny', digits=2, size=32, frames=4, digit_size=14, train_gifs=32,
         test_gifs=16, description='tests: 32 px, 4 frames, two 14 px digits.'),
 }
-
-
-def caption_length(digits: int) -> int:
-  return 8 * digits
-
-
-def caption_text(digits, motions) -> str:
-  """'the digit 3 is moving left and right[ and digit 1 is moving up and down]'."""
-  parts = [f'digit {d} is moving {MOTIONS[m]}' for d, m in zip(digits, motions)]
-  return 'the ' + ' and '.join(parts)
-
-
-def tokenize(text: str, length: int | None = None) -> np.ndarray:
-  """Caption text -> int32 token ids (0-padded to `length`). Case and punctuation are ignored.
-
-  Raises InputError naming the unknown words and the vocabulary."""
-  words = re.findall(r"[a-z0-9<>]+", text.lower())
-  unknown = [w for w in words if w not in _IDS or w == '<pad>']
-  if unknown:
-    raise InputError(f'caption {text!r}: unknown word(s) {unknown}; the vocabulary is: '
-                     f'{" ".join(VOCAB[1:])}')
-  if not words:
-    raise InputError(f'caption {text!r} is empty: write e.g. "the digit 3 is moving up and down"')
-  ids = np.array([_IDS[w] for w in words], np.int32)
-  if length is not None:
-    if len(ids) > length:
-      raise InputError(f'caption {text!r} has {len(ids)} words; this model reads at most '
-                       f'{length}')
-    ids = np.pad(ids, (0, length - len(ids)))
-  return ids
-
-
-def detokenize(ids) -> str:
-  return ' '.join(VOCAB[i] for i in np.asarray(ids) if i > 0)
-
-
-def split_motion(digit: int, split: str) -> int:
-  """The motion that `digit` has in `split` (Sec. 4.5: disjoint (digit, motion) pairs)."""
-  return digit % 2 if split == 'train' else 1 - digit % 2
 
 
 def digit_images(split: str, digit_size: int = 28):
@@ -179,13 +138,13 @@ class BouncingMnist(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager
     c = self.builder_config
-    return {'train': self._generate_examples('train', c.train_gifs),
-            'test': self._generate_examples('test', c.test_gifs)}
+    return common.generated_splits(self, {'train': c.train_gifs, 'test': c.test_gifs},
+                                   unit='GIFs')
 
   def _generate_examples(self, split: str, count: int):
     c = self.builder_config
     images, labels = digit_images(split, c.digit_size)
-    rng = np.random.default_rng([c.seed, 0 if split == 'train' else 1])
+    rng = common.split_rng(c.seed, split)   # one stream for the whole split
     for i in range(count):
       frames, digits, motions = make_gif(rng, split, c.digits, images, labels, c.frames, c.size)
       n = c.digits

@@ -25,11 +25,11 @@ Sizes: the paper uses 95K training / 5K test sequences per pattern (Sec. 5.2): c
 the CPU training set; `tiny_*` are for tests. Other sizes: `Image2gifPatternsConfig(...)`.
 """
 import dataclasses
-import time
 
-from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
+
+from animgen.datasets import common
 
 PATTERNS = ('I', 'O', 'L', 'eight', 'rotate', 'scale')
 MAX_LENGTHS = {'I': 27, 'O': 21, 'L': 26, 'eight': 21, 'rotate': 21, 'scale': 17}  # Sec. 5.2
@@ -97,42 +97,45 @@ class Image2gifPatterns(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager
     c = self.builder_config
-    return {'train': self._generate_examples('train', c.train_per_pattern),
-            'test': self._generate_examples('test', c.test_per_pattern)}
+    k = len(c.patterns)
+    return common.generated_splits(
+        self, {'train': c.train_per_pattern * k, 'test': c.test_per_pattern * k},
+        unit='sequences', times=k)
 
-  def _generate_examples(self, split: str, per_pattern: int):
+  def _generate_examples(self, split: str, count: int):
+    """`count` sequences: count / len(patterns) of each pattern, pattern after pattern."""
     c = self.builder_config
     t_max = max_length(c.patterns)
     textures = make_textures(c.seed)
-    start = time.time()
     for p in c.patterns:
-      for i in range(per_pattern):
+      for i in range(count // len(c.patterns)):
         frames, masks, length = render_sequence(p, split, i, t_max, textures, c.seed)
         yield f'{p}_{i}', {'frames': frames, 'masks': masks, 'length': np.int64(length),
                            'pattern': np.int64(PATTERNS.index(p))}
-      logging.info('image2gif_patterns/%s %s: pattern %s done (%.1f s)', c.name, split, p,
-                   time.time() - start)
 
 
 # ----------------------------------------------------------------------------- backgrounds
 
 
 def _kmeans_colours(pixels: np.ndarray, k: int, rng, iters: int = 10) -> np.ndarray:
-  """Lloyd's k-means on [N, 3] colours -> the index of each pixel's centre."""
+  """Lloyd's k-means on [N, 3] colours -> the index of each pixel's centre.
+
+  Starts from k distinct pixels drawn by `rng` and runs at most `iters` Lloyd iterations (tol 0:
+  stops early only at a fixed point), one start only, so the textures depend on the seed alone.
+  scikit-learn moves the centre of a cluster that empties to a far pixel; no cluster empties on
+  the seed-0 textures, whose labels equal plain Lloyd iterations (tests/test_datasets.py).
+  """
+  from sklearn.cluster import KMeans  # pylint: disable=g-import-not-at-top  (slow to import)
   centres = pixels[rng.choice(len(pixels), k, replace=False)]
-  for _ in range(iters):
-    label = np.argmin(((pixels[:, None] - centres[None]) ** 2).sum(-1), axis=1)
-    for j in range(k):
-      if np.any(label == j):
-        centres[j] = pixels[label == j].mean(0)
-  return np.argmin(((pixels[:, None] - centres[None]) ** 2).sum(-1), axis=1)
+  km = KMeans(n_clusters=k, init=centres, n_init=1, max_iter=iters, tol=0.0, algorithm='lloyd')
+  return km.fit(pixels).labels_
 
 
 def make_textures(seed: int = 0, size: int = SIZE) -> np.ndarray:
   """10 clustered texture images [10, size, size, 3] float in [0, 1] (deterministic)."""
   out = []
   for n in range(NUM_TEXTURES):
-    rng = np.random.default_rng([seed, 1000 + n])
+    rng = np.random.default_rng([seed, 1000 + n])   # textures: a stream apart from the splits
     f = np.fft.fftfreq(size)
     k = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
     wl = rng.uniform(6.0, 14.0)                         # feature size of the texture in px
@@ -198,8 +201,7 @@ def sequence_length(pattern: str, w: float, h: float) -> int:
 
 def render_sequence(pattern: str, split: str, index: int, t_max: int, textures, seed: int = 0):
   """One sequence: frames [t_max, 64, 64, 3] uint8, masks [t_max, 64, 64] uint8, length."""
-  rng = np.random.default_rng([seed, {'train': 0, 'test': 1}.get(split, 2),
-                               PATTERNS.index(pattern), index])
+  rng = common.split_rng(seed, split, PATTERNS.index(pattern), index)
   background = textures[rng.integers(len(textures))] * rng.uniform(0.9, 1.1, 3)  # Sec. 4.1
   w, h = rng.uniform(*_SIDE, 2)
   colour = rng.uniform(0, 1, 3)

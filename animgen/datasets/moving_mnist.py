@@ -14,16 +14,19 @@ made in code (make_builder(data_dir, 'default', mnist_path=...)).
 """
 import dataclasses
 import os
-import time
 
-from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
+from animgen.datasets import common
 from animgen.datasets import digits as digits_lib
 from animgen.errors import InputError
 
 _SHIPPED_TEST_PER_CLASS = 50   # of the 500 shipped digits per class
+_LAYOUT = common.ManualLayout(
+    'moving_mnist', '<manual_dir>/mnist.npz (Keras: x_train, y_train, x_test, y_test) or the four '
+    'MNIST idx files in <manual_dir> (train-images-idx3-ubyte[.gz], ...); only the full config '
+    'reads manual_dir')
 
 
 def digit_trajectories(rng: np.random.Generator, num_digits: int, frames: int, limit: int,
@@ -117,10 +120,7 @@ class MovingMnist(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {'1.0.0': 'Initial release.'}
   BUILDER_CONFIGS = list(CONFIGS.values())
   DEFAULT_CONFIG_NAME = 'default'
-  MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      'Only the `full` config needs it: put the full MNIST in manual_dir, either as the Keras '
-      'mnist.npz (x_train, y_train, x_test, y_test) or as the four original idx files '
-      '(train-images-idx3-ubyte[.gz], ...).')
+  MANUAL_DOWNLOAD_INSTRUCTIONS = f'Put the full MNIST in manual_dir: {_LAYOUT.layout}.'
 
   def _info(self) -> tfds.core.DatasetInfo:
     c = self.builder_config
@@ -139,7 +139,7 @@ class MovingMnist(tfds.core.GeneratorBasedBuilder):
     c = self.builder_config
     path = c.mnist_path
     if c.from_manual_dir:
-      path = _mnist_in(dl_manager.manual_dir)
+      path = _mnist_in(_LAYOUT.manual_dir(dl_manager))
     if path:
       return digits_lib.load_digits(path, split)
     images, labels = digits_lib.load_digits()
@@ -151,31 +151,25 @@ class MovingMnist(tfds.core.GeneratorBasedBuilder):
     if c.size < 28 or c.frames < 2 or not 1 <= c.speed_min <= c.speed_max:
       raise ValueError(f'moving_mnist config {c.name!r}: need size >= 28, frames >= 2 and '
                        '1 <= speed_min <= speed_max')
-    return {s: self._generate_examples(s, n, *self._digits(s, dl_manager))
-            for s, n in (('train', c.train_clips), ('test', c.test_clips))}
+    return common.generated_splits(
+        self, {'train': c.train_clips, 'test': c.test_clips},
+        lambda split, n: self._generate_examples(split, n, *self._digits(split, dl_manager)))
 
   def _generate_examples(self, split, num_clips, images, labels):
     c = self.builder_config
-    start, every = time.time(), max(1, num_clips // 4)
     for i in range(num_clips):
-      rng = np.random.default_rng([c.seed, {'train': 0, 'test': 1}[split], i])
+      rng = common.split_rng(c.seed, split, i)
       pick = rng.integers(0, len(images), c.num_digits)
       pos, _ = digit_trajectories(rng, c.num_digits, c.frames, c.size - 28, c.speed_min,
                                   c.speed_max)
       frames = compose(images[pick], pos, c.size, c.additive)
       yield i, {'frames': frames[..., None], 'positions': pos.astype(np.float32),
                 'labels': labels[pick].astype(np.int64)}
-      if (i + 1) % every == 0:
-        logging.info('moving_mnist/%s %s: %d/%d clips (%.1f s)', c.name, split, i + 1,
-                     num_clips, time.time() - start)
 
 
 def _mnist_in(manual_dir) -> str:
   """The MNIST file or folder inside manual_dir (mnist.npz, or the idx files themselves)."""
-  folder = os.fspath(manual_dir) if manual_dir else ''
-  if not folder or not os.path.isdir(folder):
-    raise InputError('moving_mnist/full reads a full MNIST from manual_dir: set '
-                     '--config.manual_dir to a folder with mnist.npz or the four idx files')
+  folder = _LAYOUT.check_dir(manual_dir)
   npz = os.path.join(folder, 'mnist.npz')
   return npz if os.path.exists(npz) else folder
 

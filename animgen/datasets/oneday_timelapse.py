@@ -17,18 +17,18 @@ frames are skipped; record i of a split holds clip_id i.
 """
 import dataclasses
 import os
-import re
 
 import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from animgen.datasets import common
 from animgen.errors import InputError
 
 MIN_COLOUR_CHANGE = 0.3   # Endo 2019 Sec. 6.1: sum of RGB differences of the mean pixel values
 _EXTS = ('.jpg', '.jpeg', '.png')
-_SPLITS = ('train', 'test')
-_LAYOUT = '<manual_dir>/oneday_timelapse/train/<clip>/<frame>.jpg (and test/...)'
+_LAYOUT = common.ManualLayout(
+    'oneday_timelapse', '<manual_dir>/oneday_timelapse/train/<clip>/<frame>.jpg (and test/...)')
 
 
 @dataclasses.dataclass(eq=False)
@@ -37,31 +37,13 @@ class OnedayTimelapseConfig(tfds.core.BuilderConfig):
   frame_step: int = 1
 
 
-def _layout_error(what: str) -> InputError:
-  return InputError(f'oneday_timelapse: {what}: expected {_LAYOUT}')
-
-
-def _natural_key(name: str):
-  return [(0, int(t), '') if t.isdigit() else (1, 0, t) for t in re.split(r'(\d+)', name) if t]
-
-
-def find_root(manual_dir) -> str:
-  if not manual_dir or not os.path.isdir(manual_dir):
-    raise _layout_error(f'manual_dir {manual_dir} does not exist')
-  for root in (os.path.join(manual_dir, 'oneday_timelapse'), manual_dir):
-    if all(os.path.isdir(os.path.join(root, s)) for s in _SPLITS):
-      return root
-  raise _layout_error(f'no train/ and test/ folders in {manual_dir}')
-
-
 def list_clips(split_dir: str):
-  """Sorted [(clip name, [frame paths in natural order])] of clips with at least one frame."""
+  """[(clip name, [frame paths])] of the clips with at least one frame, clips and frames in
+  natural order."""
   clips = []
-  for clip in sorted(os.listdir(split_dir), key=_natural_key):
+  for clip in common.list_folders(split_dir):
     cdir = os.path.join(split_dir, clip)
-    if not os.path.isdir(cdir):
-      continue
-    files = sorted((f for f in os.listdir(cdir) if f.lower().endswith(_EXTS)), key=_natural_key)
+    files = common.list_files(cdir, _EXTS)
     if files:
       clips.append((clip, [os.path.join(cdir, f) for f in files]))
   return clips
@@ -98,7 +80,7 @@ class OnedayTimelapse(tfds.core.GeneratorBasedBuilder):
                      OnedayTimelapseConfig(name='s128', size=128, description='128x128.')]
   DEFAULT_CONFIG_NAME = 'default'
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      f'Put one folder of frames per one-day clip so that {_LAYOUT} exists (e.g. frames '
+      f'Put one folder of frames per one-day clip so that {_LAYOUT.layout} exists (e.g. frames '
       'extracted every ~10 minutes from day-long time-lapse videos, or the Shih et al. 2013 '
       'time-lapse data) and pass the folder as manual_dir.')
 
@@ -114,23 +96,19 @@ class OnedayTimelapse(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    try:
-      manual_dir = dl_manager.manual_dir
-    except AssertionError:
-      raise _layout_error('manual_dir does not exist or is empty') from None
-    root = find_root(os.fspath(manual_dir))
     splits = {}
-    for split in _SPLITS:
-      clips = list_clips(os.path.join(root, split))
+    for split, folder in _LAYOUT.split_folders(_LAYOUT.manual_dir(dl_manager)).items():
+      clips = list_clips(folder)
       if not clips:
-        raise _layout_error(f'no clip folders with frames under {os.path.join(root, split)}')
+        raise _LAYOUT.error(f'no clip folders with frames under {folder}')
       splits[split] = self._generate_examples(split, clips)
     return splits
 
   def _generate_examples(self, split, clips):
     cfg = self.builder_config
     clip_id = 0
-    for _, paths in clips:
+    for _, paths in common.progress(clips, f'oneday_timelapse/{cfg.name} {split}',
+                                    unit='clips read'):
       frames = load_clip(paths, cfg.size, cfg.frame_step)
       if frames is None:
         continue

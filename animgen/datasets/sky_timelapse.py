@@ -29,14 +29,17 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from animgen.datasets import common
 from animgen.errors import InputError
 
 MIN_MEAN_ABS_DIFF = 0.02   # Endo 2019 Sec. 6.1
 FRAME_STEP = 2             # every other frame
 _FRAME_RE = re.compile(r'_frames_(\d+)\.jpe?g$', re.IGNORECASE)
-_SPLIT_DIRS = {'train': 'sky_train', 'test': 'sky_test'}
-_LAYOUT = ('<manual_dir>/sky_timelapse/sky_train/<video>/<clip>/<video>_frames_XXXXXXXX.jpg '
-           '(and sky_test/...)')
+_LAYOUT = common.ManualLayout(
+    'sky_timelapse',
+    '<manual_dir>/sky_timelapse/sky_train/<video>/<clip>/<video>_frames_XXXXXXXX.jpg '
+    '(and sky_test/...)',
+    split_dirs={'train': 'sky_train', 'test': 'sky_test'})
 
 
 @dataclasses.dataclass(eq=False)
@@ -44,30 +47,10 @@ class SkyTimelapseConfig(tfds.core.BuilderConfig):
   size: int = 256
 
 
-def _layout_error(what: str) -> InputError:
-  return InputError(f'sky_timelapse: {what}: expected {_LAYOUT}')
-
-
-def find_root(manual_dir) -> str:
-  """The folder holding sky_train/ and sky_test/ (manual_dir/sky_timelapse or manual_dir)."""
-  if manual_dir is None or not os.path.isdir(manual_dir):
-    raise _layout_error(f'manual_dir {manual_dir} does not exist')
-  for root in (os.path.join(manual_dir, 'sky_timelapse'), manual_dir):
-    if all(os.path.isdir(os.path.join(root, d)) for d in _SPLIT_DIRS.values()):
-      return root
-  raise _layout_error(f'no sky_train/ and sky_test/ folders in {manual_dir} '
-                      f'or {os.path.join(manual_dir, "sky_timelapse")}')
-
-
 def frame_number(filename: str):
   """XXXXXXXX of '<video>_frames_XXXXXXXX.jpg' as int, or None for other files."""
   m = _FRAME_RE.search(filename)
   return int(m.group(1)) if m else None
-
-
-def _natural_key(name: str):
-  """'2' < '10'; numeric names before the others."""
-  return (0, int(name), name) if name.isdigit() else (1, 0, name)
 
 
 def merge_frames(clips):
@@ -81,19 +64,19 @@ def merge_frames(clips):
 
 
 def list_videos(split_dir: str):
-  """Sorted [(video_id, [(frame_number, path), ...])] of videos with >= 1 frame; a video's
-  frames are those of all its clip folders, merged by `merge_frames`."""
+  """[(video_id, [(frame_number, path), ...])] of videos with >= 1 frame, by plain sorted
+  video_id (which fixes the clip ids); a video's frames are those of all its clip folders, taken
+  in natural order ('2' before '10') and merged by `merge_frames`."""
   videos = []
   for video in sorted(os.listdir(split_dir)):
     vdir = os.path.join(split_dir, video)
     if not os.path.isdir(vdir):
       continue
     clips = []
-    for clip in sorted(os.listdir(vdir), key=_natural_key):
+    for clip in common.list_folders(vdir):
       cdir = os.path.join(vdir, clip)
-      if os.path.isdir(cdir):
-        clips.append(sorted((n, os.path.join(cdir, f)) for f in os.listdir(cdir)
-                            if (n := frame_number(f)) is not None))
+      clips.append(sorted((n, os.path.join(cdir, f)) for f in os.listdir(cdir)
+                          if (n := frame_number(f)) is not None))
     frames = merge_frames(clips)
     if frames:
       videos.append((video, frames))
@@ -155,7 +138,7 @@ class SkyTimelapse(tfds.core.GeneratorBasedBuilder):
   DEFAULT_CONFIG_NAME = 'default'
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       'Download Sky Timelapse (github.com/weixiong-ur/mdgan) and extract it so that '
-      f'{_LAYOUT} exists; pass the folder as manual_dir '
+      f'{_LAYOUT.layout} exists; pass the folder as manual_dir '
       '(tfds.download.DownloadConfig(manual_dir=...)).')
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -172,30 +155,25 @@ class SkyTimelapse(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    manual_dir = getattr(dl_manager, '_manual_dir', None)
-    try:
-      manual_dir = dl_manager.manual_dir
-    except AssertionError:   # tfds: missing or empty manual dir (multi-line message)
-      raise _layout_error(f'manual_dir {manual_dir} does not exist or is empty') from None
-    root = find_root(os.fspath(manual_dir))
     splits = {}
-    for split, dirname in _SPLIT_DIRS.items():
-      videos = list_videos(os.path.join(root, dirname))
+    for split, folder in _LAYOUT.split_folders(_LAYOUT.manual_dir(dl_manager)).items():
+      videos = list_videos(folder)
       if not videos:
-        raise _layout_error(f'no clips with <video>_frames_N.jpg frames under '
-                            f'{os.path.join(root, dirname)}')
+        raise _LAYOUT.error(f'no clips with <video>_frames_N.jpg frames under {folder}')
       splits[split] = self._generate_examples(split, videos)
     return splits
 
   def _generate_examples(self, split: str, videos):
-    size = self.builder_config.size
+    c = self.builder_config
+    size = c.size
     workers = max(1, min(8, os.cpu_count() or 1))
     # The pool decodes the frames of one video while the previous one is being written, so at
     # most two videos (a few tens of MB each at 256 px) are in memory.
     clip_id = skipped = 0
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
       started = _start(videos[0][1], size, pool)
-      for i in range(len(videos)):
+      for i in common.progress(range(len(videos)), f'sky_timelapse/{c.name} {split}',
+                               unit='videos read', times=20):
         current = started
         started = _start(videos[i + 1][1], size, pool) if i + 1 < len(videos) else None
         loaded = _finish(current)
@@ -205,9 +183,6 @@ class SkyTimelapse(tfds.core.GeneratorBasedBuilder):
           _, images, ok = loaded
           yield clip_id, {'frames': images, 'pair_ok': ok, 'clip_id': np.int64(clip_id)}
           clip_id += 1
-        if (i + 1) % 100 == 0 or i + 1 == len(videos):
-          logging.info('sky_timelapse %s: %d/%d videos read, %d kept',
-                       split, i + 1, len(videos), clip_id)
     if clip_id == 0:
       raise InputError(f'sky_timelapse: none of the {len(videos)} {split} clips has two frames '
                        f'{FRAME_STEP} apart with mean abs difference >= {MIN_MEAN_ABS_DIFF}')

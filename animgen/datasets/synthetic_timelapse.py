@@ -23,11 +23,11 @@ disocclusions at land edges and image borders. The flow is stationary: flow[t] i
 every t. Speeds: |flow| <= max_speed(size) = 0.9 * size / 128 px/frame (water <= 0.5 of that).
 """
 import dataclasses
-import time
 
-from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
+
+from animgen.datasets import common
 
 _MAX_SPEED_AT_128 = 0.9   # px/frame at size 128; scales linearly with size
 _TEX_SCALE = 2            # texture samples per image pixel
@@ -115,21 +115,16 @@ class SyntheticTimelapse(tfds.core.GeneratorBasedBuilder):
     del dl_manager
     c = self.builder_config
     _check_config(c)
-    return {'train': self._generate_examples('train', c.train_clips),
-            'test': self._generate_examples('test', c.test_clips)}
+    return common.generated_splits(self, {'train': c.train_clips, 'test': c.test_clips},
+                                   times=8)
 
   def _generate_examples(self, split: str, num_clips: int):
     c = self.builder_config
-    start = time.time()
-    every = max(1, num_clips // 8)
     for i in range(num_clips):
       frames, flow = render_clip(c.size, c.frames, split, i, seed=c.seed,
                                  day_cycle=c.day_cycle)
       yield i, {'frames': frames, 'flow': flow, 'clip_id': np.int64(i),
                 'pair_ok': np.ones((c.frames - 1,), np.bool_)}
-      if (i + 1) % every == 0 or i + 1 == num_clips:
-        logging.info('synthetic_timelapse/%s %s: %d/%d clips (%.1f s)',
-                     c.name, split, i + 1, num_clips, time.time() - start)
 
 
 def _check_config(c: SyntheticTimelapseConfig):
@@ -308,12 +303,28 @@ def render_clip(size: int, frames: int, split: str, index: int, seed: int = 0,
 def _render_float(size: int, frames: int, split: str, index: int, seed: int,
                   day_cycle: bool = False):
   """As render_clip, with frames in float [0, 1] (before quantisation)."""
-  split_id = {'train': 0, 'test': 1}.get(split, 2)
-  rng = np.random.default_rng([seed, split_id, index])
-  s = size
-  ys, xs = np.mgrid[0:s, 0:s].astype(np.float64)
+  scene = _Scene(size, frames, common.split_rng(seed, split, index))
+  path = None
+  if day_cycle:  # a stream of its own, so the layout, clouds and flow match the plain clip
+    path = day_path(common.split_rng(seed, split, index, 1), frames)
+  return _render_frames(scene, frames, path), scene.flows(frames)
 
-  # --- layout: hills silhouette, optional water band
+
+@dataclasses.dataclass
+class _Layout:
+  """Where the sky, the land (far and near ridges) and the optional water band are."""
+  far: np.ndarray          # [S] top of the far ridge per column
+  near: np.ndarray         # [S] top of the near ridge (jagged treeline)
+  has_water: bool
+  shore: float             # first water row (S without water)
+  sky: np.ndarray          # [S, S] bool
+  water: np.ndarray        # [S, S] bool
+  land: np.ndarray         # [S, S] bool
+  sky_horizon: float       # mean lowest sky row
+
+
+def _layout(rng, s: int, ys: np.ndarray) -> _Layout:
+  """Hills silhouette and an optional water band."""
   horizon = rng.uniform(0.45, 0.62) * s
   far = horizon + 0.06 * s * _noise_1d(rng, s, 2.0, max(0.08 * s, 3.0), 0.8 * s)
   near = (horizon + rng.uniform(0.05, 0.12) * s
@@ -325,104 +336,141 @@ def _render_float(size: int, frames: int, split: str, index: int, seed: int,
   sky_top = np.minimum(far, near)                                   # per column
   sky = ys < sky_top[None, :]
   water = (ys >= shore) & ~sky
-  land = ~sky & ~water
-  sky_horizon = float(sky_top.mean())
+  return _Layout(far, near, has_water, shore, sky, water, ~sky & ~water, float(sky_top.mean()))
 
-  # --- colours
-  zenith, hor, lit, shade = (np.array(c) for c in _PALETTES[rng.integers(len(_PALETTES))])
-  jitter = rng.uniform(-0.05, 0.05, 3)
-  zenith, hor = np.clip(zenith + jitter, 0, 1), np.clip(hor + jitter, 0, 1)
 
-  def sky_gradient(y, zenith, hor):  # zenith -> horizon colour, [..., 3]
-    g = np.clip(y / max(sky_horizon, 1.0), 0.0, 1.0)[..., None] ** _SKY_GAMMA
-    return zenith * (1 - g) + hor * g
-
-  # --- clouds: periodic texture (alpha, shading) sampled at advected coordinates
-  wind = _Wind(rng, s, sky_horizon)
-  travel = wind.vmax * frames + 4
-  n = int(2 ** np.ceil(np.log2((s + 2 * travel) * _TEX_SCALE)))
+def _cloud_texture(rng, s: int, n: int, theta: float) -> np.ndarray:
+  """Periodic cloud texture [n, n, 2] (alpha, shading) for wind direction theta."""
   streak = rng.uniform(1.3, 2.2)
   noise = _spectral_noise(rng, n, _TEX_SCALE, beta=rng.uniform(*_CLOUD_BETA),
                           min_wl=max(_MIN_WAVELENGTH, _MIN_WL_REL * s), max_wl=_CLOUD_MAXWL_REL * s,
-                          aniso=streak, angle=wind.theta0, channels=2)
+                          aniso=streak, angle=theta, channels=2)
   # large-scale coverage: cloud banks and clear patches
   banks = _spectral_noise(rng, n, _TEX_SCALE, beta=2.0, min_wl=0.15 * s, max_wl=0.8 * s,
-                          aniso=streak, angle=wind.theta0)[0]
+                          aniso=streak, angle=theta)[0]
   cover = rng.uniform(-0.3, 0.6) - rng.uniform(0.3, 0.9) * banks
   softness = rng.uniform(*_CLOUD_SOFTNESS)
   opacity = rng.uniform(0.75, 1.0)
-  alpha = _trailing_wisps(opacity * _sigmoid((noise[0] - cover) / softness), wind.theta0,
+  alpha = _trailing_wisps(opacity * _sigmoid((noise[0] - cover) / softness), theta,
                           _WISP_LENGTH * s * _TEX_SCALE)
   light = _sigmoid(4.0 * noise[1] + 2.0 * noise[0])
-  cloud_tex = np.stack([alpha, light], axis=-1)                    # [n, n, 2]
-  ox, oy = rng.uniform(0, n, 2)
+  return np.stack([alpha, light], axis=-1)
 
-  # --- water: horizontal ripples drifting at a speed growing toward the viewer
-  if has_water:
-    w_speed = rng.uniform(0.2, 0.5) * wind.vmax * rng.choice([-1.0, 1.0])
-    depth = np.clip((ys - shore) / max(s - shore, 1.0), 0, 1)
-    water_dx = -w_speed * (0.6 + 0.4 * depth)                        # backward flow, dy = 0
+
+class _Water:
+  """Horizontal ripples drifting at a speed growing toward the viewer; mirrors the sky."""
+
+  def __init__(self, rng, s: int, n: int, layout: _Layout, ys: np.ndarray, vmax: float):
+    w_speed = rng.uniform(0.2, 0.5) * vmax * rng.choice([-1.0, 1.0])
+    depth = np.clip((ys - layout.shore) / max(s - layout.shore, 1.0), 0, 1)
+    self.dx = -w_speed * (0.6 + 0.4 * depth)                         # backward flow, dy = 0
     ripples = _spectral_noise(rng, n, _TEX_SCALE, beta=0.9, min_wl=max(_MIN_WAVELENGTH, 0.05 * s),
                               max_wl=0.2 * s, aniso=2.5, angle=0.0, channels=1)[0]
-    ripple_tex = np.stack([ripples, _sigmoid((ripples - 1.0) / 0.3)], axis=-1)  # waves, glints
-    mirror = np.clip((2 * shore - ys) / max(sky_horizon, 1.0), 0, 1)[..., None] ** 1.3
-    water_colour = lambda zen, hz: ((zen * (1 - mirror) + hz * mirror)
-                                    * np.array([0.62, 0.7, 0.76]))
-    water_base = water_colour(zenith, hor)
-    wx, wy = rng.uniform(0, n, 2)
-  else:
-    water_dx = np.zeros((s, s))
+    self.tex = np.stack([ripples, _sigmoid((ripples - 1.0) / 0.3)], axis=-1)  # waves, glints
+    self.mirror = np.clip((2 * layout.shore - ys) / max(layout.sky_horizon, 1.0),
+                          0, 1)[..., None] ** 1.3
+    self.offset = rng.uniform(0, n, 2)
 
-  # --- land: static textured ridges
-  land_tex = _spectral_noise(rng, n, _TEX_SCALE, beta=1.2, min_wl=2.0, max_wl=0.3 * s,
-                             channels=1)[0]
-  lt = _sample_periodic(land_tex[..., None], xs * _TEX_SCALE, ys * _TEX_SCALE)
-  green = np.array([0.10, 0.16, 0.08]) * rng.uniform(0.7, 1.3)
-  is_near = ys >= near[None, :]
-  haze = np.where(is_near[..., None], 1.0, 1.0 - 0.25 * np.clip(
-      (ys - far[None, :]) / (0.1 * s), 0, 1)[..., None])         # far ridge fades downward
+  def colour(self, zenith, hor):
+    return (zenith * (1 - self.mirror) + hor * self.mirror) * np.array([0.62, 0.7, 0.76])
 
-  def land_colour(hz):  # far ridges take the horizon's colour, near ones a little
-    far_col = hz * 0.45 + np.array([0.10, 0.14, 0.16])
-    near_col = green + 0.08 * hz
-    return np.where(is_near[..., None], near_col, far_col) * (1 + 0.18 * lt) * haze
 
-  land_rgb = land_colour(hor)
+class _Land:
+  """Static textured ridges: far ones take the horizon's colour, near ones a little."""
 
-  # --- slow colour drift (a few % per 24 frames), e.g. warming and dimming toward sunset
-  drift = _DRIFT * (rng.uniform(-1, 1, 3) + rng.uniform(-1, 0.5)) / 23.0   # per frame
-  if day_cycle:  # a stream of its own, so the layout, clouds and flow match the plain clip
-    path = day_path(np.random.default_rng([seed, split_id, index, 1]), frames)
+  def __init__(self, rng, s: int, n: int, layout: _Layout, xs: np.ndarray, ys: np.ndarray):
+    land_tex = _spectral_noise(rng, n, _TEX_SCALE, beta=1.2, min_wl=2.0, max_wl=0.3 * s,
+                               channels=1)[0]
+    self.lt = _sample_periodic(land_tex[..., None], xs * _TEX_SCALE, ys * _TEX_SCALE)
+    self.green = np.array([0.10, 0.16, 0.08]) * rng.uniform(0.7, 1.3)
+    self.is_near = ys >= layout.near[None, :]
+    self.haze = np.where(self.is_near[..., None], 1.0, 1.0 - 0.25 * np.clip(
+        (ys - layout.far[None, :]) / (0.1 * s), 0, 1)[..., None])  # far ridge fades downward
 
-  # --- flow: stationary, identical for every pair
-  sky_dx, sky_dy = wind(xs, ys)
-  flow = np.zeros((s, s, 2))
-  flow[..., 0] = np.where(sky, sky_dx, np.where(water, water_dx, 0.0))
-  flow[..., 1] = np.where(sky, sky_dy, 0.0)
+  def colour(self, hor):
+    far_col = hor * 0.45 + np.array([0.10, 0.14, 0.16])
+    near_col = self.green + 0.08 * hor
+    return np.where(self.is_near[..., None], near_col, far_col) * (1 + 0.18 * self.lt) * self.haze
 
+
+class _Scene:
+  """Everything random about one clip, drawn from `rng` in a fixed order."""
+
+  def __init__(self, s: int, frames: int, rng):
+    self.ys, self.xs = np.mgrid[0:s, 0:s].astype(np.float64)
+    self.layout = _layout(rng, s, self.ys)
+    self.palette = tuple(np.array(c) for c in _PALETTES[rng.integers(len(_PALETTES))])
+    self.jitter = rng.uniform(-0.05, 0.05, 3)
+    self.wind = _Wind(rng, s, self.layout.sky_horizon)
+    travel = self.wind.vmax * frames + 4
+    n = int(2 ** np.ceil(np.log2((s + 2 * travel) * _TEX_SCALE)))
+    self.cloud_tex = _cloud_texture(rng, s, n, self.wind.theta0)
+    self.cloud_offset = rng.uniform(0, n, 2)
+    self.water = (_Water(rng, s, n, self.layout, self.ys, self.wind.vmax)
+                  if self.layout.has_water else None)
+    self.land = _Land(rng, s, n, self.layout, self.xs, self.ys)
+    # slow colour drift (a few % per 24 frames), e.g. warming and dimming toward sunset
+    self.drift = _DRIFT * (rng.uniform(-1, 1, 3) + rng.uniform(-1, 0.5)) / 23.0   # per frame
+
+  def water_dx(self) -> np.ndarray:
+    return self.water.dx if self.water is not None else np.zeros_like(self.xs)
+
+  def flows(self, frames: int) -> np.ndarray:
+    """Stationary backward flow, identical for every pair: [frames - 1, S, S, 2] float32."""
+    sky, water = self.layout.sky, self.layout.water
+    sky_dx, sky_dy = self.wind(self.xs, self.ys)
+    flow = np.zeros(self.xs.shape + (2,))
+    flow[..., 0] = np.where(sky, sky_dx, np.where(water, self.water_dx(), 0.0))
+    flow[..., 1] = np.where(sky, sky_dy, 0.0)
+    return np.broadcast_to(flow.astype(np.float32), (frames - 1,) + flow.shape).copy()
+
+  def colours(self, day: float | None = None):
+    """(zenith, horizon, cloud lit, cloud shadow, land RGB, water base RGB or None): the clip's
+    palette, or the palette at position `day` of the day path; with the clip's jitter."""
+    if day is None:
+      zenith, hor, lit, shade = self.palette
+      light = None
+    else:
+      (zenith, hor, lit, shade), light = day_colours(day)
+    zenith, hor = np.clip(zenith + self.jitter, 0, 1), np.clip(hor + self.jitter, 0, 1)
+    land = self.land.colour(hor) if light is None else self.land.colour(hor) * light
+    water = self.water.colour(zenith, hor) if self.water is not None else None
+    return zenith, hor, lit, shade, land, water
+
+
+def _sky_gradient(y, zenith, hor, sky_horizon: float):
+  """Zenith -> horizon colour at rows y, [..., 3]."""
+  g = np.clip(y / max(sky_horizon, 1.0), 0.0, 1.0)[..., None] ** _SKY_GAMMA
+  return zenith * (1 - g) + hor * g
+
+
+def _render_frames(scene: _Scene, frames: int, path=None) -> np.ndarray:
+  """Float frames [T, S, S, 3]: the sky layer sampled at the advected coordinates C_t; re-lit
+  along the day-path positions `path` [T], or with the slow colour drift when it is None."""
+  xs, ys, layout = scene.xs, scene.ys, scene.layout
+  ox, oy = scene.cloud_offset
+  water_dx = scene.water_dx()
   cx, cy = xs.copy(), ys.copy()           # cloud coordinates C_t (image px)
   wcx = xs.copy()                         # water coordinates (x only; y is fixed)
-  out = np.empty((frames, s, s, 3))
+  out = np.empty((frames,) + xs.shape + (3,))
   for t in range(frames):
-    if day_cycle:  # the day's palette at this frame, with the clip's jitter
-      (zenith, hor, lit, shade), light = day_colours(path[t])
-      zenith, hor = np.clip(zenith + jitter, 0, 1), np.clip(hor + jitter, 0, 1)
-      land_rgb = land_colour(hor) * light
-      water_base = water_colour(zenith, hor) if has_water else None
-    cl = _sample_periodic(cloud_tex, (cx + ox) * _TEX_SCALE, (cy + oy) * _TEX_SCALE)
+    zenith, hor, lit, shade, land_rgb, water_base = scene.colours(
+        None if path is None else path[t])
+    cl = _sample_periodic(scene.cloud_tex, (cx + ox) * _TEX_SCALE, (cy + oy) * _TEX_SCALE)
     a, li = cl[..., :1], cl[..., 1:]
     cloud_rgb = shade * (1 - li) + lit * li
-    img = sky_gradient(cy, zenith, hor) * (1 - a) + cloud_rgb * a   # the sky layer is advected
-    if has_water:
-      r = _sample_periodic(ripple_tex, (wcx + wx) * _TEX_SCALE, (ys + wy) * _TEX_SCALE)
+    img = (_sky_gradient(cy, zenith, hor, layout.sky_horizon) * (1 - a)
+           + cloud_rgb * a)               # the sky layer is advected
+    if scene.water is not None:
+      wx, wy = scene.water.offset
+      r = _sample_periodic(scene.water.tex, (wcx + wx) * _TEX_SCALE, (ys + wy) * _TEX_SCALE)
       water_rgb = water_base * (0.8 + 0.25 * r[..., :1]) + 0.3 * hor * r[..., 1:]
-      img = np.where(water[..., None], water_rgb, img)
-    img = np.where(land[..., None], land_rgb, img)
-    if not day_cycle:
-      img = img * (1.0 + drift * t)
+      img = np.where(layout.water[..., None], water_rgb, img)
+    img = np.where(layout.land[..., None], land_rgb, img)
+    if path is None:
+      img = img * (1.0 + scene.drift * t)
     out[t] = img
-    dx, dy = wind(cx, cy)                 # C_(t+1) = C_t + f(C_t)
+    dx, dy = scene.wind(cx, cy)           # C_(t+1) = C_t + f(C_t)
     cx, cy = cx + dx, cy + dy
     wcx = wcx + water_dx
-  flows = np.broadcast_to(flow.astype(np.float32), (frames - 1, s, s, 2)).copy()
-  return out, flows
+  return out

@@ -18,9 +18,11 @@ from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
+from animgen.datasets import common
 from animgen.errors import InputError
 
-_LAYOUT = '<manual_dir>/tgif/train/*.gif and <manual_dir>/tgif/test/*.gif'
+_LAYOUT = common.ManualLayout(
+    'tgif', '<manual_dir>/tgif/train/*.gif and <manual_dir>/tgif/test/*.gif')
 
 
 @dataclasses.dataclass(eq=False)
@@ -28,20 +30,6 @@ class TgifConfig(tfds.core.BuilderConfig):
   size: int = 128
   frames: int = 10
   seed: int = 0
-
-
-def _layout_error(what: str) -> InputError:
-  return InputError(f'tgif: {what}: expected {_LAYOUT}')
-
-
-def find_root(manual_dir) -> str:
-  if not manual_dir or not os.path.isdir(manual_dir):
-    raise _layout_error(f'manual_dir {manual_dir} does not exist')
-  for root in (os.path.join(manual_dir, 'tgif'), manual_dir):
-    if all(os.path.isdir(os.path.join(root, s)) for s in ('train', 'test')):
-      return root
-  raise _layout_error(f'no train/ and test/ folders in {manual_dir} or '
-                      f'{os.path.join(manual_dir, "tgif")}')
 
 
 def gif_to_frames(path: str, size: int, frames: int, rng) -> np.ndarray | None:
@@ -71,7 +59,8 @@ class Tgif(tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = [TgifConfig(name='default', description='128 x 128, 10 frames.'),
                      TgifConfig(name='tiny', size=32, frames=4, description='tests.')]
   DEFAULT_CONFIG_NAME = 'default'
-  MANUAL_DOWNLOAD_INSTRUCTIONS = f'Put GIFs so that {_LAYOUT} exist; pass the folder as manual_dir.'
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+      f'Put GIFs so that {_LAYOUT.layout} exist; pass the folder as manual_dir.')
 
   def _info(self) -> tfds.core.DatasetInfo:
     c = self.builder_config
@@ -84,24 +73,20 @@ class Tgif(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    manual_dir = getattr(dl_manager, '_manual_dir', None)
-    try:
-      manual_dir = dl_manager.manual_dir
-    except AssertionError:   # tfds: missing or empty manual dir
-      raise _layout_error(f'manual_dir {manual_dir} does not exist or is empty') from None
-    root = find_root(os.fspath(manual_dir))
     splits = {}
-    for split in ('train', 'test'):
-      files = sorted(glob.glob(os.path.join(root, split, '*.gif')))
+    for split, folder in _LAYOUT.split_folders(_LAYOUT.manual_dir(dl_manager)).items():
+      # plain sorted paths: a GIF's position seeds its frame choice
+      files = sorted(glob.glob(os.path.join(folder, '*.gif')))
       if not files:
-        raise _layout_error(f'no .gif files in {os.path.join(root, split)}')
+        raise _LAYOUT.error(f'no .gif files in {folder}')
       splits[split] = self._generate_examples(split, files)
     return splits
 
   def _generate_examples(self, split, files):
     c = self.builder_config
     kept = 0
-    for i, path in enumerate(files):
+    for i, path in common.progress(enumerate(files), f'tgif/{c.name} {split}', len(files),
+                                   unit='GIFs read'):
       rng = np.random.default_rng([c.seed, i])
       frames = gif_to_frames(path, c.size, c.frames, rng)
       if frames is None:

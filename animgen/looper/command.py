@@ -94,79 +94,125 @@ def auto_coarse(h, w):
   return f
 
 
-def cmd_loop(args):
-  from animgen import cli, media
-  from animgen.looper import render, stages, costs
+def _check_args(args):
+  """Every argument error before any work starts."""
+  from animgen import media
   for out in args.output:
-    cli._check_output(out)
+    media.check_output(out)
   if args.coarse < 0:
     raise InputError(f'--coarse {args.coarse}: use 0 (automatic), 1 (full size) or a factor > 1')
-  say = (lambda msg: None) if args.quiet else (lambda msg: print(f'animgen loop: {msg}',
-                                                                  flush=True))
-  video, fps = read_clip(args.video, args.max_size, args.max_seconds, args.start, args.frames)
-  t, h, w, _ = video.shape
-  say(f'{t} frames at {w}x{h}, {fps:g} fps')
-  coarse = args.coarse or auto_coarse(h, w)
-  if coarse > 1:
-    say(f'coarse-to-fine: stages 1-2 at 1/{coarse} size (--coarse 1 solves at full size)')
+  if args.labels_out and not args.labels_out.endswith('.npz'):
+    raise InputError(f'--labels-out {args.labels_out}: use a .npz path')
+
+
+def _read_mask(path, h, w):
+  """The --mask image as bool [h, w] (resized to the clip when its size differs)."""
+  from animgen import media
+  mask = media.read_image(path).mean(-1)
+  if mask.shape != (h, w):
+    from PIL import Image
+    mask = np.asarray(Image.fromarray((mask * 255).astype(np.uint8)).resize((w, h))) / 255.0
+  return mask > 0.5
+
+
+def _loop_config(args, num_frames, coarse):
+  """The solver settings from the arguments (clip-length errors here, before any work)."""
+  from animgen.looper import costs, stages
   params = costs.Params()
+  if args.mask:  # Oh supp.: a user mask doubles alpha_sta
+    params = dataclasses.replace(params, alpha_sta=2 * params.alpha_sta)
   config = stages.LoopConfig(min_period=args.min_period, max_period=args.max_period,
                              coarse=coarse, params=params)
-  stages.period_set(t, config)  # clip-length errors before any work
-  F, natural, maps, names = candidates(video, args, say)
-  if args.mask:
-    mask = media.read_image(args.mask).mean(-1)
-    if mask.shape != (h, w):
-      from PIL import Image
-      mask = np.asarray(Image.fromarray((mask * 255).astype(np.uint8)).resize((w, h))) / 255.0
-    maps, names = (mask > 0.5)[None], ['mask']
-    config = stages.LoopConfig(min_period=args.min_period, max_period=args.max_period,
-                               coarse=coarse,  # Oh supp.: a user mask doubles alpha_sta
-                               params=dataclasses.replace(params, alpha_sta=2 * params.alpha_sta))
-  elif args.candidates <= 1:
-    maps, names = maps.any(0, keepdims=True), ['all']
+  stages.period_set(num_frames, config)
+  return config
+
+
+def _targets(args, video, mask, prog):
+  """-> (semantics F, natural map, candidate maps, names): the user mask, all candidates
+  together, or (--candidates > 1) each candidate and all together."""
+  with prog.stage('candidate regions'):
+    F, natural, maps, names = candidates(video, args, prog.say)
+  if mask is not None:
+    return F, natural, mask[None], ['mask']
+  if args.candidates <= 1:
+    return F, natural, maps.any(0, keepdims=True), ['all']
+  return F, natural, maps, names
+
+
+def _write_loop(args, video, fps, loop, n_out, targets, prog):
+  """Renders one loop and writes it to every path in `targets`, with its label-map figure next
+  to the first; returns the paths written."""
+  from animgen import media
+  from animgen.looper import render
+  frames = render.render(video, loop.periods, loop.starts, n_out, blend=not args.no_blend)
+  for out in targets:
+    media.write_video(out, frames, fps=fps)
+  seam, neighbours = render.loop_seam(frames)
+  looping = float((loop.periods > 1).mean())
+  maps_out = _suffixed(targets[0], 'labels', '.png')
+  render.label_figure(maps_out, loop.periods, loop.starts,
+                      f'{os.path.basename(args.video.rstrip("/"))}: {loop.name}, '
+                      f'{looping:.0%} of pixels loop, energy {loop.energy:.4g}')
+  prog.say(f'{loop.name}: {looping:.0%} of pixels loop, energy {loop.energy:.4g}, '
+           f'seam {seam:.4f} (neighbouring frames {neighbours:.4f})')
+  return list(targets) + [maps_out]
+
+
+def _write_loops(args, video, fps, loops, best, n_out, prog):
+  """The best loop to the outputs and, with --candidates > 1, every other loop to the outputs
+  suffixed with its name; returns the paths written."""
+  jobs = [(loops[best], args.output)]
+  if args.candidates > 1:
+    jobs += [(loop, [_suffixed(o, _slug(loop.name)) for o in args.output])
+             for i, loop in enumerate(loops) if i != best]
+  written = []
+  with prog.stage(f'render ({len(jobs)} loop(s) of {n_out} frames)', len(jobs), 'loops',
+                  jobs[0][0].name) as st:
+    for k, (loop, targets) in enumerate(jobs):
+      written += _write_loop(args, video, fps, loop, n_out, targets, prog)
+      st.advance(item=jobs[k + 1][0].name if k + 1 < len(jobs) else None)
+  return written
+
+
+def _write_labels(path, loops, maps, best):
+  """--labels-out: per-candidate int periods and starts, the candidate maps, names and best."""
+  from animgen import media
+  arrays = {'periods': np.stack([l.periods for l in loops]).astype(np.int32),
+            'starts': np.stack([l.starts for l in loops]).astype(np.int32),
+            'candidate_maps': np.asarray(maps, bool),
+            'names': np.asarray([l.name for l in loops]), 'best': np.int32(best)}
+  with media.atomic_file(path) as tmp:
+    with open(tmp, 'wb') as f:
+      np.savez_compressed(f, **arrays)
+
+
+def cmd_loop(args):
+  from animgen.looper import stages
+  from animgen.progress import Progress
+  _check_args(args)
+  video, fps = read_clip(args.video, args.max_size, args.max_seconds, args.start, args.frames)
+  t, h, w, _ = video.shape
+  coarse = args.coarse or auto_coarse(h, w)
+  config = _loop_config(args, t, coarse)
+  mask = _read_mask(args.mask, h, w) if args.mask else None
+  # every input is checked: from here on, progress on stderr
+  prog = Progress('animgen loop', quiet=args.quiet)
+  prog.say(f'{t} frames at {w}x{h}, {fps:g} fps')
+  if coarse > 1:
+    prog.say(f'coarse-to-fine: stages 1-2 at 1/{coarse} size (--coarse 1 solves at full size)')
+  F, natural, maps, names = _targets(args, video, mask, prog)
   tic = time.time()
   loops = stages.solve(video, config, semantics=F, natural=natural, targets=maps, names=names,
-                       progress=say)
-  say(f'solved {len(loops)} candidate(s) in {time.time() - tic:.1f} s')
+                       progress=prog)
+  prog.say(f'solved {len(loops)} candidate(s) in {time.time() - tic:.1f} s')
   best = min(range(len(loops)), key=lambda i: loops[i].energy / (h * w))
   n_out = args.out_frames or int(max(l.periods.max() for l in loops))
-  written = []
-  for i, loop in enumerate(loops):
-    frames = render.render(video, loop.periods, loop.starts, n_out, blend=not args.no_blend)
-    targets = args.output if i == best else [_suffixed(o, _slug(loop.name)) for o in
-                                             args.output]
-    if i != best and args.candidates <= 1:
-      continue
-    for out in targets:
-      media.write_video(out, frames, fps=fps)
-      written.append(out)
-    period_rgb, start_rgb = render.label_images(loop.periods, loop.starts, t)
-    maps_out = _suffixed(targets[0], 'labels', '.png')
-    media.write_image(maps_out, np.concatenate([period_rgb, start_rgb], axis=1))
-    written.append(maps_out)
-    seam, neighbours = render.loop_seam(frames)
-    looping = float((loop.periods > 1).mean())
-    say(f'{loop.name}: {looping:.0%} of pixels loop, energy {loop.energy:.4g}, '
-        f'seam {seam:.4f} (neighbouring frames {neighbours:.4f})')
+  written = _write_loops(args, video, fps, loops, best, n_out, prog)
   if args.labels_out:
-    arrays = {'periods': np.stack([l.periods for l in loops]).astype(np.int32),
-              'starts': np.stack([l.starts for l in loops]).astype(np.int32),
-              'candidate_maps': np.asarray(maps, bool),
-              'names': np.asarray([l.name for l in loops]), 'best': np.int32(best)}
-    _save_npz(args.labels_out, arrays)
+    _write_labels(args.labels_out, loops, maps, best)
     written.append(args.labels_out)
   print(f'animgen: wrote {n_out} frames at {w}x{h} (best: {loops[best].name}): '
         f'{", ".join(written)}')
-
-
-def _save_npz(path, arrays):
-  if not path.endswith('.npz'):
-    raise InputError(f'--labels-out {path}: use a .npz path')
-  tmp = path + '.tmp.npz'
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  np.savez_compressed(tmp, **arrays)
-  os.replace(tmp, path)
 
 
 def register(sub):
@@ -203,5 +249,6 @@ def register(sub):
                  help='output length (default: the longest period; every pixel loops a whole '
                  'number of times in it)')
   p.add_argument('--no-blend', action='store_true', help='no cross-fade / seam blending')
-  p.add_argument('-q', '--quiet', action='store_true')
+  p.add_argument('-q', '--quiet', action='store_true',
+                 help='no progress on stderr (the line of written files still goes to stdout)')
   p.set_defaults(func=cmd_loop)

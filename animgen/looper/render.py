@@ -161,3 +161,50 @@ def loop_seam(frames) -> tuple[float, float]:
   f = jnp.asarray(frames, jnp.float32)
   steps = jnp.mean(jnp.abs(f[1:] - f[:-1]), axis=tuple(range(1, f.ndim)))
   return float(jnp.mean(jnp.abs(f[-1] - f[0]))), float(jnp.median(steps))
+
+
+def _label_panel(fig, ax, values, static, name, unit, step):
+  """One label map: looping pixels coloured by value with a stepped colour bar (one step per
+  label, `step` frames apart), static pixels grey."""
+  from matplotlib import colormaps, colors
+  cmap = colormaps['viridis'].with_extremes(bad=(_GREY,) * 3)
+  ax.set_title(name, fontsize='medium')
+  ax.set_xticks([])
+  ax.set_yticks([])
+  loops = values[~static]
+  if not loops.size:
+    ax.imshow(np.full(values.shape + (3,), _GREY), interpolation='nearest')
+    return
+  lo, hi = int(loops.min()), int(loops.max())
+  levels = np.arange(lo, hi + step, step)
+  norm = colors.BoundaryNorm(np.append(levels, hi + step) - step / 2, cmap.N)
+  im = ax.imshow(np.ma.masked_where(static, values), cmap=cmap, norm=norm,
+                 interpolation='nearest')
+  bar = fig.colorbar(im, ax=ax, shrink=0.9, label=unit)
+  bar.set_ticks(levels[::max(1, -(-len(levels) // 10))])  # at most about 10 ticks
+  bar.minorticks_off()
+
+
+def label_figure(path: str, periods, starts, title: str | None = None, step: int = 4) -> str:
+  """Writes the label maps of a loop as a PNG figure (atomically); returns path.
+
+  Period p (left) and start s (right) per pixel, each with a colour bar in frames; static
+  pixels (p = 1) are grey in both (as Oh Fig. 3) and named in the legend; `title` on top.
+  Labels are multiples of `step` frames (the label quantum q)."""
+  from matplotlib.patches import Patch
+  from animgen import plot
+  p, s = np.asarray(periods), np.asarray(starts)
+  static = p <= 1
+  h, w = p.shape
+  scale = 420 / max(h, w)  # the longer side of each map drawn at about 420 px
+  img_w, img_h = max(150, round(w * scale)), max(100, round(h * scale))
+  fig = plot.new_figure(2 * (img_w + 140), img_h + 110)
+  axes = fig.subplots(1, 2)
+  _label_panel(fig, axes[0], p, static, 'loop period p', 'period (frames)', step)
+  _label_panel(fig, axes[1], s, static, 'loop start s', 'start (input frame)', step)
+  fig.legend(handles=[Patch(color=(_GREY,) * 3, label=f'static pixel (p = 1): '
+                            f'{static.mean():.0%} of {w}x{h}')],
+             loc='outside lower center', frameon=False)
+  if title:
+    fig.suptitle(title)
+  return plot.save(fig, path)

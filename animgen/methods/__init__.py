@@ -1,13 +1,4 @@
-"""One file per paper method. A method is a class built from (config, dataset info) with:
-
-  make_example(record, rng, train) -> dict of numpy arrays   (one example from a stored record)
-  eval_index(num_records) -> (index_map, length) | None        (items to visit in evaluation)
-  init(rng, batch) -> state                                  (a flax struct pytree)
-  train_step(state, batch, rng) -> (state, metrics)           (pure; jitted by the trainer)
-  eval_step(state, batch) -> metrics                         (pure; summed as metric * count)
-  sample(state, batch, rng) -> {name: video [B, T, H, W, 3] in [0, 1]}
-  finalize(state, workdir) -> None                            (artefacts after training)
-"""
+"""One file per paper method; the contract they implement is animgen/methods/base.py."""
 import importlib
 
 METHODS = {

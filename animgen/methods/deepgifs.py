@@ -12,18 +12,17 @@ the same network in both phases (Sec. 4.1: "employed in two separate GAN archite
 
 Sampling (Sec. 4.1): encode the seed frame, let the LSTM predict the next code, decode it, encode
 the generated frame again, and so on for a 20-frame GIF. Evaluation: per-frame PSNR / SSIM of
-that rollout against the true clip, next to repeating the seed frame (eval_rollout_<step>.json
-and .png); eval_step adds the VAE reconstruction and teacher-forced next-frame PSNR.
+that rollout against the true clip, next to repeating the seed frame (the `deepgifs_rollout`
+evaluator); eval_step adds the VAE reconstruction and teacher-forced next-frame PSNR.
 """
-import json
-import os
-
 import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from animgen.errors import InputError
+from animgen.methods.base import Method
 from animgen.models.deepgifs import Decoder, Discriminator, Encoder, LatentLSTM
 from animgen.ops import losses, metrics
 
@@ -48,34 +47,17 @@ def to_unit(x):
   return jnp.clip((x + 1.0) * 0.5, 0.0, 1.0)
 
 
-def rollout_table(pred, truth):
-  """Per-frame metrics of generated clips against the truth, next to the copy-the-seed baseline.
-
-  pred, truth: [N, T, H, W, C] in [0, 1], pred[:, 0] the seed (= truth[:, 0]). Returns numpy
-  arrays [T - 1] for frames 1..T-1, each the mean over the N clips: psnr, ssim (generated) and
-  psnr_copy, ssim_copy (every frame = truth[:, 0]). PSNR is capped at PSNR_CAP dB."""
-  truth, pred = jnp.asarray(truth), jnp.asarray(pred)
-  copy = jnp.broadcast_to(truth[:, :1], truth[:, 1:].shape)
-  pred, truth = pred[:, 1:], truth[:, 1:]
-  cap = lambda p: jnp.minimum(p, PSNR_CAP)
-  out = {'psnr': cap(metrics.psnr(pred, truth)), 'ssim': metrics.ssim(pred, truth),
-         'psnr_copy': cap(metrics.psnr(copy, truth)), 'ssim_copy': metrics.ssim(copy, truth)}
-  return {k: np.asarray(jnp.mean(v, axis=0)) for k, v in out.items()}
-
-
-class DeepGIFs:
+class DeepGIFs(Method):
   """VAE-GAN pretraining (train.phase=vaegan) or the latent LSTM phase (train.phase=lstm)."""
 
   def __init__(self, config, num_train: int = 0):
-    del num_train
-    self.config = config
+    super().__init__(config, num_train)
     m = config.model
     dtype = jnp.dtype(config.get('dtype', 'float32'))
     widths = tuple(m.widths)
     self.size, self.channels, self.frames = config.image_size, m.channels, config.frames
     down = 2 ** len(widths)   # one stride-2 conv per width (4 in the paper: 64 -> 4)
     if self.size % down:
-      from animgen.errors import InputError
       raise InputError(f'image_size {self.size} must be a multiple of {down} '
                        f'({len(widths)} stride-2 convs)')
     self.encoder = Encoder(m.latent_dim, widths, dtype)
@@ -85,26 +67,8 @@ class DeepGIFs:
     o = config.optim
     self.phase = config.train.phase
     if self.phase not in ('vaegan', 'lstm'):
-      from animgen.errors import InputError
       raise InputError(f"train.phase must be 'vaegan' or 'lstm', not {self.phase!r}")
     self.tx = optax.adam(o.learning_rate, b1=o.b1, b2=o.b2)
-    self.pretrained = None
-    if self.phase == 'lstm' and config.train.get('init_from'):
-      self.pretrained = self._load_pretrained(config.train.init_from)
-
-  def _load_pretrained(self, workdir):
-    """Params and BatchNorm statistics of the latest checkpoint of a VAE-GAN run (host arrays)."""
-    from animgen import checkpoint
-    workdir = os.path.expanduser(workdir)
-    state, step = checkpoint.restore_for_init(
-        workdir, jax.eval_shape(lambda: self._fresh(jax.random.key(0))),
-        missing=f'train.init_from={workdir!r} holds no checkpoint: train the VAE-GAN first '
-                f'(configs/deepgifs.py:vaegan --workdir={workdir}) or set '
-                "--config.train.init_from='' to train the LSTM phase from scratch",
-        mismatch=f'train.init_from={workdir!r}: its checkpoint does not match this model '
-                 'config (model.widths, latent_dim, lstm_hidden)')
-    print(f'animgen: deepgifs LSTM phase starts from {workdir} (step {step})', flush=True)
-    return jax.device_get({'params': state.params, 'batch_stats': state.batch_stats})
 
   # ---------------------------------------------------------------- data
   def make_example(self, record, rng, train):
@@ -113,7 +77,6 @@ class DeepGIFs:
     (0: all; a CPU-budget option, the paper trains on 20). Evaluation: the first `frames`."""
     frames = np.asarray(record['frames'])
     if frames.shape[1:] != (self.size, self.size, self.channels):
-      from animgen.errors import InputError
       raise InputError(f'{self.config.dataset}: frames {frames.shape[1:]} but the config '
                        f'expects {(self.size, self.size, self.channels)}: set image_size')
     frames = frames[:self.frames]
@@ -174,15 +137,14 @@ class DeepGIFs:
                          opt_g=self.tx.init(g), opt_d=self.tx.init(d))
 
   def init(self, rng, batch):
-    """Fresh networks; in the LSTM phase with train.init_from, the encoder, decoder and
-    discriminator (and their BatchNorm statistics) of the VAE-GAN run, a fresh LSTM."""
     del batch
-    state = self._fresh(rng)
-    if self.pretrained is None:
-      return state
-    pre = jax.tree_util.tree_map(jnp.asarray, self.pretrained)
-    params = dict(pre['params'], lstm=state.params['lstm'])
-    return state.replace(params=params, batch_stats=pre['batch_stats'])
+    return self._fresh(rng)
+
+  def warm_start(self, state, source):
+    """LSTM phase with train.init_from: the encoder, decoder and discriminator (and their
+    BatchNorm statistics) of the VAE-GAN run, a fresh LSTM (the public notebooks' two phases)."""
+    params = dict(source.params, lstm=state.params['lstm'])
+    return state.replace(params=params, batch_stats=source.batch_stats)
 
   @staticmethod
   def _split(params):
@@ -251,7 +213,12 @@ class DeepGIFs:
     return self._update(state, frames, frames[:, 1:], self.config.loss.lambda_gan, rng, True)
 
   # ---------------------------------------------------------------- inference
-  def rollout(self, state, seed, num_frames):
+  def rollout(self, state, batch, num_frames):
+    """From the first frame of each clip in batch['frames'] (uint8) -> [B, num_frames, H, W, C]
+    in [0, 1], frame 0 = the seed frame."""
+    return to_unit(self.rollout_from(state, to_signed(batch['frames'])[:, 0], num_frames))
+
+  def rollout_from(self, state, seed, num_frames):
     """seed [B, H, W, C] in [-1, 1] -> [B, num_frames, H, W, C], frame 0 = seed: encode the last
     frame (mu, BatchNorm running averages), LSTM step, decode (Sec. 4.1)."""
     p, s = state.params, state.batch_stats
@@ -277,10 +244,10 @@ class DeepGIFs:
       flat = frames.reshape((-1,) + frames.shape[2:])
       recon = self.decode(p, s, self.encode(p, s, flat, False)[0], False)[0]
       return {'reconstruction': rgb(recon.reshape(frames.shape)), 'truth': rgb(frames)}
-    gen = self.rollout(state, frames[:, 0], self.config.sample.num_frames)
+    gen = self.rollout_from(state, frames[:, 0], self.config.sample.num_frames)
     return {'rollout': rgb(gen), 'truth': rgb(frames)}
 
-  def eval_step(self, state, batch):
+  def eval_step(self, state, batch, inputs=None):
     """Per clip: VAE reconstruction PSNR, teacher-forced next-frame PSNR and its
     copy-the-previous-frame baseline (codes = mu, BatchNorm running averages)."""
     p, s = state.params, state.batch_stats
@@ -291,61 +258,8 @@ class DeepGIFs:
     recon, _ = self.decode(p, s, mu, False)
     codes = self.lstm_unroll(p, mu.reshape(b, t, -1))[:, :-1]
     nxt, _ = self.decode(p, s, codes.reshape(b * (t - 1), -1), False)
-    psnr = lambda a, x: jnp.minimum(metrics.psnr(to_unit(a), to_unit(x)), PSNR_CAP)
+    psnr = lambda a, x: metrics.psnr(to_unit(a), to_unit(x), cap=PSNR_CAP)
     truth_next = frames[:, 1:]
     return {'recon_psnr': psnr(recon.reshape(frames.shape), frames).mean(1),
             'next_psnr': psnr(nxt.reshape(truth_next.shape), truth_next).mean(1),
             'next_psnr_copy': psnr(frames[:, :-1], truth_next).mean(1)}
-
-  def evaluate_sequences(self, state, workdir, step):
-    """The rollout table: from the first frame of each of the first eval.rollout_clips test
-    clips, generate the clip's length and compare every generated frame with the truth (PSNR,
-    SSIM), next to repeating the seed frame. Writes eval_rollout_<step>.json (the table),
-    eval_rollout_<step>.png (plot) and rollout_examples_<step>.png (truth above generated)."""
-    from animgen import input_pipeline, plot
-    c = self.config
-    if self.phase == 'vaegan':
-      return {}   # the LSTM is not trained yet
-    builder = input_pipeline.prepare(c.dataset, c.get('data_dir'), c.get('manual_dir'))
-    src = builder.as_data_source(split='test')
-    n = min(len(src), c.eval.rollout_clips)
-    clips = np.stack([self.make_example(src[i], None, False)['frames'] for i in range(n)])
-    t = clips.shape[1]
-    gen_fn = jax.jit(lambda st, x: to_unit(self.rollout(st, to_signed(x)[:, 0], t)))
-    bs = c.eval.batch_size
-    gen = np.concatenate([np.asarray(gen_fn(state, clips[i:i + bs])) for i in range(0, n, bs)])
-    truth = clips.astype(np.float32) / 255.0
-    table = rollout_table(gen, truth)
-    frames_idx = list(range(1, t))
-    record = {'step': int(step), 'num_clips': int(n), 'frames': frames_idx,
-              **{k: [round(float(x), 4) for x in v] for k, v in table.items()}}
-    path = os.path.join(workdir, f'eval_rollout_{int(step)}.json')
-    with open(path + '.tmp', 'w') as f:
-      json.dump(record, f, indent=1)
-    os.replace(path + '.tmp', path)
-    plot.line_panels(os.path.join(workdir, f'eval_rollout_{int(step)}.png'), [
-        ('PSNR (dB) per generated frame', [('DeepGIFs rollout', frames_idx, table['psnr'], None, None),
-                                           ('copy seed frame', frames_idx, table['psnr_copy'], None, None)]),
-        ('SSIM per generated frame', [('DeepGIFs rollout', frames_idx, table['ssim'], None, None),
-                                      ('copy seed frame', frames_idx, table['ssim_copy'], None, None)])])
-    _write_strip(os.path.join(workdir, f'rollout_examples_{int(step)}.png'), truth[:3], gen[:3])
-    return {'rollout_psnr': float(np.mean(table['psnr'])),
-            'rollout_ssim': float(np.mean(table['ssim'])),
-            'rollout_psnr_copy': float(np.mean(table['psnr_copy'])),
-            'rollout_ssim_copy': float(np.mean(table['ssim_copy']))}
-
-
-def _write_strip(path, truth, gen):
-  """For each clip a pair of rows, truth above generated, frames left to right ([N, T, H, W, C]
-  in [0, 1]), 2 px gaps; written atomically as PNG."""
-  from PIL import Image
-  n, t, h, w, _ = truth.shape
-  canvas = np.full((n * (2 * h + 6), t * (w + 2), 3), 255, np.uint8)
-  for i in range(n):
-    for r, clip in enumerate((truth[i], gen[i])):
-      for j in range(t):
-        y, x = i * (2 * h + 6) + r * (h + 2), j * (w + 2)
-        canvas[y:y + h, x:x + w] = np.round(np.broadcast_to(
-            clip[j], (h, w, 3)) * 255).astype(np.uint8)
-  Image.fromarray(canvas).save(path + '.tmp.png')
-  os.replace(path + '.tmp.png', path)

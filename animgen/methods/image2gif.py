@@ -17,15 +17,13 @@ PSNR/SSIM of the consecutive-frame differences, next to the constant (copy-the-f
 baseline (Table 3); the distance between the object centres of ground truth and generated frames
 (Table 4). Only the true frames of each sequence count (not the black padding).
 """
-import json
-import os
-
 import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from animgen.methods.base import Method
 from animgen.models.image2gif import Discriminator, Generator, QNetwork
 from animgen.ops import losses, metrics
 
@@ -81,12 +79,11 @@ def sliding_window_centre(frame, colour, window: int = 5, sigma: float = 0.1, ke
   return object_centre(best)
 
 
-class Image2GIF:
+class Image2GIF(Method):
   """RNN (Sec. 3.1) or RNN+DQN (Sec. 3.2, `model.dqn=True`) cinemagraph generator."""
 
   def __init__(self, config, num_train: int = 0):
-    del num_train
-    self.config = config
+    super().__init__(config, num_train)
     m = config.model
     dtype = jnp.dtype(config.get('dtype', 'float32'))
     self.dqn = bool(m.dqn)
@@ -184,7 +181,7 @@ class Image2GIF:
     _, (actions, seen, frames) = jax.lax.scan(body, x, (jax.lax.stop_gradient(hs), keys))
     return actions, seen, frames
 
-  def rollout(self, params, x, num_frames, rng=None, epsilon=0.0):
+  def policy_rollout(self, params, x, num_frames, rng=None, epsilon=0.0):
     """Generate `num_frames` frames after x [B, 64, 64, 3] ([-1, 1]) -> (frames
     [B, T, 64, 64, 3], DQN states [B, T, 64, 64, 3] or None, actions [B, T] or None).
 
@@ -222,7 +219,7 @@ class Image2GIF:
     c = self.config
     x, target, valid = self._split(batch)
     params = dict(gq_params)
-    pred, seen, actions = self.rollout(params, x, target.shape[1], rng, epsilon)
+    pred, seen, actions = self.policy_rollout(params, x, target.shape[1], rng, epsilon)
     # Eq. 1 over every frame, black padding included (Sec. 5.2 pads short sequences)
     se = jnp.mean(jnp.square(pred - target), axis=(2, 3, 4))       # [B, T-1]
     l_mse = jnp.mean(se)
@@ -315,37 +312,14 @@ class Image2GIF:
     out['centre_distance'] = masked_mean_rows(dist, valid & (area > 0))
     return out
 
-  def eval_step(self, state, batch):
+  def eval_step(self, state, batch, inputs=None):
     return self.sequence_metrics(state.params, batch)
 
-  def evaluate_sequences(self, state, workdir, step):
-    """Tables 1, 3 and 4 per pattern over the test split -> eval_tables_<step>.json / .md."""
-    from animgen import input_pipeline
-    from animgen.datasets.image2gif_patterns import PATTERNS
-    ds = input_pipeline.make_dataset(self.config, 'test', self.make_example, train=False,
-                                     batch_size=self.config.eval.batch_size)
-    fn = jax.jit(self.sequence_metrics)
-    rows = {}
-    for batch in ds:
-      out = jax.device_get(fn(state.params, {k: jnp.asarray(v) for k, v in batch.items()}))
-      for i, p in enumerate(np.asarray(batch['pattern'])):
-        rows.setdefault(PATTERNS[int(p)], []).append({k: float(v[i]) for k, v in out.items()})
-    table = {p: {k: float(np.mean([r[k] for r in rows[p]])) for k in rows[p][0]} | {
-        'count': len(rows[p])} for p in PATTERNS if p in rows}
-    name = 'RNN+DQN' if self.dqn else 'RNN'
-    record = {'step': int(step), 'model': name, 'per_pattern': table}
-    path = os.path.join(workdir, f'eval_tables_{int(step)}')
-    with open(path + '.json.tmp', 'w') as f:
-      json.dump(record, f, indent=1)
-    os.replace(path + '.json.tmp', path + '.json')
-    with open(path + '.md', 'w') as f:
-      f.write(format_tables(table, name, int(step)))
-    flat = {}
-    for p, v in table.items():
-      for k in ('psnr', 'ssim', 'diff_psnr', 'diff_ssim', 'const_diff_psnr', 'const_diff_ssim',
-                'centre_distance'):
-        flat[f'{k}/{p}'] = v[k]
-    return flat
+  def rollout(self, state, batch, num_frames=None):
+    """The greedy generation from each sequence's input frame, [B, T, 64, 64, 3] in [0, 1]
+    (the sequence length of the data; num_frames is fixed by it)."""
+    del num_frames
+    return self.generate(state.params, batch)[0]
 
   def sample(self, state, batch, rng):
     del rng
@@ -355,24 +329,10 @@ class Image2GIF:
 
 def psnr(a, b):
   """metrics.psnr capped at 100 dB (identical frames would give +inf and spoil the means)."""
-  return jnp.minimum(metrics.psnr(a, b), 100.0)
+  return metrics.psnr(a, b, cap=100.0)
 
 
 def masked_mean_rows(x, mask):
   """Mean of x [B, T] over the True entries of mask [B, T], per row -> [B]."""
   m = mask.astype(jnp.float32)
   return jnp.sum(x * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1.0)
-
-
-def format_tables(table, name, step):
-  """Markdown rows of Tables 1, 3 and 4 for one model."""
-  pats = list(table)
-  head = '| | ' + ' | '.join(pats) + ' |\n|---|' + '---|' * len(pats) + '\n'
-  row = lambda label, f: f'| {label} | ' + ' | '.join(f(table[p]) for p in pats) + ' |\n'
-  return (f'step {step}\n\nTable 1 (PSNR / SSIM)\n\n' + head
-          + row(name, lambda v: f"{v['psnr']:.2f} / {v['ssim']:.4f}")
-          + '\nTable 3 (frame differences, PSNR / SSIM)\n\n' + head
-          + row('Constant', lambda v: f"{v['const_diff_psnr']:.2f} / {v['const_diff_ssim']:.4f}")
-          + row(name, lambda v: f"{v['diff_psnr']:.2f} / {v['diff_ssim']:.4f}")
-          + '\nTable 4 (centre distance, px)\n\n' + head
-          + row(name, lambda v: f"{v['centre_distance']:.3f}"))

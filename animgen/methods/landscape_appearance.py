@@ -5,9 +5,6 @@ the same clip into colour-transfer maps C = (C^w, C^b); O = tanh(C^w * I_t + C^b
 should take I_tau's colours (Gram style, Eq. 7; 32x32 cell averages, Eq. 8) while keeping I_t's
 content (relu1_2, Eq. 9), with maps smooth except at I_t's edges (Eq. 10).
 """
-import os
-
-import flax.linen as nn
 import flax.struct
 from flax import traverse_util
 import jax
@@ -15,13 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from animgen import runtime
-from animgen.methods.landscape_motion import (critic_update, encode, encode_dist, frame_pair,
-                                              init_critic, psnr, regularised_code, to_signed,
-                                              uses_critic)
+from animgen.methods import landscape_common as common
 from animgen.models import vgg
-from animgen.models.landscape import Encoder, Predictor
-from animgen.ops import color, losses, warp
+from animgen.models.landscape import LatentLSTM
+from animgen.ops import color, losses, metrics, warp
 from animgen.ops.optimise import adam_minimise
 
 STYLE_LAYERS = ('relu2_2', 'relu3_3', 'relu4_3')   # Eq. 7 (after Johnson et al. 2016)
@@ -34,36 +28,23 @@ class AppearanceState:
   params: dict            # {'predictor': ..., 'encoder': ...}
   batch_stats: dict       # encoder BatchNorm running statistics
   opt_state: optax.OptState
-  vgg: dict               # frozen ImageNet VGG16 convs up to relu4_3 (never updated)
+  vgg: dict               # frozen ImageNet VGG16 convs up to relu4_3 (never saved: frozen_fields)
 
 
 @flax.struct.dataclass
-class AppearanceCriticState(AppearanceState):
-  """AppearanceState plus the WAE-GAN latent critic; used only when model.latent_reg='wae_gan',
-  so every other state (and checkpoint, and `animgen convert` output) keeps its pytree."""
-  critic: dict                    # landscape_motion.LatentCritic params
-  critic_opt_state: optax.OptState
+class AppearanceCriticState(AppearanceState, common.CriticFields):
+  """AppearanceState plus the WAE-GAN latent critic (model.latent_reg='wae_gan')."""
 
 
-class LandscapeAppearance:
-  """Trains P^A and E^A jointly; builds the appearance codebook at the end."""
+class LandscapeAppearance(common.LandscapeMethod):
+  """Trains P^A and E^A jointly; builds the appearance codebook and latent LSTM at the end."""
 
-  def __init__(self, config, num_train: int):
-    self.config = config
-    m = config.model
-    self.predictor = Predictor(out_channels=6, widths=tuple(m.widths),
-                               num_res_blocks=m.num_res_blocks, beta=None, fast=m.fast,
-                               dtype=jnp.dtype(config.get('dtype', 'float32')))
-    self.encoder = Encoder(latent_dim=m.latent_dim, widths=tuple(m.encoder_widths))
+  out_channels = 6
+  frozen_fields = ('vgg',)
+
+  def __init__(self, config, num_train: int = 0):
+    super().__init__(config, num_train)
     self.vgg = vgg.VGG16(layers=STYLE_LAYERS + CONTENT_LAYERS)
-    self.size = config.image_size
-    self.num_train = num_train
-    self.tx = optax.adam(config.optim.learning_rate, b1=config.optim.b1, b2=config.optim.b2)
-
-  @property
-  def compiler_options(self):
-    """XLA options the trainer compiles this method's steps with (runtime.py)."""
-    return runtime.cnn_compiler_options()
 
   # ---------------------------------------------------------------- data
   def make_example(self, record, rng, train):
@@ -75,12 +56,8 @@ class LandscapeAppearance:
       t, tau = (int(i) for i in rng.integers(0, n, size=2))
     else:
       t, tau = 0, int(record.get('_extra', n - 1))
-    ex = {'frames': np.stack([np.asarray(frames[t]), np.asarray(frames[tau])]),
-          'clip_id': np.int32(record['clip_id'])}
-    if train:
-      from animgen.input_pipeline import random_crop_flip
-      ex = random_crop_flip(ex, rng, self.config.data.get('crop'), self.config.data.flip)
-    return ex
+    return {'frames': np.stack([np.asarray(frames[t]), np.asarray(frames[tau])]),
+            'clip_id': np.int32(record['clip_id'])}
 
   def eval_index(self, records):
     """Evaluation pairs the first frame of each test clip with `targets_per_clip` evenly spaced
@@ -94,14 +71,6 @@ class LandscapeAppearance:
     return (lambda j: items[j]), len(items)
 
   # ---------------------------------------------------------------- networks
-  def _frames(self, batch):
-    return frame_pair(batch, self.size)
-
-  def encode(self, params, batch_stats, image, train):
-    """z^A = E^A(image resized to the encoder size) -> (mu, new_batch_stats)."""
-    return encode(self.encoder, self.config.model.encoder_size, params, batch_stats, image,
-                  train)
-
   def maps(self, params, image, z):
     """C^A = P^A(I, z^A): [B, H, W, 6] (C^w, C^b) (Alg. 3, line 8)."""
     return self.predictor.apply({'params': params['predictor']}, image, z)
@@ -110,24 +79,19 @@ class LandscapeAppearance:
     return self.vgg.apply({'params': vgg_params}, vgg.imagenet_normalise(image))
 
   # ---------------------------------------------------------------- steps
+  def frozen_values(self) -> dict:
+    """The frozen VGG16 convs up to relu4_3, the deepest layer the losses use."""
+    needed = {f'Conv_{k}' for k in range(10)}
+    return {'vgg': jax.tree_util.tree_map(
+        jnp.asarray, {k: v for k, v in vgg.vgg16_params().items() if k in needed})}
+
   def init(self, rng, batch):
     del batch
-    k1, k2 = jax.random.split(rng)
-    e = self.config.model.encoder_size
-    x = jnp.zeros((1, self.size, self.size, 3))
-    z = jnp.zeros((1, self.config.model.latent_dim))
-    pvars = self.predictor.init(k1, x, z)
-    evars = self.encoder.init(k2, jnp.zeros((1, e, e, 3)), train=False)
-    params = {'predictor': pvars['params'], 'encoder': evars['params']}
-    needed = {f'Conv_{k}' for k in range(10)}  # relu4_3 is the deepest layer used
-    frozen = {k: v for k, v in vgg.vgg16_params().items() if k in needed}
-    fields = dict(step=jnp.zeros((), jnp.int32), params=params,
-                  batch_stats=evars['batch_stats'], opt_state=self.tx.init(params),
-                  vgg=jax.tree_util.tree_map(jnp.asarray, frozen))
-    if not uses_critic(self.config):
-      return AppearanceState(**fields)
-    critic, critic_opt = init_critic(self.config, jax.random.fold_in(rng, 2))  # k1, k2 unchanged
-    return AppearanceCriticState(**fields, critic=critic, critic_opt_state=critic_opt)
+    params, stats = self.init_networks(rng, encoder_channels=3)
+    return self.with_critic(
+        AppearanceState, AppearanceCriticState, rng, step=jnp.zeros((), jnp.int32),
+        params=params, batch_stats=stats, opt_state=self.tx.init(params),
+        **self.frozen_values())
 
   def terms(self, vgg_params, maps, i_t, i_tau):
     """The four losses of Eq. 11 for colour-transfer maps applied to I_t with target I_tau."""
@@ -149,39 +113,28 @@ class LandscapeAppearance:
                         'loss_tv': l_tv}
 
   def loss(self, params, batch_stats, vgg_params, batch, rng=None, critic=None):
-    i_t, i_tau = self._frames(batch)
-    mu, logvar, new_stats = encode_dist(self.encoder, self.config.model.encoder_size, params,
-                                        batch_stats, i_tau, True)          # Alg. 3, line 7
-    z, l_z, z_metrics = regularised_code(self.config, mu, logvar, rng, critic)  # Sec. 6.6
+    i_t, i_tau = self.frames(batch)
+    mu, logvar, new_stats = common.encode_dist(self.encoder, self.config.model.encoder_size,
+                                               params, batch_stats, i_tau, True)  # Alg. 3, l. 7
+    z, l_z, z_metrics = common.regularised_code(self.config, mu, logvar, rng, critic)  # 6.6
     maps = self.maps(params, i_t, z)                                       # line 8
-    total, _, metrics = self.terms(vgg_params, maps, i_t, i_tau)            # lines 9-10
-    return total + l_z, (new_stats, mu, {**metrics, 'loss': total + l_z, **z_metrics})
+    total, _, metrics_ = self.terms(vgg_params, maps, i_t, i_tau)           # lines 9-10
+    return total + l_z, (new_stats, mu, {**metrics_, 'loss': total + l_z, **z_metrics})
 
   def train_step(self, state, batch, rng):
-    gan = isinstance(state, AppearanceCriticState)
-    if gan:  # a key of its own for the critic's N(0, I) prior samples (Sec. 6.6)
-      rng, critic_rng = jax.random.split(rng) if rng is not None else (None, None)
-    grad_fn = jax.value_and_grad(self.loss, has_aux=True)
-    (_, (new_stats, mu, metrics)), grads = grad_fn(state.params, state.batch_stats, state.vgg,
-                                                   batch, rng, state.critic if gan else None)
-    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-    # One critic step per train step, simultaneous with P/E on the same pre-step codes E(x)
-    # (REFERENCE train.py gives no order or n_critic; ours, Sec. 6.6: costs no extra E pass).
-    if gan:
-      state, critic_metrics = critic_update(self.config, state, mu, critic_rng)
-      metrics.update(critic_metrics)
-    metrics['grad_norm'] = optax.tree.norm(grads)
-    return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                         batch_stats=new_stats, opt_state=opt_state), metrics
+    new_stats, params, opt_state, state, metrics_ = self.gradient_step(
+        state, self.loss, rng, state.vgg, batch)
+    return state.replace(step=state.step + 1, params=params, batch_stats=new_stats,
+                         opt_state=opt_state), metrics_
 
-  def eval_step(self, state, batch):
+  def eval_step(self, state, batch, inputs=None):
     """Per pair, with z = E^A(target) in evaluation mode: the colour error of the 32x32 cell
     averages (Eq. 8 space) and the PSNR of the output against the target, each next to the
     unchanged input as baseline; plus the Gram style loss of both. `*_affine`: the input under
     the global affine colour map fitted to the target, a reference that sees the target.
     Whether z is used: `cell_rmse_zinput` with z = E^A(input) (ideally about the input's error:
     no change asked for) and `cell_rmse_zother` with the code of the batch's next pair."""
-    i_t, i_tau = self._frames(batch)
+    i_t, i_tau = self.frames(batch)
     z, _ = self.encode(state.params, state.batch_stats, i_tau, train=False)
     z_in, _ = self.encode(state.params, state.batch_stats, i_t, train=False)
     recolour = lambda code: color.color_transfer(self.maps(state.params, i_t, code), i_t)
@@ -193,7 +146,7 @@ class LandscapeAppearance:
                           for a, b in zip([self.features(state.vgg, x)[k] for k in STYLE_LAYERS],
                                           [self.features(state.vgg, i_tau)[k]
                                            for k in STYLE_LAYERS]))
-    to01 = lambda x: (x + 1.0) * 0.5
+    to01, psnr = common.to_unit, metrics.psnr
     fit = color.affine_colour_fit(i_t, i_tau)
     return {'cell_rmse': cell_err(out), 'cell_rmse_input': cell_err(i_t),
             'cell_rmse_affine': cell_err(fit),
@@ -207,7 +160,7 @@ class LandscapeAppearance:
     """The first frame re-coloured with the codes of `num_frames` frames interpolated from the
     pair's two codes (E^A(I_t) -> E^A(I_tau)), as generation interpolates key-frame codes."""
     del rng
-    i_t, i_tau = self._frames(batch)
+    i_t, i_tau = self.frames(batch)
     z0, _ = self.encode(state.params, state.batch_stats, i_t, train=False)
     z1, _ = self.encode(state.params, state.batch_stats, i_tau, train=False)
     n = self.config.sample.num_frames
@@ -221,66 +174,38 @@ class LandscapeAppearance:
     enc = jax.jit(lambda s, x: self.encode(s.params, s.batch_stats, x, train=False)[0])
     out = []
     for frames in frames_of_clips:
-      x = to_signed(jnp.asarray(np.asarray(frames)))
+      x = common.to_signed(jnp.asarray(np.asarray(frames)))
       if x.shape[1:3] != (self.size, self.size):
         x = warp.resize(x, self.size, self.size)
       out.append(np.asarray(enc(state, x)))
     return out
 
-  def finalize(self, state, workdir):
-    from animgen import input_pipeline
-    builder = input_pipeline.prepare(self.config.dataset, self.config.get('data_dir'),
-                                     self.config.get('manual_dir'))
-    source = builder.as_data_source(split='train')
-    seqs = self.clip_code_sequences(state, (source[i]['frames'] for i in range(len(source))))
-    save_codebook(seqs, workdir)
+  def finalize(self, state, train_records):
+    """The appearance codebook (codes of every frame of every training clip) and the latent
+    LSTM of Appendix B fitted to its sequences."""
+    seqs = self.clip_code_sequences(state, (r['frames'] for r in train_records))
     lc = self.config.lstm
     params, loss = train_latent_lstm(seqs, lc.num_steps, lc.learning_rate, self.config.seed)
-    save_latent_lstm(params, workdir)
     print(f'animgen: appearance codebook ({len(seqs)} sequences) and latent LSTM (next-code '
-          f'MSE {loss:.4g}) written to {workdir}', flush=True)
+          f'MSE {loss:.4g})', flush=True)
+    return {'codebook_appearance.npz': codebook_artefact(seqs),
+            'latent_lstm.npz': latent_lstm_artefact(params)}
 
 
-def save_codebook(sequences, workdir) -> str:
+def codebook_artefact(sequences) -> dict:
   """Appearance codebook: one code sequence per training clip, stored flat as `codes`
   [sum T_i, Z] with `offsets` [N + 1] (clip i is codes[offsets[i]:offsets[i+1]])."""
-  path = os.path.join(workdir, 'codebook_appearance.npz')
-  tmp = path + '.tmp.npz'
   offsets = np.cumsum([0] + [len(s) for s in sequences]).astype(np.int64)
-  np.savez(tmp, codes=np.concatenate(sequences).astype(np.float32), offsets=offsets)
-  os.replace(tmp, path)
-  return path
+  return {'codes': np.concatenate(sequences).astype(np.float32), 'offsets': offsets}
 
 
-def load_codebook(path) -> list[np.ndarray]:
-  with np.load(path, allow_pickle=False) as d:
-    codes, offsets = d['codes'], d['offsets']
+def codebook_sequences(artefact) -> list[np.ndarray]:
+  """The per-clip code sequences of a codebook artefact (inverse of codebook_artefact)."""
+  codes, offsets = artefact['codes'], artefact['offsets']
   return [codes[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
 
 
 # -------------------------------------------------------------------- latent LSTM (Appendix B)
-class LatentLSTM(nn.Module):
-  """Table 3: Linear(128) -> LSTM(128) -> Linear(8); predicts the next appearance code."""
-  latent_dim: int = 8
-  hidden: int = 128
-
-  def setup(self):
-    self.fc_in = nn.Dense(self.hidden)
-    self.cell = nn.OptimizedLSTMCell(self.hidden)
-    self.fc_out = nn.Dense(self.latent_dim)
-
-  def step(self, carry, z):
-    """(carry, z_t [B, Z]) -> (carry, predicted z_{t+1} [B, Z])."""
-    carry, h = self.cell(carry, self.fc_in(z))
-    return carry, self.fc_out(h)
-
-  def zero_carry(self, batch: int):
-    return (jnp.zeros((batch, self.hidden)), jnp.zeros((batch, self.hidden)))
-
-  def __call__(self, z):  # only for init
-    return self.step(self.zero_carry(z.shape[0]), z)
-
-
 def lstm_next_codes(params, seqs, latent_dim=8):
   """Teacher forcing: codes [B, T, Z] -> predictions of codes[:, 1:] from codes[:, :-1]."""
   model = LatentLSTM(latent_dim)
@@ -330,16 +255,12 @@ def train_latent_lstm(sequences, num_steps=2000, lr=1e-3, seed=0):
   return params, float(loss)
 
 
-def save_latent_lstm(params, workdir) -> str:
-  path = os.path.join(workdir, 'latent_lstm.npz')
-  tmp = path + '.tmp.npz'
+def latent_lstm_artefact(params) -> dict:
+  """latent_lstm.npz: the LSTM's parameters flattened to 'module/param' names."""
   flat = traverse_util.flatten_dict(jax.device_get(params), sep='/')
-  np.savez(tmp, **{k: np.asarray(v) for k, v in flat.items()})
-  os.replace(tmp, path)
-  return path
+  return {k: np.asarray(v) for k, v in flat.items()}
 
 
-def load_latent_lstm(path) -> dict:
-  with np.load(path, allow_pickle=False) as d:
-    flat = {k: jnp.asarray(d[k]) for k in d.files}
-  return traverse_util.unflatten_dict(flat, sep='/')
+def latent_lstm_params(artefact) -> dict:
+  """Parameters of a latent_lstm artefact (inverse of latent_lstm_artefact)."""
+  return traverse_util.unflatten_dict({k: jnp.asarray(v) for k, v in artefact.items()}, sep='/')

@@ -17,7 +17,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from animgen.models.layers import ConvLSTMCell, LSTMCell, conv2d_fast
+from animgen.models.layers import ConvLSTMCell, LSTMCell
+from animgen.ops.conv import conv2d, conv2d_fast, fast_kernels_enabled
 
 
 def _subpixel_kernel(kernel):
@@ -54,7 +55,8 @@ class Deconv(nn.Module):
     bias = self.param('bias', nn.initializers.zeros, (self.features,))
     x = x.astype(self.dtype)
     k3 = _subpixel_kernel(kernel.astype(self.dtype))
-    y = conv2d_fast(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), k3)   # [B, H, W, 4 O]
+    conv = conv2d_fast if fast_kernels_enabled() else conv2d
+    y = conv(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), k3)   # [B, H, W, 4 O]
     b, h, w, _ = x.shape
     y = y.reshape(b, h, w, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
     return y.reshape(b, 2 * h, 2 * w, self.features) + bias.astype(self.dtype)

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from animgen.models.layers import Conv, InstanceNorm
+from animgen.models.layers import Conv, InstanceNorm, torch_bias_init, torch_default_init
 
 
 def lrelu(x, slope):
@@ -111,3 +111,42 @@ class Encoder(nn.Module):
 
 def count_params(tree) -> int:
   return sum(int(x.size) for x in jax.tree_util.tree_leaves(tree))
+
+
+class LatentCritic(nn.Module):
+  """The official code's latent discriminator (REFERENCE train.py, Sec. 6.6):
+  Linear(latent -> 128) -> ReLU -> Linear(1) -> Sigmoid, [B, Z] -> [B, 1] in (0, 1)."""
+  hidden: int = 128
+
+  @nn.compact
+  def __call__(self, z):
+    z = z.astype(jnp.float32)
+    # PyTorch nn.Linear default init, as the official module has (REFERENCE train.py).
+    h = nn.Dense(self.hidden, kernel_init=torch_default_init,
+                 bias_init=torch_bias_init(z.shape[-1]))(z)
+    h = nn.relu(h)
+    out = nn.Dense(1, kernel_init=torch_default_init, bias_init=torch_bias_init(self.hidden))(h)
+    return nn.sigmoid(out)  # sigmoid kept although the loss is WGAN's (REFERENCE train.py)
+
+
+class LatentLSTM(nn.Module):
+  """Appendix B, Table 3: Linear(128) -> LSTM(128) -> Linear(8); predicts the next appearance
+  code from the current one."""
+  latent_dim: int = 8
+  hidden: int = 128
+
+  def setup(self):
+    self.fc_in = nn.Dense(self.hidden)
+    self.cell = nn.OptimizedLSTMCell(self.hidden)
+    self.fc_out = nn.Dense(self.latent_dim)
+
+  def step(self, carry, z):
+    """(carry, z_t [B, Z]) -> (carry, predicted z_{t+1} [B, Z])."""
+    carry, h = self.cell(carry, self.fc_in(z))
+    return carry, self.fc_out(h)
+
+  def zero_carry(self, batch: int):
+    return (jnp.zeros((batch, self.hidden)), jnp.zeros((batch, self.hidden)))
+
+  def __call__(self, z):  # only for init
+    return self.step(self.zero_carry(z.shape[0]), z)

@@ -198,3 +198,16 @@ class SyncDRAW(nn.Module):
     if alphas:
       out['alpha'] = jnp.stack(alphas, 1)
     return out
+
+
+class GifClassifier(nn.Module):
+  """Digit (10) and motion (2) of a single-digit GIF [B, N, H, W] (frames as channels); the
+  judge of the caption-adherence evaluation (ours)."""
+
+  @nn.compact
+  def __call__(self, x):
+    h = jnp.moveaxis(x, 1, -1)
+    for width in (32, 64, 64):
+      h = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2))(h))
+    h = nn.relu(nn.Dense(128)(h.reshape(h.shape[0], -1)))
+    return nn.Dense(10)(h), nn.Dense(2)(h)

@@ -1,4 +1,5 @@
-"""Colour-wheel visualisation of optical flow fields (pure jnp; works under jit and vmap).
+"""Colour-wheel visualisation of optical flow fields (pure jnp; works under jit and vmap); its
+colour key as a labelled figure is animgen.plot.flow_key.
 
 Convention: flow[..., 0] is the x (rightward) displacement and flow[..., 1] the y (downward,
 image rows) displacement, in pixels. Hue encodes the direction and saturation the magnitude:
@@ -70,3 +71,10 @@ def colour_wheel(size: int = 128):
   rgb = flow_to_rgb(field, max_mag=1.0)
   inside = (xx * xx + yy * yy) <= 1.0
   return jnp.where(inside[..., None], rgb, 1.0)
+
+
+def max_magnitude(flow) -> float:
+  """The largest displacement length in `flow` [..., 2]: the radius of its colour key when
+  flow_to_rgb ran with max_mag=None."""
+  flow = jnp.asarray(flow, jnp.float32)
+  return float(jnp.sqrt(jnp.max(jnp.sum(flow * flow, axis=-1))))
