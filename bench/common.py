@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: peak memory from /proc and per-variant child processes."""
+"""Helpers shared by the benchmarks: peak memory from /proc, per-variant child processes, and the
+trainer's compiled train step with its timing."""
 import json
 import os
 import resource
@@ -54,13 +55,15 @@ def time_compiled(compiled, state, batch, key, steps: int, warmup: int):
   return state, metrics, times
 
 
-def compile_step(train_step, state, batch, key):
-  """jit(train_step) with the state donated, as the trainer does, compiled ahead of time ->
-  (compiled, compile seconds, XLA's planned scratch bytes or 0)."""
+def compile_step(method, state, batch, key):
+  """The method's train step compiled ahead of time with the trainer's own jit wiring
+  (`trainer.compile_steps`: state donated, shardings and compiler options as in training)
+  -> (compiled, compile seconds, XLA's planned scratch bytes or 0)."""
   import time
-  import jax
+  from animgen import sharding, trainer
   t0 = time.perf_counter()
-  compiled = jax.jit(train_step, donate_argnums=(0,)).lower(state, batch, key).compile()
+  train = trainer.compile_steps(method, sharding.make_mesh()).train
+  compiled = train.lower(state, batch, key).compile()
   seconds = time.perf_counter() - t0
   try:
     temp = int(compiled.memory_analysis().temp_size_in_bytes)

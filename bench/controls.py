@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from common import ROOT  # noqa: F401  (puts the repository on sys.path)
+from common import ROOT  # importing common also puts the repository on sys.path
 
 
 def _mean_cos(flow, u, mask):
@@ -32,6 +32,9 @@ def arrows(photo, workdir, steps):
   from animgen import animate
   model = animate.motion_model(workdir)
   predict, codebook, size = model.predict, model.codebook, model.size
+  if codebook is None:
+    raise SystemExit(f'{workdir} has no codebook_motion.npz: run python -m animgen.main '
+                     f'--mode=finalize with its config first')
   h, w = photo.shape[:2]
   small = animate.network_input(photo, size)
   z0 = codebook.mean(0)

@@ -5,6 +5,7 @@
   python bench/landscape.py --method appearance  # appearance train step (VGG16 losses)
   python bench/landscape.py --batch --full 200   # full generation only: motion + appearance
   python bench/landscape.py --no-tuning          # stock glibc malloc / no XLA defaults
+  python bench/landscape.py --malloc env         # the allocator set by MALLOC_* variables instead
   python bench/landscape.py --json out.json
 
 For each batch size, in a fresh subprocess (so that peak memory is per configuration): the
@@ -19,9 +20,11 @@ content losses) the same way. --full N times Algorithm 1 end to end at 640x360: 
 (animate_motion, no loop) then the appearance pass over them (animate_appearance, one code per
 frame), ms/frame of each part and peak RSS, over two calls (each compiles its closures again).
 
-The script applies the same runtime set-up as the entry points (animgen.runtime.configure():
-tuned glibc malloc, by re-exec; the landscape programs compiled with
-runtime.cnn_compiler_options()) unless --no-tuning.
+Each child applies the entry points' runtime set-up (animgen.runtime.tune_malloc(): glibc
+mallopt before JAX starts; malloc_trim after init and compiling; the landscape programs compiled
+with runtime.cnn_compiler_options()) unless --no-tuning. --malloc env sets the same allocator
+through MALLOC_* environment variables and glibc's huge-page tunable instead of mallopt (the
+A/B of bench/README.md's allocator table).
 """
 import argparse
 import json
@@ -61,14 +64,12 @@ def _appearance_config():
   return c
 
 
-def child_train(batch, steps, warmup, num_train, kind='motion'):
-  import jax
+def _train_inputs(batch, num_train, kind):
+  """(method, a random batch of the paper size) for the motion or appearance train step."""
   import jax.numpy as jnp
   import numpy as np
   from animgen.methods.landscape_appearance import LandscapeAppearance
   from animgen.methods.landscape_motion import LandscapeMotion
-  from animgen import runtime
-
   config = _config() if kind == 'motion' else _appearance_config()
   config.batch_size = batch
   cls = LandscapeMotion if kind == 'motion' else LandscapeAppearance
@@ -76,18 +77,17 @@ def child_train(batch, steps, warmup, num_train, kind='motion'):
   s = config.image_size
   rng = np.random.default_rng(0)
   frames = rng.integers(0, 256, (batch, 2, s, s, 3), dtype=np.uint8)
-  batch_ = {'frames': jnp.asarray(frames),
-            'clip_id': jnp.asarray(rng.permutation(num_train)[:batch].astype(np.int32))}
-  rss = {'start': _proc_status('VmRSS')}
-  state = jax.jit(method.init)(jax.random.key(0), batch_)
-  jax.block_until_ready(state)
-  trimmed = runtime.release_memory()          # as the trainer does after initialisation
-  rss['after_init'] = _proc_status('VmRSS')
-  key = jax.random.key(1)
-  step = jax.jit(method.train_step, donate_argnums=(0,), compiler_options=method.compiler_options)
+  return method, {'frames': jnp.asarray(frames),
+                  'clip_id': jnp.asarray(rng.permutation(num_train)[:batch].astype(np.int32))}
 
+
+def _compile_step(method, state, batch, key, rss):
+  """The train step jitted as the trainer does (donated state) -> (compiled, figures)."""
+  import jax
+  from animgen import runtime
+  step = jax.jit(method.train_step, donate_argnums=(0,), compiler_options=method.compiler_options)
   t0 = time.perf_counter()
-  lowered = step.lower(state, batch_, key)
+  lowered = step.lower(state, batch, key)
   t_trace = time.perf_counter() - t0
   t0 = time.perf_counter()
   compiled = lowered.compile()
@@ -98,34 +98,53 @@ def child_train(batch, steps, warmup, num_train, kind='motion'):
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else {}
-  flops = float((cost or {}).get('flops', 0.0))
   try:
-    mem = compiled.memory_analysis()
-    temp_bytes = int(getattr(mem, 'temp_size_in_bytes', 0))
+    temp_bytes = int(getattr(compiled.memory_analysis(), 'temp_size_in_bytes', 0))
   except Exception:  # pragma: no cover - backend without memory analysis
     temp_bytes = 0
+  return compiled, {'trace_s': t_trace, 'compile_s': t_compile, 'xla_temp_bytes': temp_bytes,
+                    'flops_per_step': float((cost or {}).get('flops', 0.0))}
 
+
+def _time_steps(compiled, state, batch, key, steps, warmup):
+  """-> (wall seconds per step, CPU seconds per step, minor faults, last metrics)."""
+  import jax
   for _ in range(warmup):
-    state, metrics = compiled(state, batch_, key)
+    state, metrics = compiled(state, batch, key)
     jax.block_until_ready(metrics)
   times, cpu = [], []
   flt0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
   for _ in range(steps):
     t0, c0 = time.perf_counter(), os.times()
-    state, metrics = compiled(state, batch_, key)
+    state, metrics = compiled(state, batch, key)
     jax.block_until_ready((state, metrics))
     c1 = os.times()
     times.append(time.perf_counter() - t0)
     cpu.append(c1.user + c1.system - c0.user - c0.system)
-  flt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - flt0
+  return times, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - flt0, metrics
+
+
+def child_train(batch, steps, warmup, num_train, kind='motion'):
+  import jax
+  import numpy as np
+  from animgen import runtime
+  method, batch_ = _train_inputs(batch, num_train, kind)
+  rss = {'start': _proc_status('VmRSS')}
+  state = jax.jit(method.init)(jax.random.key(0), batch_)
+  jax.block_until_ready(state)
+  trimmed = runtime.release_memory()          # as the trainer does after initialisation
+  rss['after_init'] = _proc_status('VmRSS')
+  key = jax.random.key(1)
+  compiled, figures = _compile_step(method, state, batch_, key, rss)
+  times, cpu, flt, metrics = _time_steps(compiled, state, batch_, key, steps, warmup)
   loss = float(metrics['loss'])
   med = _median(times)
   return {'kind': 'train', 'method': kind, 'batch': batch, 'steps': steps, 'times_s': times,
-          's_per_step_median': med, 'cpu_s_per_step_median': _median(cpu), 'cpu_s': cpu, 's_per_step_min': min(times), 's_per_step_max': max(times),
-          'steps_per_s': 1.0 / med, 'trace_s': t_trace, 'compile_s': t_compile,
-          'flops_per_step': flops, 'gflops_per_s': flops / med / 1e9,
-          'xla_temp_bytes': temp_bytes, 'peak_rss_bytes': _peak_rss(),
-          'minflt_per_step': flt / steps, 'rss_bytes': rss, 'malloc_trim': trimmed, 'loss': loss, 'finite': bool(np.isfinite(loss))}
+          's_per_step_median': med, 'cpu_s_per_step_median': _median(cpu), 'cpu_s': cpu,
+          's_per_step_min': min(times), 's_per_step_max': max(times), 'steps_per_s': 1.0 / med,
+          **figures, 'gflops_per_s': figures['flops_per_step'] / med / 1e9,
+          'peak_rss_bytes': _peak_rss(), 'minflt_per_step': flt / steps, 'rss_bytes': rss,
+          'malloc_trim': trimmed, 'loss': loss, 'finite': bool(np.isfinite(loss))}
 
 
 def child_generate(num_frames, width, height, repeats):
@@ -208,13 +227,29 @@ def child_full(num_frames, width, height):
           'num_frames': num_frames, 'runs': out, 'peak_rss_bytes': _peak_rss()}
 
 
+# The allocator of runtime.MALLOPT as environment variables (glibc reads them at start-up),
+# with transparent huge pages for malloc's maps (glibc >= 2.35).
+MALLOC_ENV = {'MALLOC_ARENA_MAX': '1', 'MALLOC_MMAP_THRESHOLD_': str(256 << 20),
+              'MALLOC_TRIM_THRESHOLD_': str(8 << 30), 'MALLOC_TOP_PAD_': str(256 << 20),
+              'GLIBC_TUNABLES': 'glibc.malloc.hugetlb=1'}
+
+
+def _child_env(args):
+  env = {k: v for k, v in os.environ.items() if not k.startswith('MALLOC_')}
+  if args.no_tuning:
+    env['ANIMGEN_NO_TUNING'] = '1'
+  elif args.malloc == 'env':
+    env.update(MALLOC_ENV)   # runtime.tune_malloc() then leaves malloc to these
+  return env
+
+
 def _run_child(args, extra):
   cmd = [sys.executable, os.path.abspath(__file__), '--_child'] + extra + [
       '--steps', str(args.steps), '--warmup', str(args.warmup),
       '--num-train', str(args.num_train), '--frames', str(args.frames),
       '--repeats', str(args.repeats), '--size', str(args.size), '--full', str(args.full),
       '--method', args.method, '--dtype', args.dtype]
-  out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+  out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=_child_env(args))
   if out.returncode:
     raise SystemExit(f'benchmark child {extra} failed with exit code {out.returncode}')
   return json.loads(out.stdout.strip().splitlines()[-1])
@@ -258,7 +293,7 @@ def _fmt_table(results, env):
   return '\n'.join(lines)
 
 
-def main():
+def _parser():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument('--batch', type=int, nargs='*', default=[1, 8])
   p.add_argument('--method', choices=['motion', 'appearance'], default='motion',
@@ -274,14 +309,23 @@ def main():
   p.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'],
                  help='compute dtype of the networks (config.dtype; parameters stay float32)')
   p.add_argument('--no-tuning', action='store_true',
-                 help='run without the entry points\' runtime tuning (malloc env, XLA flags)')
+                 help='run without the entry points\' runtime tuning (malloc, XLA options)')
+  p.add_argument('--malloc', choices=['mallopt', 'env'], default='mallopt',
+                 help='set the tuned allocator with mallopt (as the entry points) or MALLOC_* '
+                      'environment variables')
   p.add_argument('--json', help='write all figures to this file')
   p.add_argument('--_child', nargs='+', help=argparse.SUPPRESS)
-  args = p.parse_args()
+  return p
+
+
+def main():
+  args = _parser().parse_args()
 
   global _SIZE, _DTYPE
   _SIZE, _DTYPE = args.size, args.dtype
   if args._child:
+    from animgen import runtime
+    runtime.tune_malloc()   # before JAX starts its threads, as the entry points do
     if args._child[0] == 'train':
       r = child_train(int(args._child[1]), args.steps, args.warmup, args.num_train, args.method)
     elif args._child[0] == 'full':
@@ -293,19 +337,15 @@ def main():
     return
 
   if args.no_tuning:
-    os.environ['ANIMGEN_NO_TUNING'] = '1'
-  else:
-    from animgen import runtime
-    runtime.configure()  # re-execs this script once with the tuned environment
+    os.environ['ANIMGEN_NO_TUNING'] = '1'   # also for cnn_compiler_options() below
   import jax
   from animgen import runtime as rt
+  malloc = ('(glibc defaults)' if args.no_tuning else
+            ' '.join(f'{k}={v}' for k, v in MALLOC_ENV.items()) if args.malloc == 'env' else
+            'mallopt ' + ' '.join(f'{k}={v}' for k, v in rt.MALLOPT.items()))
   env = {'tuning': 'off (--no-tuning)' if args.no_tuning else 'on (animgen.runtime)',
-         'malloc': ' '.join(f'{k}={os.environ[k]}' for k in sorted(os.environ)
-                            if k.startswith('MALLOC_') or k == 'GLIBC_TUNABLES')
-                   or '(glibc defaults)',
-         'xla_flags': os.environ.get('XLA_FLAGS', ''), 'jax': jax.__version__,
-         'cpus': os.cpu_count(), 'default_malloc_env': rt.MALLOC_ENV,
-         'compiler_options': rt.cnn_compiler_options()}
+         'malloc': malloc, 'xla_flags': os.environ.get('XLA_FLAGS', ''), 'jax': jax.__version__,
+         'cpus': os.cpu_count(), 'compiler_options': rt.cnn_compiler_options()}
   env['size'] = args.size
   env['dtype'] = args.dtype
   env['method'] = args.method

@@ -19,6 +19,7 @@ so that a gap between test and training clips (generalisation) can be told apart
 between fields and ground-truth flows (the encoder's input domain).
 """
 import argparse
+import functools
 import json
 import os
 import sys
@@ -56,52 +57,73 @@ def _pairs(frames, flow, clips):
           'clip_id': np.repeat(np.arange(clips), len(_PAIRS)).astype(np.int32)}
 
 
-def train(a):
-  import jax
-  import jax.numpy as jnp
-  import optax
+def _config(a):
+  """configs/landscape.py:cpu with the sweep's overrides; --lr-drop goes through the method's own
+  step-size schedule (optim.lr_drop_at), as `--config.optim.lr_drop_at` does in a trainer run."""
   from configs.landscape import get_config
-  from animgen.methods.landscape_motion import LandscapeMotion
-  from animgen.ops import warp
-
   c = get_config('cpu')
   c.train.restart_at = tuple(int(x) for x in a.restart.split(',') if x)
   c.train.restart_freeze = a.freeze
   a.lr = a.lr or c.optim.learning_rate
   c.optim.learning_rate = a.lr
+  c.optim.lr_drop_at = (a.lr_drop,) if a.lr_drop else ()
+  c.optim.lr_decay = 0.1
   c.batch_size = a.batch
   if a.size != c.image_size:
     c.image_size = c.model.encoder_size = a.size
+  return c
+
+
+def _load(a):
+  """-> (training clips on the device [N, 24, 128, 128, 3] uint8, test pairs, pairs of the
+  first (up to) 16 training clips with their ground-truth flow)."""
+  import jax.numpy as jnp
   frames_np = np.load(f'{a.cache}/train_frames.npy', mmap_mode='r')
   if a.clips > len(frames_np):
     raise SystemExit(f'--clips {a.clips}: only {len(frames_np)} rendered; run render first')
   frames = jnp.asarray(np.ascontiguousarray(frames_np[:a.clips]))
   test = _pairs(np.load(f'{a.cache}/test_frames.npy'), np.load(f'{a.cache}/test_flow.npy'), 16)
-  seen = _pairs(np.asarray(frames_np[:16]), np.load(f'{a.cache}/train_flow16.npy'), 16)
-  m = LandscapeMotion(c, a.clips)
-  state = m.init(jax.random.key(a.seed), None)
+  flow16 = np.load(f'{a.cache}/train_flow16.npy')
+  seen = _pairs(np.asarray(frames_np[:len(flow16)]), flow16, min(len(flow16), a.clips))
+  return frames, test, seen
 
-  def jitter(fr, rng):  # per-example colour gain and offset, the same for both frames of a pair
-    k1, k2 = jax.random.split(rng)
-    shape = (fr.shape[0], 1, 1, 1, 3)
-    gain = jax.random.uniform(k1, shape, minval=0.75, maxval=1.25)
-    offset = jax.random.uniform(k2, shape, minval=-25.0, maxval=25.0)
-    x = (fr.astype(jnp.float32) - 128.0) * gain + 128.0 + offset
-    return jnp.clip(jnp.round(x), 0, 255).astype(jnp.uint8)
 
-  def make_step():
-    @jax.jit
-    def step(state, ids, ts, rng):
-      fr = jax.vmap(lambda i, t: jax.lax.dynamic_slice_in_dim(frames[i], t, 2))(ids, ts)
-      if a.jitter:
-        fr = jitter(fr, jax.random.fold_in(rng, 7))
-      return m.train_step(state, {'frames': fr, 'clip_id': ids}, rng)
-    return step
+def _jitter(fr, rng):
+  """Per-example colour gain and offset, the same for both frames of a pair."""
+  import jax
+  import jax.numpy as jnp
+  k1, k2 = jax.random.split(rng)
+  shape = (fr.shape[0], 1, 1, 1, 3)
+  gain = jax.random.uniform(k1, shape, minval=0.75, maxval=1.25)
+  offset = jax.random.uniform(k2, shape, minval=-25.0, maxval=25.0)
+  x = (fr.astype(jnp.float32) - 128.0) * gain + 128.0 + offset
+  return jnp.clip(jnp.round(x), 0, 255).astype(jnp.uint8)
+
+
+def _train_step(m, frames, jitter):
+  """jit(state, clip ids [B], pair starts [B], rng) -> m.train_step on pairs cut on the device."""
+  import jax
+
+  @functools.partial(jax.jit, compiler_options=m.compiler_options)
+  def step(state, ids, ts, rng):
+    fr = jax.vmap(lambda i, t: jax.lax.dynamic_slice_in_dim(frames[i], t, 2))(ids, ts)
+    if jitter:
+      fr = _jitter(fr, jax.random.fold_in(rng, 7))
+    return m.train_step(state, {'frames': fr, 'clip_id': ids}, rng)
+  return step
+
+
+def _train_clip_epe(m):
+  """jit(state, training pairs) -> EPE with z = E^M(ground-truth flow), with z = E^M(stored
+  common motion field), and of the stored field itself."""
+  import jax
+  import jax.numpy as jnp
+  from animgen.ops import warp
 
   @jax.jit
-  def train_clip_epe(state, b):
-    i_t, _ = m._frames(b)
-    gt = m._gt_flow(b)
+  def probe(state, b):
+    i_t, _ = m.frames(b)
+    gt = m.gt_flow(b)
     px = lambda f: warp.normalised_to_pixels(f, m.size, m.size)
     epe = lambda f: jnp.linalg.norm(px(f) - px(gt), axis=-1).mean()
     z_gt, _ = m.encode(state.params, state.batch_stats, gt, train=False)
@@ -109,9 +131,34 @@ def train(a):
     z_field, _ = m.encode(state.params, state.batch_stats, field, train=False)
     return (epe(m.predict(state.params, i_t, z_gt)),
             epe(m.predict(state.params, i_t, z_field)), epe(field))
+  return probe
 
-  step = make_step()
-  evaluate = jax.jit(m.eval_step)
+
+def _report(a, step, state, ema, metrics, evaluate, probe, test, seen, seconds):
+  """One curve point: evaluates, prints the line and returns the row."""
+  out = evaluate(state, test)
+  row = {'step': step, 'epe': float(np.mean(out['flow_epe'])),
+         'ema': float(np.mean(evaluate(state.replace(params=ema), test)['flow_epe'])),
+         'zero': float(np.mean(out['flow_epe_zero'])), 'loss': float(metrics['loss'])}
+  row['train_gt'], row['train_field'], row['field'] = (float(x) for x in probe(state, seen))
+  print(f'{a.name} step {step} epe {row["epe"]:.4f} ema {row["ema"]:.4f} | train E(gt) '
+        f'{row["train_gt"]:.4f} E(field) {row["train_field"]:.4f} field {row["field"]:.4f} '
+        f'| zero {row["zero"]:.4f} loss {row["loss"]:.5f} {seconds:.0f}s', flush=True)
+  return row
+
+
+def train(a):
+  import jax
+  import jax.numpy as jnp
+  from animgen.methods.landscape_motion import LandscapeMotion
+
+  c = _config(a)
+  frames, test, seen = _load(a)
+  m = LandscapeMotion(c, a.clips)
+  state = m.init(jax.random.key(a.seed), None)
+  step = _train_step(m, frames, a.jitter)
+  evaluate = jax.jit(lambda s, b: m.eval_step(s, b, None))   # no codebook codes
+  probe = _train_clip_epe(m)
   ema_update = jax.jit(lambda e, p: jax.tree.map(lambda x, y: a.ema * x + (1 - a.ema) * y, e, p))
   restarts = set(c.train.restart_at)
   rs = np.random.default_rng(a.seed)
@@ -119,9 +166,6 @@ def train(a):
   key = jax.random.key(a.seed)
   ema, hist, t0 = state.params, [], time.time()
   for s in range(a.steps):
-    if a.lr_drop and s == a.lr_drop:   # lr / 10 from here; Adam's state keeps its structure
-      m.tx = optax.adam(a.lr / 10, b1=c.optim.b1, b2=c.optim.b2)
-      step = make_step()
     if pos + a.batch > a.clips:        # epochs of distinct clips, as the grain pipeline
       order, pos = rs.permutation(a.clips), 0
     ids, pos = order[pos:pos + a.batch], pos + a.batch
@@ -130,17 +174,8 @@ def train(a):
     state, metrics = step(state, jnp.asarray(ids, jnp.int32), jnp.asarray(ts, jnp.int32), k)
     ema = state.params if s == 0 or s in restarts else ema_update(ema, state.params)
     if (s + 1) % a.eval_every == 0 or s + 1 == a.steps:
-      out = evaluate(state, test)
-      row = {'step': s + 1, 'epe': float(np.mean(out['flow_epe'])),
-             'ema': float(np.mean(evaluate(state.replace(params=ema), test)['flow_epe'])),
-             'zero': float(np.mean(out['flow_epe_zero'])), 'loss': float(metrics['loss'])}
-      row['train_gt'], row['train_field'], row['field'] = (
-          float(x) for x in train_clip_epe(state, seen))
-      hist.append(row)
-      print(f'{a.name} step {s + 1} epe {row["epe"]:.4f} ema {row["ema"]:.4f} | train E(gt) '
-            f'{row["train_gt"]:.4f} E(field) {row["train_field"]:.4f} field {row["field"]:.4f} '
-            f'| zero {row["zero"]:.4f} loss {row["loss"]:.5f} {time.time() - t0:.0f}s',
-            flush=True)
+      hist.append(_report(a, s + 1, state, ema, metrics, evaluate, probe, test, seen,
+                          time.time() - t0))
   if a.json:
     with open(a.json, 'w') as f:
       json.dump({'args': vars(a), 'hist': hist}, f, indent=1)

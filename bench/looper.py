@@ -123,7 +123,7 @@ def cut_times(video, config, moves=6):
                                                           a)) for a in range(min(moves, n))]
   jax.block_until_ready(cut(*caps[0]))
   tj, tr = [], []
-  def best_of(fn, n=3):  # a single timing can catch a hiccup of the host (one read 87 vs 23 ms)
+  def best_of(fn, n=3):  # a single timing can catch a hiccup of the host (e.g. 87 vs 23 ms)
     times = []
     for _ in range(n):
       tic = time.perf_counter()

@@ -14,9 +14,9 @@ Variants (paper networks and batch sizes, configs/<method>.py defaults):
                     clips of 20 Moving MNIST frames
 
 Each variant runs in a fresh subprocess (so that its peak memory is its own): `train_step`
-jitted as the trainer does (donated state) on a random uint8 batch of the dataset's shape, then
-compile time, median seconds per step, steps/s, clips/s, peak RSS (VmHWM) and XLA's planned
-scratch memory.
+compiled by the trainer's own wiring (`trainer.compile_steps`: donated state) on a random uint8
+batch of the dataset's shape, then compile time, median seconds per step, steps/s, clips/s, peak
+RSS (VmHWM) and XLA's planned scratch memory.
 """
 import argparse
 import json
@@ -64,7 +64,7 @@ def child(variant, batch, steps, warmup):
   b = jax.tree.map(jnp.asarray, b)
   state = jax.jit(method.init)(jax.random.key(0), b)
   key = jax.random.key(1)
-  compiled, t_compile, temp = compile_step(method.train_step, state, b, key)
+  compiled, t_compile, temp = compile_step(method, state, b, key)
   state, metrics, times = time_compiled(compiled, state, b, key, steps, warmup)
   med = sorted(times)[len(times) // 2]
   params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))

@@ -7,8 +7,9 @@
 
 Each variant runs in a fresh subprocess (so that peak memory is its own): configs/syncdraw.py
 with the variant (paper network: T 10, K 8, LSTMs 256, z 100, 64 x 64 x 10 GIFs), `train_step`
-jitted as the trainer does (donated state) on a random batch, then compile time, median seconds
-per step, steps/s, GIFs/s, peak RSS (VmHWM) and XLA's planned scratch memory.
+compiled by the trainer's own wiring (`trainer.compile_steps`: donated state) on a random batch,
+then compile time, median seconds per step, steps/s, GIFs/s, peak RSS (VmHWM) and XLA's planned
+scratch memory.
 """
 import argparse
 import json
@@ -21,7 +22,7 @@ def child(variant, batch, steps, warmup):
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from animgen.datasets import bouncing_mnist
+  from animgen import captions
   from animgen.methods.syncdraw import SyncDRAW
   from configs.syncdraw import get_config
   config = get_config(variant if variant != 'plain' else None)
@@ -32,11 +33,11 @@ def child(variant, batch, steps, warmup):
   b = {'frames': jnp.asarray(rng.integers(0, 256, (batch, m.frames, m.size, m.size, 1),
                                           dtype=np.uint8))}
   if m.captions:
-    b['caption'] = jnp.asarray(np.stack([bouncing_mnist.tokenize(
-        bouncing_mnist.caption_text([d % 10], [d % 2]), m.caption_length) for d in range(batch)]))
+    b['caption'] = jnp.asarray(np.stack([captions.tokenize(
+        captions.caption_text([d % 10], [d % 2]), m.caption_length) for d in range(batch)]))
   state = jax.jit(method.init)(jax.random.key(0), b)
   key = jax.random.key(1)
-  compiled, t_compile, temp = compile_step(method.train_step, state, b, key)
+  compiled, t_compile, temp = compile_step(method, state, b, key)
   state, metrics, times = time_compiled(compiled, state, b, key, steps, warmup)
   med = sorted(times)[len(times) // 2]
   n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))

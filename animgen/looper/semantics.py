@@ -204,6 +204,27 @@ def candidate_maps(F_topk, thr: float = 0.15) -> jax.Array:
 # ------------------------------------------------------------------- user-supplied responses
 
 
+_HOW = ('save it with numpy.savez(path, responses=probs) or labels=ids, plus classes=names as '
+        'a str array')
+
+
+def _read_npz(path: str) -> dict:
+  """The arrays of an .npz archive (never unpickled); InputError with a one-line message."""
+  if not os.path.isfile(path):
+    raise InputError(f'no such file: {path}; check the path to the segmentation responses')
+  try:
+    archive = np.load(path, allow_pickle=False)
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    raise InputError(f'cannot read {path} as an .npz archive ({_one_line(e)}); {_HOW}') from e
+  if not isinstance(archive, np.lib.npyio.NpzFile):
+    raise InputError(f'{path} holds a single array, not an .npz archive; {_HOW}')
+  with archive:
+    try:
+      return {k: archive[k] for k in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # e.g. object arrays
+      raise InputError(f'cannot read {path} ({_one_line(e)}); {_HOW}') from e
+
+
 def load_responses(path, T: int, H: int, W: int) -> tuple[np.ndarray, list[str]]:
   """Reads a segmenter's output for a video of T frames of H x W from an .npz archive.
 
@@ -214,26 +235,12 @@ def load_responses(path, T: int, H: int, W: int) -> tuple[np.ndarray, list[str]]
   Every problem raises InputError with a one-line message.
   """
   path = os.fspath(path)
-  how = ("save it with numpy.savez(path, responses=probs) or labels=ids, plus classes=names as "
-         "a str array")
-  if not os.path.isfile(path):
-    raise InputError(f'no such file: {path}; check the path to the segmentation responses')
-  try:
-    archive = np.load(path, allow_pickle=False)
-  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-    raise InputError(f'cannot read {path} as an .npz archive ({_one_line(e)}); {how}') from e
-  if not isinstance(archive, np.lib.npyio.NpzFile):
-    raise InputError(f'{path} holds a single array, not an .npz archive; {how}')
-  with archive:
-    try:
-      arrays = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # e.g. object arrays
-      raise InputError(f'cannot read {path} ({_one_line(e)}); {how}') from e
+  arrays = _read_npz(path)
   given = sorted({'responses', 'labels'} & set(arrays))
   if len(given) != 1:
     found = ', '.join(sorted(arrays)) or 'nothing'
     raise InputError(f'{path} must hold exactly one of the keys responses or labels (found '
-                     f'{found}); {how}')
+                     f'{found}); {_HOW}')
   key, data = given[0], arrays[given[0]]
   names = _class_names(path, arrays)
   want = (T, H, W)
