@@ -19,12 +19,10 @@ from conftest import one_step_on_devices, run_cli, smoke_config
 @pytest.fixture(scope='module')
 def caption_run(tmp_path_factory, data_dir):
   """A finished 4-step smoke run of the caption model, evaluated."""
-  from animgen import trainer
-  workdir = str(tmp_path_factory.mktemp('syncdraw_captions'))
+  from conftest import shared_run
   config = smoke_config(data_dir, 'syncdraw', **{'model.captions': True,
                                                  'train.sample_every': 0})
-  trainer.train_and_evaluate(config, workdir)
-  results = trainer.evaluate(config, workdir)
+  workdir, _, results = shared_run(tmp_path_factory, 'syncdraw_captions', config, evaluate=True)
   return config, workdir, results
 
 
