@@ -3,6 +3,10 @@
 Environment switch (the only one animgen reads; documented in docs/design.md):
   ANIMGEN_NO_TUNING=1  keep glibc malloc and XLA:CPU exactly as they are by default (no mallopt,
                        no malloc_trim, no per-program XLA options).
+Transparent huge pages for malloc's maps cannot be set from inside a process: glibc reads them
+only from GLIBC_TUNABLES=glibc.malloc.hugetlb=1 at start-up, an explicit switch for the user
+(bench/README.md, "mallopt in the process against the environment": 108 k -> 0.7 k page faults
+per batch-1 paper-size step).
 """
 import contextlib
 import ctypes
