@@ -23,7 +23,6 @@ import tensorflow_datasets as tfds
 from animgen.captions import (MOTIONS, VOCAB, caption_length, caption_text,  # noqa: F401
                               detokenize, split_motion, tokenize)
 from animgen.datasets import common
-from animgen.errors import InputError
 
 _TRAIN_SHARE = 0.8
 
