@@ -11,10 +11,10 @@ import numpy as np
 
 from animgen import sharding
 from animgen.evaluators import EvalContext, Output
+from animgen.methods.deepgifs import PSNR_CAP  # dB, for frames equal to the truth
 from animgen.methods.landscape_common import to_signed
 from animgen.ops import generate, metrics, warp
 
-PSNR_CAP = 100.0   # dB, for frames equal to the truth (PSNR would be +inf)
 
 
 def _true_clips(ctx, frames: int, size: int):
@@ -133,11 +133,11 @@ def deepgifs_rollout(ctx: EvalContext, clips: int = 64) -> Output:
   step = int(ctx.step)
   record = {'step': step, 'num_clips': int(n), 'frames': idx,
             **{k: [round(float(x), 4) for x in v] for k, v in table.items()}}
-  curve = lambda k, name: [('DeepGIFs rollout', idx, table[k], None, None),
-                           ('copy seed frame', idx, table[f'{k}_copy'], None, None)]
+  curve = lambda k: [('DeepGIFs rollout', idx, table[k], None, None),
+                     ('copy seed frame', idx, table[f'{k}_copy'], None, None)]
   files = {f'eval_rollout_{step}.json': record,
-           f'eval_rollout_{step}.png': [('PSNR (dB) per generated frame', curve('psnr', 'PSNR')),
-                                        ('SSIM per generated frame', curve('ssim', 'SSIM'))],
+           f'eval_rollout_{step}.png': [('PSNR (dB) per generated frame', curve('psnr')),
+                                        ('SSIM per generated frame', curve('ssim'))],
            f'rollout_examples_{step}.png': example_strip(truth[:3], gen[:3])}
   return Output(scalars={f'rollout_{k}': float(np.mean(v)) for k, v in table.items()},
                 files=files)
