@@ -1,7 +1,8 @@
 """The data layer: tfds data sources (array_record) fed through grain.
 
 The only module that knows about tfds. Synthetic datasets prepare themselves on first use
-into `config.data_dir`; real ones read `config.manual_dir`. A method turns one stored record
+into `config.data_dir`; real ones read `config.manual_dir` (clip_folders, a user's own folder,
+into a subfolder of data_dir keyed by that folder). A method turns one stored record
 into one training example with `method.make_example(record, rng, train)`; in training the
 pipeline then applies the config's augmentation (data.crop, data.flip) to its frames.
 """
@@ -18,7 +19,10 @@ from animgen.errors import InputError
 
 
 def get_builder(name: str, data_dir: str | None = None, manual_dir: str | None = None):
-  """'synthetic_timelapse/tiny' -> a tfds builder registered by animgen.datasets."""
+  """'synthetic_timelapse/tiny' -> (a tfds builder registered by animgen.datasets, prepare
+  kwargs). A builder with `prepared_subdir(manual_dir)` (a user's own folder) keeps its data
+  under data_dir/<that>, so each folder, and each change to it, is prepared on its own; it
+  raises the builder's layout error for a missing manual_dir."""
   import animgen.datasets  # noqa: F401  (registers the builders)
   data_dir = os.path.expanduser(data_dir or '~/tensorflow_datasets')
   config_kw = {}
@@ -26,6 +30,9 @@ def get_builder(name: str, data_dir: str | None = None, manual_dir: str | None =
     config_kw['download_config'] = tfds.download.DownloadConfig(
         manual_dir=os.path.expanduser(manual_dir))
   try:
+    keyed = getattr(tfds.builder_cls(name.split('/')[0]), 'prepared_subdir', None)
+    if keyed is not None:   # a user's folder: one prepared copy per folder and state of it
+      data_dir = os.path.join(data_dir, keyed(os.path.expanduser(manual_dir or '')))
     builder = tfds.builder(name, data_dir=data_dir, file_format='array_record')
   except tfds.core.registered.DatasetNotFoundError as e:
     raise InputError(f'unknown dataset {name!r}: choose one of animgen/datasets/') from e

@@ -9,11 +9,28 @@
                               default workdir runs/landscape_cpu) on 8x the training clips
                               (synthetic_timelapse/large, the same test clips), 3,500 steps,
                               lr / 10 from step 2,500, no restart
+  configs/landscape.py:folder the paper's setting on your own clips at 256 px, batch 8: the
+                              official `train.py --indir DIR --mode motion` is
+                              --config.manual_dir=DIR (clip_folders: DIR/<clip>/*.jpg|png
+                              and/or DIR/*.mp4|avi|mov|gif, split train/test by clip, or
+                              DIR/train/ and DIR/test/); data prepared per folder
   configs/landscape.py:smoke  tiny network and data, for tests
 
-Option (after the variant, e.g. configs/landscape.py:cpu,res=96):
+Options (after the variant, e.g. configs/landscape.py:cpu,res=96):
   res=<int>   frame size image_size (a multiple of 8: Table 1's three stride-2 convolutions);
-              the encoder sees min(res, the variant's model.encoder_size)
+              the encoder sees min(res, the variant's model.encoder_size); with :folder the
+              clips are also prepared at that size
+  smoke=<bool>  true: the :smoke variant's tiny network and 4-step run on this variant's data
+              (e.g. configs/landscape.py:folder,smoke=true for a quick check of a folder)
+
+Training on a folder of clips, e.g. at 64 px on a CPU (add --config.train.num_steps=N for a
+run shorter than the paper's), then the Sec. 6.2 evaluation (per-frame RMSE and LPIPS of
+recurrent predictions, next to the still frame; no flow EPE without ground-truth flow):
+
+  python -m animgen.main --config=configs/landscape.py:folder,res=64 \
+      --config.manual_dir=training_data/motion --workdir=runs/landscape_folder
+  python -m animgen.main --config=configs/landscape.py:folder,res=64 \
+      --config.manual_dir=training_data/motion --workdir=runs/landscape_folder --mode=eval
 
 The CPU run whose flow EPE is at most half the zero-flow EPE (README "Results") is two
 commands: :cpu for 4,546 steps with lr / 10 from step 4,000, then :cpu_large from its latest
@@ -37,7 +54,7 @@ if _ROOT not in sys.path:  # config_flags and `animgen convert` load this file b
 from configs import common  # noqa: E402
 
 _NAME = 'configs/landscape.py'
-OPTIONS = {'res': int}
+OPTIONS = {'res': int, 'smoke': bool}
 
 
 def _default():
@@ -149,8 +166,11 @@ VARIANTS = {
     'cpu': _CPU,
     'cpu_large': (_CPU, _CPU_LARGE),
     'sky': {'dataset': 'sky_timelapse/default', 'image_size': 256},
+    # clip_folders/s<image_size> (set by get_config): frames stored at the size trained on
+    'folder': {'dataset': 'clip_folders/s256', 'image_size': 256},
     'smoke': _SMOKE,
 }
+FOLDER_DATASET = 'clip_folders'
 
 
 def set_res(c, res: int, name: str) -> None:
@@ -162,6 +182,18 @@ def set_res(c, res: int, name: str) -> None:
   c.model.encoder_size = min(res, c.model.encoder_size)
 
 
+def apply_options(c, a: common.Arg, smoke, name: str) -> None:
+  """The options of both Animating Landscape configs: smoke=true applies the :smoke overrides
+  except its dataset, res= sets the frame size, and a clip_folders dataset follows the final
+  image_size (clip_folders/s<image_size>)."""
+  if a.options.get('smoke'):
+    common.apply(c, {k: v for k, v in smoke.items() if k != 'dataset'})
+  if 'res' in a.options:
+    set_res(c, a.options['res'], name)
+  if c.dataset.split('/')[0] == FOLDER_DATASET:
+    c.dataset = f'{FOLDER_DATASET}/s{c.image_size}'
+
+
 def get_config(arg: str | None = None):
   a = common.parse_arg(arg, _NAME, VARIANTS, OPTIONS)
   c = _default()
@@ -169,6 +201,5 @@ def get_config(arg: str | None = None):
     common.apply(c, VARIANTS[a.names[0]])
   if a.names == ('cpu_large',) and a.option_tokens:  # the :cpu run with the same options
     c.train.init_from = common.run_dir('landscape', ','.join(('cpu',) + a.option_tokens))
-  if 'res' in a.options:
-    set_res(c, a.options['res'], _NAME)
+  apply_options(c, a, _SMOKE, _NAME)
   return c

@@ -6,11 +6,18 @@
   configs/landscape_appearance.py:cpu    64 px, batch 4, 2,000 steps: a run that ends on a CPU
   configs/landscape_appearance.py:oneday the paper's setting: real one-day clips at 256 px
                                          (--config.manual_dir=<folder holding oneday_timelapse/>)
+  configs/landscape_appearance.py:folder the paper's setting on your own clips at 256 px: the
+                                         official `train.py --indir DIR --mode appearance` is
+                                         --config.manual_dir=DIR (the clip_folders layout of
+                                         configs/landscape.py:folder)
   configs/landscape_appearance.py:smoke  tiny network and data, for tests
 
-Option (after the variant, e.g. configs/landscape_appearance.py:cpu,res=96):
+Options (after the variant, e.g. configs/landscape_appearance.py:cpu,res=96):
   res=<int>   frame size image_size (a multiple of 8: Table 1's three stride-2 convolutions);
-              the encoder sees min(res, the variant's model.encoder_size)
+              the encoder sees min(res, the variant's model.encoder_size); with :folder the
+              clips are also prepared at that size
+  smoke=<bool>  true: the :smoke variant's tiny network and 4-step run on this variant's data
+              (e.g. configs/landscape_appearance.py:folder,smoke=true)
 """
 import os
 import sys
@@ -24,7 +31,7 @@ from configs import common  # noqa: E402
 from configs import landscape  # noqa: E402
 
 _NAME = 'configs/landscape_appearance.py'
-OPTIONS = {'res': int}
+OPTIONS = landscape.OPTIONS
 
 
 def _default():
@@ -101,6 +108,7 @@ _SMOKE = {
 VARIANTS = {
     'cpu': _CPU,
     'oneday': {'dataset': 'oneday_timelapse/default', 'image_size': 256},
+    'folder': {'dataset': 'clip_folders/s256', 'image_size': 256},   # s<image_size>
     'smoke': _SMOKE,
 }
 
@@ -110,6 +118,5 @@ def get_config(arg: str | None = None):
   c = _default()
   if a.names:
     common.apply(c, VARIANTS[a.names[0]])
-  if 'res' in a.options:
-    landscape.set_res(c, a.options['res'], _NAME)
+  landscape.apply_options(c, a, _SMOKE, _NAME)
   return c

@@ -20,6 +20,8 @@ from configs import common  # noqa: E402
 MODULES = ('landscape', 'landscape_appearance', 'image2gif', 'deepgifs', 'syncdraw')
 # combinations the repository's tests, docs and module docstrings use
 COMBINED = {
+    'landscape': ['folder,res=64', 'folder,smoke=true', 'sky,smoke=true', 'cpu,smoke=false'],
+    'landscape_appearance': ['folder,res=64', 'folder,smoke=true'],
     'image2gif': ['cpu,dqn', 'smoke,dqn', 'smoke,dense', 'cpu,real'],
     'deepgifs': ['balls_vaegan', 'cpu_vaegan', 'cpu_balls', 'cpu_balls_vaegan', 'smoke_vaegan'],
     'syncdraw': ['cpu,captions', 'cpu,cuboid', 'two_digit,captions', 'smoke,captions',
@@ -171,6 +173,26 @@ def test_res_sets_the_frame_size_and_caps_the_encoder(name):
     assert changed <= {'image_size', 'model.encoder_size', 'train.init_from'}, changed
   assert m.get_config('cpu,res=64').to_dict() == m.get_config('cpu').to_dict()
   assert m.get_config('res=64,cpu').to_dict() == m.get_config('cpu').to_dict()
+
+
+@pytest.mark.parametrize('name', ['landscape', 'landscape_appearance'])
+def test_folder_trains_on_clip_folders_stored_at_the_frame_size(name):
+  from animgen.datasets import clip_folders
+  m = _module(name)
+  c = m.get_config('folder')
+  assert (c.dataset, c.image_size, c.manual_dir) == ('clip_folders/s256', 256, '')
+  for res in (16, 64, 96, 512):
+    got = m.get_config(f'folder,res={res}')
+    assert (got.dataset, got.image_size) == (f'clip_folders/s{res}', res)
+    assert res in clip_folders.SIZES                         # a builder config of that size
+  # smoke=true: the :smoke run on the variant's data, nothing else changed
+  smoke, flat_smoke = m.get_config('folder,smoke=true'), _flat(m.get_config('smoke').to_dict())
+  got = _flat(smoke.to_dict())
+  assert {k for k in got if got[k] != flat_smoke[k]} == {'dataset'}
+  assert smoke.dataset == 'clip_folders/s32'
+  assert m.get_config('folder,smoke=false').to_dict() == c.to_dict()
+  assert m.get_config('folder,smoke=true,res=16').dataset == 'clip_folders/s16'
+  assert m.get_config('smoke,smoke=true').to_dict() == m.get_config('smoke').to_dict()
 
 
 @pytest.mark.parametrize('value', ['abc', '60', '8', '64.0', 'true', ''])

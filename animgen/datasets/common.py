@@ -3,10 +3,14 @@
 Real-data builders describe what they expect in `manual_dir` with a `ManualLayout`; every
 problem with it (not given, missing, a file, empty, no split folders) is a one-line InputError
 that names the expected layout. Files and folders are taken in natural order (`frame_2` before
-`frame_10`). Builders that generate their data return `generated_splits(...)` from
-`_split_generators`, which logs the progress of every split.
+`frame_10`). Frames are read at the builder's size with `load_frame` / `resize_frames`, and
+consecutive frames pass Endo 2019's pair rule through `pair_filter`. A builder whose data is a
+user's folder keys its prepared copy by `folder_fingerprint(manual_dir)`. Builders that generate
+their data return `generated_splits(...)` from `_split_generators`, which logs the progress of
+every split.
 """
 import dataclasses
+import hashlib
 import os
 import re
 import time
@@ -14,12 +18,14 @@ from typing import Callable, Iterable, Iterator, Mapping, TypeVar
 
 from absl import logging
 import numpy as np
+from PIL import Image
 
 from animgen import media
 from animgen.errors import InputError
 
 SPLITS = ('train', 'test')
 _SPLIT_IDS = {'train': 0, 'test': 1}   # the split's entry in every builder's seed; others get 2
+MIN_MEAN_ABS_DIFF = 0.02   # Endo 2019 Sec. 6.1, official train.py: pairs changing less are skipped
 
 natural_key = media.natural_key        # one natural order for frame folders and datasets
 
@@ -48,6 +54,61 @@ def list_files(folder: str, exts: Iterable[str]) -> list[str]:
   return natural_sort(n for n in os.listdir(folder)
                       if not n.startswith('.') and n.lower().endswith(exts)
                       and os.path.isfile(os.path.join(folder, n)))
+
+
+def folder_fingerprint(path, levels: int = 3) -> str:
+  """16 hex digits that change with `path` (made absolute) and with the name, size and
+  modification time of every file in it down to `levels` folder levels (the folder itself is
+  level 1): the key under which a builder over a user's own folder keeps its prepared data, so
+  that another folder, or a changed one, is prepared afresh."""
+  path = os.path.abspath(os.path.expanduser(os.fspath(path)))
+  digest = hashlib.sha256(path.encode('utf-8', 'surrogateescape'))
+  for root, dirs, files in os.walk(path):
+    rel = os.path.relpath(root, path)
+    depth = 1 if rel == '.' else rel.count(os.sep) + 2
+    dirs.sort()
+    if depth >= levels:
+      dirs[:] = []
+    for name in sorted(files):
+      try:
+        st = os.stat(os.path.join(root, name))
+      except OSError:
+        continue
+      digest.update(f'{rel}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode(
+          'utf-8', 'surrogateescape'))
+  return digest.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- frames
+
+
+def load_frame(path: str, size: int) -> np.ndarray:
+  """The image file at `path` as RGB uint8 [size, size, 3], resized with PIL's bilinear filter
+  and the aspect not kept (the official code resizes every frame to 256 x 256); an unreadable
+  file is a one-line InputError naming it."""
+  try:
+    with Image.open(path) as im:
+      return np.asarray(im.convert('RGB').resize((size, size), Image.Resampling.BILINEAR),
+                        np.uint8)
+  except (OSError, ValueError, Image.DecompressionBombError) as e:
+    reason = ' '.join(str(e).split()) or type(e).__name__
+    raise InputError(f'cannot read the frame {path} ({reason}): replace or remove it') from None
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+  """uint8 frames [T, H, W, 3] -> [T, size, size, 3], resized as `load_frame` resizes."""
+  return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.BILINEAR),
+                              np.uint8) for f in frames])
+
+
+def pair_filter(numbers, frames: np.ndarray, step: int) -> np.ndarray:
+  """pair_ok [T-1] of frames [T, H, W, 3] uint8 with frame numbers [T]: pair (t, t+1) is valid iff
+  its numbers differ by exactly `step` and its mean absolute difference, in [0, 1], is at least
+  MIN_MEAN_ABS_DIFF (Endo 2019 Sec. 6.1; the official train.py skips every other pair)."""
+  numbers = np.asarray(numbers, np.int64)
+  f = frames.astype(np.float32) / 255.0
+  mad = np.abs(f[1:] - f[:-1]).mean(axis=(1, 2, 3))
+  return (np.diff(numbers) == step) & (mad >= MIN_MEAN_ABS_DIFF)
 
 
 # ----------------------------------------------------------------------------- manual_dir

@@ -26,13 +26,12 @@ import re
 
 from absl import logging
 import numpy as np
-from PIL import Image
 import tensorflow_datasets as tfds
 
 from animgen.datasets import common
 from animgen.errors import InputError
 
-MIN_MEAN_ABS_DIFF = 0.02   # Endo 2019 Sec. 6.1
+MIN_MEAN_ABS_DIFF = common.MIN_MEAN_ABS_DIFF   # Endo 2019 Sec. 6.1
 FRAME_STEP = 2             # every other frame
 _FRAME_RE = re.compile(r'_frames_(\d+)\.jpe?g$', re.IGNORECASE)
 _LAYOUT = common.ManualLayout(
@@ -85,15 +84,7 @@ def list_videos(split_dir: str):
 
 def pair_filter(numbers, frames: np.ndarray) -> np.ndarray:
   """pair_ok [T-1] for kept frame numbers [T] and frames [T, H, W, 3] uint8 (Endo 2019 Sec. 6.1)."""
-  numbers = np.asarray(numbers, np.int64)
-  f = frames.astype(np.float32) / 255.0
-  mad = np.abs(f[1:] - f[:-1]).mean(axis=(1, 2, 3))
-  return (np.diff(numbers) == FRAME_STEP) & (mad >= MIN_MEAN_ABS_DIFF)
-
-
-def _load(path: str, size: int) -> np.ndarray:
-  with Image.open(path) as im:
-    return np.asarray(im.convert('RGB').resize((size, size), Image.Resampling.BILINEAR), np.uint8)
+  return common.pair_filter(numbers, frames, FRAME_STEP)
 
 
 def load_video(frames, size: int, pool=None):
@@ -108,8 +99,8 @@ def _start(frames, size: int, pool=None):
     return None
   numbers = [n for n, _ in kept]
   if pool is None:
-    return numbers, [_load(p, size) for _, p in kept]
-  return numbers, [pool.submit(_load, p, size) for _, p in kept]
+    return numbers, [common.load_frame(p, size) for _, p in kept]
+  return numbers, [pool.submit(common.load_frame, p, size) for _, p in kept]
 
 
 def _finish(started):

@@ -59,6 +59,13 @@ def codebook_artefact(clip_codes, max_codes=100, seed=0, step=None) -> dict:
           **stamp}
 
 
+def _over_codes(name: str, values, higher_is_better: bool) -> dict:
+  """{name_mean, name_best, name_worst} over per-code metrics [B] each."""
+  a = jnp.stack(values, axis=-1)   # [B, K]
+  best, worst = (a.max(-1), a.min(-1)) if higher_is_better else (a.min(-1), a.max(-1))
+  return {f'{name}_mean': a.mean(-1), f'{name}_best': best, f'{name}_worst': worst}
+
+
 class LandscapeMotion(common.LandscapeMethod):
   """Trains P^M and E^M jointly; builds the motion codebook at the end."""
 
@@ -190,48 +197,67 @@ class LandscapeMotion(common.LandscapeMethod):
     return jnp.asarray(book[np.linspace(0, len(book) - 1, k).round().astype(int)])
 
   def eval_step(self, state, batch, codes):
-    """Per-example flow EPE (pixels at the model size) and next-frame PSNR, each next to the
-    zero-flow baseline, with z^M = E^M(ground-truth flow of the pair) in evaluation mode; and
-    the EPE with each of the chosen codebook codes (mean, best and worst over the codes)."""
+    """Per-example metrics; the features present decide which run (Sky Timelapse and
+    clip_folders have no ground-truth flow). Always: next-frame PSNR of the zero-flow baseline
+    (`psnr_zero`) and, with codebook codes, of each code's prediction (`psnr_codebook_mean`,
+    best, worst over the codes). With `flow`: the flow EPE (pixels at the model size) next to
+    the zero-flow EPE and the next-frame PSNR, with z^M = E^M(ground-truth flow of the pair) in
+    evaluation mode, and the EPE of each codebook code (mean, best and worst)."""
     i_t, i_next = self.frames(batch)
-    gt = self.gt_flow(batch)
-    z, _ = self.encode(state.params, state.batch_stats, gt, train=False)
-    flow = self.predict(state.params, i_t, z)
+    unit = common.to_unit
+    psnr_of = lambda f: metrics.psnr(unit(warp.backward_warp(i_t, f)), unit(i_next))
+    out = {'psnr_zero': metrics.psnr(unit(i_t), unit(i_next))}
+    gt = self.gt_flow(batch) if 'flow' in batch else None
     px = lambda f: warp.normalised_to_pixels(f, self.size, self.size)
     epe_of = lambda f: jnp.linalg.norm(px(f) - px(gt), axis=-1).mean((1, 2))
-    unit = common.to_unit
-    warped = warp.backward_warp(i_t, flow)
-    out = {'flow_epe': epe_of(flow),
-           'flow_epe_zero': jnp.linalg.norm(px(gt), axis=-1).mean((1, 2)),
-           'psnr': metrics.psnr(unit(warped), unit(i_next)),
-           'psnr_zero': metrics.psnr(unit(i_t), unit(i_next))}
+    if gt is not None:
+      z, _ = self.encode(state.params, state.batch_stats, gt, train=False)
+      flow = self.predict(state.params, i_t, z)
+      out.update(flow_epe=epe_of(flow), psnr=psnr_of(flow),
+                 flow_epe_zero=jnp.linalg.norm(px(gt), axis=-1).mean((1, 2)))
     if codes is not None:
-      per_code = jnp.stack([epe_of(self.predict(state.params, i_t, jnp.broadcast_to(
-          codes[k], z.shape))) for k in range(codes.shape[0])], axis=-1)  # [B, K]
-      out.update(flow_epe_codebook_mean=per_code.mean(-1),
-                 flow_epe_codebook_best=per_code.min(-1),
-                 flow_epe_codebook_worst=per_code.max(-1))
+      shape = (i_t.shape[0], codes.shape[-1])
+      flows = [self.predict(state.params, i_t, jnp.broadcast_to(codes[k], shape))
+               for k in range(codes.shape[0])]
+      out.update(_over_codes('psnr_codebook', [psnr_of(f) for f in flows], higher_is_better=True))
+      if gt is not None:
+        out.update(_over_codes('flow_epe_codebook', [epe_of(f) for f in flows],
+                               higher_is_better=False))
     return out
+
+  def stored_codes(self, state, n: int):
+    """z^M = E^M(common motion field) of n training clips spread evenly over the stored fields
+    (E^M in evaluation mode, Alg. 2's codes) -> [n, Z]; zero codes only for a state without
+    fields."""
+    k = state.motion_fields.shape[0]
+    if k == 0:
+      return jnp.zeros((n, self.config.model.latent_dim))
+    fields = state.motion_fields[(jnp.arange(n) * k) // n]
+    return self.encode(state.params, state.batch_stats, fields, train=False)[0]
 
   def rollout(self, state, batch, num_frames, z=None):
     """Recurrent generation at the model size (Algorithm 1 without the pads) from the first
     frame of each example, [B, T, S, S, 3] in [0, 1]; z [B, Z] (default: E^M of the stored
-    flow, or zero where the data has none)."""
+    flow, or where the data has none the codes of stored common motion fields)."""
     first = common.to_signed(batch['frames'][:, 0])
     if first.shape[1:3] != (self.size, self.size):
       first = warp.resize(first, self.size, self.size)
     if z is None:
-      z = jnp.zeros((first.shape[0], self.config.model.latent_dim))
       if 'flow' in batch:
         z, _ = self.encode(state.params, state.batch_stats, self.gt_flow(batch), train=False)
+      else:
+        z = self.stored_codes(state, first.shape[0])
     predict = lambda x, zz: self.predict(state.params, x, zz)
     frames = jax.vmap(lambda im, zz: generate.motion_frames(
         predict, im[None], zz[None], num_frames, speed=1.0, pad_fraction=0.0)[:, 0])(first, z)
     return common.to_unit(frames)
 
   def sample(self, state, batch, rng):
+    """The test examples' first frames animated with the codes of training clips' common
+    motion fields (`stored_codes`), the codes generation draws its codebook from."""
     del rng
-    return {'motion': self.rollout(state, batch, self.config.sample.num_frames)}
+    z = self.stored_codes(state, batch['frames'].shape[0])
+    return {'motion': self.rollout(state, batch, self.config.sample.num_frames, z=z)}
 
   # ---------------------------------------------------------------- codebook
   def clip_codes(self, state):
