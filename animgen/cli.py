@@ -33,16 +33,17 @@ def _flow_path(out: str) -> str:
 DEFAULT_APPEARANCE_RUN = 'runs/landscape_appearance'
 
 
-def _appearance_keys(args, image, model):
-  """Key-frame appearance codes for the photo: from colour patches (Eq. 13), a chosen codebook
-  sequence, the latent LSTM (Appendix B), or a random codebook sequence, in that order."""
+def _appearance_keys(args, image, loop0, model):
+  """Appearance key codes -> (keys [K, Z], start row, z_in = E^A(first loop frame), source):
+  from colour patches (Eq. 13), z^A ~ N(0, I), the latent LSTM (Appendix B), or a codebook
+  sequence (the official path: start = the row nearest z_in), in that order."""
   import jax.numpy as jnp
   from animgen import animate, media
   from animgen.ops import generate, warp
   size = model.size
-  small = animate.network_input(image, size)
-  z_in = np.asarray(model.encode(small))[0]
+  z_in = animate.encode_frame(model, loop0)
   if args.patch:
+    small = animate.network_input(image, size)
     target = media.read_image(args.patch)
     mask = media.read_image(args.patch_mask).mean(-1, keepdims=True) > 0.5
     if not mask.any():
@@ -51,27 +52,22 @@ def _appearance_keys(args, image, model):
     z_hat, _ = animate.code_from_patch(model.maps, small, rs(target) * 2.0 - 1.0,
                                        (rs(mask) > 0.5).astype(jnp.float32), z_in,
                                        steps=args.control_steps)
-    return np.stack([z_in, z_hat]), 'patch (Eq. 13)'
+    return np.stack([z_in, z_hat]), 0, z_in, 'patch (Eq. 13)'
   if args.a_normal:
     z_hat = np.random.default_rng(args.seed).normal(size=z_in.shape).astype(np.float32)
-    return np.stack([z_in, z_hat]), 'z^A ~ N(0, I)'
+    return np.stack([z_in, z_hat]), 0, z_in, 'z^A ~ N(0, I)'
   seqs = model.sequences
-  if args.a_index is None and not args.a_random and model.lstm is not None:
+  explicit = args.a_index is not None or args.a_mix is not None or args.a_random
+  if not explicit and model.lstm is not None:
     length = int(np.median([len(q) for q in seqs])) if seqs else 24
-    return animate.lstm_codes(model, z_in, length), 'latent LSTM'
+    return animate.lstm_codes(model, z_in, length), 0, z_in, 'latent LSTM'
   if not seqs:
     raise InputError(f'no appearance codebook in {args.appearance_workdir}: build it with '
                      'python -m animgen.main --mode=finalize '
                      '--config=configs/landscape_appearance.py '
                      f'--workdir={args.appearance_workdir}')
-  if args.a_index is not None:
-    if not 0 <= args.a_index < len(seqs):
-      raise InputError(f'--a-index {args.a_index} is outside the appearance codebook '
-                       f'sequences 0..{len(seqs) - 1}')
-    i = args.a_index
-  else:
-    i = int(np.random.default_rng(args.seed).integers(len(seqs)))
-  return generate.start_at_nearest(seqs[i], z_in), f'codebook sequence {i}'
+  i = animate.choose_sequence(len(seqs), args.a_index, args.a_mix, args.seed)
+  return seqs[i], generate.nearest_index(seqs[i], z_in), z_in, f'codebook sequence {i}'
 
 
 def _check_animate_args(args):
@@ -87,6 +83,17 @@ def _check_animate_args(args):
     raise InputError('--motion-only and --appearance-only exclude each other: pick one')
   if bool(args.patch) != bool(args.patch_mask):
     raise InputError('--patch and --patch-mask go together: give the colour image and the mask')
+  if args.a_index is not None and args.a_mix is not None:
+    raise InputError('--a-index and --a-mix exclude each other: pick one')
+  if args.z_mix is not None and not 0 <= args.z_mix <= 1:
+    raise InputError(f'--z-mix {args.z_mix}: give a fraction in [0, 1] (official -mz)')
+  if args.a_mix is not None and not 0 <= args.a_mix <= 1:
+    raise InputError(f'--a-mix {args.a_mix}: give a fraction in [0, 1] (official -az)')
+  if not (np.isfinite(args.speed) and args.speed > 0):
+    raise InputError(f'--speed {args.speed}: give a positive number (official -ms 0.2)')
+  if not 0 <= args.pad < 1:
+    raise InputError(f'--pad {args.pad}: give a fraction in [0, 1) of the network size '
+                     '(official 0.25: 64 px at 256)')
   animate.appearance_repeats(args.a_speed)
 
 
@@ -138,18 +145,23 @@ def _write_animation(args, frames, flows, notes):
 
 
 def cmd_animate(args):
-  """Animating Landscape, Algorithm 1: photo -> looping animation at its resolution, with motion
-  (P^M, cross-faded loop) and appearance (P^A under cyclic code sequences)."""
+  """Animating Landscape, Algorithm 1, as the official test.py: photo -> looping animation at
+  its resolution, with motion (P^M, cross-faded loop) and appearance (P^A under the official
+  code schedule)."""
   from animgen import animate, media
   from animgen.ops import generate
   _check_animate_args(args)
-  repeats = animate.appearance_repeats(args.a_speed)
+  min_loops = animate.appearance_repeats(args.a_speed)
   loop = None if args.no_loop else (args.loop_frames or (args.frames + 3) // 2)  # 199 -> 101
+  if loop:
+    generate.crossfade_weights(args.frames, loop)   # a bad --loop-frames fails before any work
   a_explicit = args.appearance_workdir is not None
   if args.appearance_workdir is None:
     args.appearance_workdir = DEFAULT_APPEARANCE_RUN
   use_appearance = not args.motion_only and (a_explicit or args.appearance_only or args.patch or
                                              os.path.isdir(args.appearance_workdir))
+  if not args.appearance_only:
+    animate.require_run(args.workdir, 'motion')
   image = media.read_image(args.image)
   a_model = animate.appearance_model(args.appearance_workdir) if use_appearance else None
   notes, flows = [], []
@@ -160,12 +172,12 @@ def cmd_animate(args):
     motion, flows = _animate_motion(args, image, loop, notes)
   frames = motion
   if a_model is not None:
-    keys, source = _appearance_keys(args, image, a_model)
-    n = len(motion) * repeats if len(motion) > 1 else (loop or args.frames) * repeats
-    codes = generate.cyclic_codes(keys, n)
+    keys, start, z_in, source = _appearance_keys(args, image, motion[0], a_model)
+    length = len(motion) if len(motion) > 1 else (loop or args.frames)
+    codes = generate.appearance_codes(keys, start, z_in, length, min_loops)
     frames = animate.animate_appearance(a_model.maps, motion, codes, a_model.size,
                                         progress=not args.quiet)
-    notes.append(f'appearance: {source}, {repeats} motion loop(s) per cycle')
+    notes.append(f'appearance: {source}, {len(codes) // length} motion loop(s) per cycle')
   _write_animation(args, frames, flows, notes)
 
 
@@ -228,11 +240,12 @@ def _add_animate(sub):
   a.add_argument('--loop-frames', type=int, default=None,
                  help="length of the cross-faded loop (default (frames + 3) // 2: 101 for 199)")
   a.add_argument('--no-loop', action='store_true', help='write the generated frames unlooped')
-  a.add_argument('--speed', type=float, default=0.2, help='motion speed s_m (official 0.2)')
+  a.add_argument('--speed', type=float, default=0.2, help='motion speed s_m (official -ms 0.2)')
   g = a.add_mutually_exclusive_group()
   g.add_argument('--z-index', type=int, default=None, help='motion codebook row')
   g.add_argument('--z-mix', type=float, default=None,
-                 help='fractional codebook row, interpolating neighbouring rows')
+                 help='official -mz: a fraction t in [0, 1] of the codebook, interpolating '
+                 'rows floor and ceil of (K - 1) t (default: a random t from --seed)')
   g.add_argument('--z-normal', action='store_true',
                  help='z^M ~ N(0, I) from --seed (for runs trained with model.latent_reg=vae, '
                  'wae or wae_gan, Sec. 6.6)')
@@ -241,7 +254,9 @@ def _add_animate(sub):
   a.add_argument('--arrows', default=None,
                  help='motion control (Eq. 12): "x0,y0,x1,y1;..." in photo pixels, or a JSON '
                  'file of [[x0, y0, x1, y1], ...]; motion goes from (x0, y0) to (x1, y1)')
-  a.add_argument('--pad', type=float, default=0.25, help='reflection padding of the net input')
+  a.add_argument('--pad', type=float, default=0.25,
+                 help='reflection padding of the flows and the photo, as a fraction of the '
+                 'network size (official 0.25: 64 px at 256)')
   _add_appearance_args(a.add_argument_group('appearance (Algorithm 1, lines 10-17)'))
   a.add_argument('--control-steps', type=int, default=200,
                  help='Adam steps of the Eq. 12/13 latent optimisation')
@@ -262,12 +277,15 @@ def _add_appearance_args(ap):
                   help='no motion: recolour the still photo only')
   ap.add_argument('--a-index', type=int, default=None,
                   help='appearance codebook sequence (default: the latent LSTM when the run '
-                  'has one, else a random sequence from --seed)')
+                  'has one, else a random --a-mix from --seed)')
+  ap.add_argument('--a-mix', type=float, default=None,
+                  help='official -az: a fraction t in [0, 1] choosing the appearance codebook '
+                  'sequence int((N - 1) t)')
   ap.add_argument('--a-random', action='store_true',
                   help='a random codebook sequence even when a latent LSTM exists')
   ap.add_argument('--a-speed', type=float, default=0.1,
-                  help='appearance speed s_a: one appearance cycle per round(1/s_a) motion '
-                  'loops (official 0.1)')
+                  help='appearance speed s_a: one appearance cycle spans at least int(1/s_a) '
+                  'motion loops (official -as 0.1)')
   ap.add_argument('--a-normal', action='store_true',
                   help='cycle between E^A(photo) and z^A ~ N(0, I) from --seed (runs trained '
                   'with model.latent_reg=vae, wae or wae_gan)')

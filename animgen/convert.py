@@ -23,8 +23,9 @@ so that the converted networks given RGB compute exactly what the official ones 
 BGR. Flows keep their (x, y) channel order.
 
 The official encoders ran BatchNorm in training mode at test time (batch statistics of the one
-input, also when the appearance codebook was built); animgen evaluates encoders with the
-running statistics, which are converted here.
+input, also when the appearance codebook was built). The running statistics are converted too,
+and config.json records the conversion ('converted_from'): `animgen animate` then runs E^A
+with batch statistics as the official test code did (animgen.animate.appearance_model).
 
 Codebooks are Python-2 pickles; unpickling can run code, so they are read only with
 `--trust-pickle` (and even then only numpy arrays and lists are accepted).

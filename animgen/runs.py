@@ -33,10 +33,10 @@ class Run:
   state: Any
   step: int
   artefacts: dict             # file name -> dict of arrays, for the ARTEFACTS present
+  converted_from: dict | None = None  # `animgen convert`'s provenance; None for trained runs
 
 
-def read_config(workdir: str) -> tuple[ml_collections.ConfigDict, int]:
-  """(config, number of training examples) of the run in `workdir`."""
+def _saved(workdir: str) -> dict:
   path = os.path.join(workdir, 'config.json')
   if not os.path.isfile(path):
     raise InputError(f'{workdir} is not a training run (no config.json): pass a workdir made '
@@ -44,10 +44,17 @@ def read_config(workdir: str) -> tuple[ml_collections.ConfigDict, int]:
   try:
     with open(path) as f:
       saved = json.load(f)
-    return ml_collections.ConfigDict(saved['config']), int(saved['num_train'])
-  except (OSError, ValueError, KeyError, TypeError) as e:
+    return {'config': ml_collections.ConfigDict(saved['config']),
+            'num_train': int(saved['num_train']), 'converted_from': saved.get('converted_from')}
+  except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
     raise InputError(f'{path} is not a config written by animgen ({type(e).__name__}: {e}); '
                      'rerun the training or restore the file') from None
+
+
+def read_config(workdir: str) -> tuple[ml_collections.ConfigDict, int]:
+  """(config, number of training examples) of the run in `workdir`."""
+  saved = _saved(workdir)
+  return saved['config'], saved['num_train']
 
 
 def write_config(workdir: str, config, num_train: int) -> None:
@@ -119,10 +126,12 @@ def restore_state(method, workdir: str, sharding=None):
 
 def load(workdir: str, expect: str | None = None) -> Run:
   """The run in `workdir` (of method `expect`, if given), restored on one device."""
-  config, num_train = read_config(workdir)
+  saved = _saved(workdir)
+  config, num_train = saved['config'], saved['num_train']
   if expect is not None and config.method != expect:
     raise InputError(f'{workdir} holds a {config.method} run, not {expect}: pass the workdir of '
                      f'a {expect} training run')
   method = build_method(config, num_train)
   state, step = restore_state(method, workdir)
-  return Run(workdir, config, num_train, method, state, step, read_artefacts(workdir))
+  return Run(workdir, config, num_train, method, state, step, read_artefacts(workdir),
+             saved['converted_from'])

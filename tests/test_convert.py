@@ -1,10 +1,11 @@
 """animgen convert: official Animating Landscape PyTorch checkpoints -> animgen runs.
 
-The official networks are re-expressed below in PyTorch from their layer facts (names, shapes
-and operations of predictor.py / encoder.py of endo-yuki-t/Animating-Landscape; written for
-this test, not copied), so that their state dicts carry the official key names. The same random
-weights go through them and through animgen's converted flax networks.
+The official networks are re-expressed in PyTorch in tests/official_landscape.py (from their
+layer facts; written for the tests, not copied), so that their state dicts carry the official
+key names. The same random weights go through them and through animgen's converted flax
+networks.
 """
+import copy
 import os
 import pickle
 
@@ -14,15 +15,14 @@ import pytest
 import jax
 import jax.numpy as jnp
 import torch  # the `convert` extra of the README's test command installs it
-import torch.nn as tnn
-import torch.nn.functional as F
 
 from animgen import convert
 from animgen.errors import InputError
 from animgen.models.landscape import Encoder, Predictor
 from animgen.ops import color
+from official_landscape import (NZ, TEncoder, TPredictor, appearance_out, motion_out,
+                                randomise_bn, state_dict, write_model_dir)
 
-NZ = 8
 # Small but official-shaped: the key names do not depend on the widths. w1 = 80 keeps the
 # last up-convolution on the same fast path as the full-size network (6 * 5 * 5 <= 2 * w1).
 WIDTHS = (80, 24, 40)
@@ -30,145 +30,12 @@ ENC_WIDTHS = (16, 24, 32, 40)
 TOL = 1e-4
 
 
-# ----------------------------------------------------------------------------- torch side
-class TInstanceNorm(tnn.Module):
-  """Per-sample, per-channel norm, biased variance, eps 1e-9; params `scale`, `shift`."""
-
-  def __init__(self, c):
-    super().__init__()
-    self.scale = tnn.Parameter(torch.rand(c))
-    self.shift = tnn.Parameter(torch.randn(c) * 0.1)  # official init is 0; random to test it
-
-  def forward(self, x):
-    m = x.mean((2, 3), keepdim=True)
-    v = ((x - m) ** 2).mean((2, 3), keepdim=True)
-    return (x - m) / torch.sqrt(v + 1e-9) * self.scale[:, None, None] + self.shift[:, None, None]
-
-
-class TConv(tnn.Module):
-  """Optional nearest x2 upsample, reflection pad k // 2, conv; param path `conv2d`."""
-
-  def __init__(self, cin, cout, k, stride=1, up=False):
-    super().__init__()
-    self.up, self.pad = up, k // 2
-    self.conv2d = tnn.Conv2d(cin, cout, k, stride)
-
-  def forward(self, x):
-    if self.up:
-      x = F.interpolate(x, scale_factor=2, mode='nearest')
-    return self.conv2d(F.pad(x, [self.pad] * 4, mode='reflect'))
-
-
-class TRes(tnn.Module):
-  def __init__(self, c):
-    super().__init__()
-    self.conv1, self.in1 = TConv(c, c, 3), TInstanceNorm(c)
-    self.conv2, self.in2 = TConv(c, c, 3), TInstanceNorm(c)
-
-  def forward(self, x):
-    h = self.conv1(F.leaky_relu(self.in1(x), 0.1))
-    return x + self.conv2(F.leaky_relu(self.in2(h), 0.1))
-
-
-class TPredictor(tnn.Module):
-  """ConditionalMotionNet (nout 2) / ConditionalAppearanceNet (nout 6, plus unused fc1)."""
-
-  def __init__(self, nout, widths=WIDTHS, n_res=5, nz=NZ):
-    super().__init__()
-    w1, w2, w3 = widths
-    self.n_res = n_res
-    self.conv1 = TConv(3 + nz, w1, 5, 2)
-    self.conv2, self.in2 = TConv(w1 + nz, w2, 3, 2), TInstanceNorm(w2)
-    self.conv3, self.in3 = TConv(w2 + nz, w3, 3, 2), TInstanceNorm(w3)
-    for i in range(1, n_res + 1):
-      setattr(self, f'res{i}', TRes(w3))
-    self.deconv1, self.in4 = TConv(2 * w3, w2, 3, up=True), TInstanceNorm(w2)
-    self.deconv2, self.in5 = TConv(2 * w2, w1, 3, up=True), TInstanceNorm(w1)
-    self.deconv3 = TConv(2 * w1, nout, 5, up=True)
-    if nout == 6:
-      self.fc1 = tnn.Linear(w3, 6)
-
-  def forward(self, x, z):
-    """Raw last-layer output h7 (NCHW)."""
-    cat = lambda h: torch.cat([h, z[:, :, None, None].expand(-1, -1, *h.shape[2:])], 1)
-    lr = lambda h: F.leaky_relu(h, 0.1)
-    h1 = lr(self.conv1(cat(x)))
-    h2 = lr(self.in2(self.conv2(cat(h1))))
-    h3 = lr(self.in3(self.conv3(cat(h2))))
-    h = h3
-    for i in range(1, self.n_res + 1):
-      h = getattr(self, f'res{i}')(h)
-    h = lr(self.in4(self.deconv1(torch.cat([h, h3], 1))))
-    h = lr(self.in5(self.deconv2(torch.cat([h, h2], 1))))
-    return self.deconv3(torch.cat([h, h1], 1))
-
-
-def motion_out(net, x, z):
-  return torch.tanh(net(x, z)) / 64.0
-
-
-def appearance_out(net, x, z):
-  h = net(x, z)
-  al, bl = h[:, :3], h[:, 3:]
-  return torch.tanh(al * x + bl), al, bl
-
-
-class TBlock(tnn.Module):
-  """BicycleGAN BasicBlock: conv = [BN, LReLU, conv3x3, BN, LReLU, [conv3x3, avgpool]],
-  shortcut = [avgpool, conv1x1]."""
-
-  def __init__(self, c, o):
-    super().__init__()
-    self.conv = tnn.Sequential(
-        tnn.BatchNorm2d(c), tnn.LeakyReLU(0.2), tnn.Conv2d(c, c, 3, 1, 1), tnn.BatchNorm2d(c),
-        tnn.LeakyReLU(0.2), tnn.Sequential(tnn.Conv2d(c, o, 3, 1, 1), tnn.AvgPool2d(2, 2)))
-    self.shortcut = tnn.Sequential(tnn.AvgPool2d(2, 2), tnn.Conv2d(c, o, 1))
-
-  def forward(self, x):
-    return self.conv(x) + self.shortcut(x)
-
-
-class TEncoder(tnn.Module):
-  """E_ResNet resnet_128 (vaeLike): conv.0 conv4/s2, conv.1-3 blocks, LReLU, AvgPool(8),
-  heads fc.0 and fcVar.0."""
-
-  def __init__(self, cin, widths=ENC_WIDTHS, nz=NZ):
-    super().__init__()
-    layers = [tnn.Conv2d(cin, widths[0], 4, 2, 1)]
-    layers += [TBlock(a, b) for a, b in zip(widths[:-1], widths[1:])]
-    layers += [tnn.LeakyReLU(0.2), tnn.AvgPool2d(8)]
-    self.conv = tnn.Sequential(*layers)
-    self.fc = tnn.Sequential(tnn.Linear(widths[-1], nz))
-    self.fcVar = tnn.Sequential(tnn.Linear(widths[-1], nz))
-
-  def forward(self, x):
-    h = self.conv(x).flatten(1)
-    return self.fc(h), self.fcVar(h)
-
-
-def _randomise_bn(net, seed):
-  g = torch.Generator().manual_seed(seed)
-  with torch.no_grad():
-    for m in net.modules():
-      if isinstance(m, tnn.BatchNorm2d):
-        c = m.num_features
-        m.weight.copy_(1.0 + 0.2 * torch.randn(c, generator=g))
-        m.bias.copy_(0.1 * torch.randn(c, generator=g))
-        m.running_mean.copy_(0.1 * torch.randn(c, generator=g))
-        m.running_var.copy_(0.5 + torch.rand(c, generator=g))
-  return net
-
-
-def state_dict(net):
-  return {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
-
-
 @pytest.fixture(scope='module')
 def nets():
   torch.manual_seed(0)
-  return {'PMNet': TPredictor(2).eval(), 'PANet': TPredictor(6).eval(),
-          'EMNet': _randomise_bn(TEncoder(2), 1).eval(),
-          'EANet': _randomise_bn(TEncoder(3), 2).eval()}
+  return {'PMNet': TPredictor(2, WIDTHS).eval(), 'PANet': TPredictor(6, WIDTHS).eval(),
+          'EMNet': randomise_bn(TEncoder(2, ENC_WIDTHS), 1).eval(),
+          'EANet': randomise_bn(TEncoder(3, ENC_WIDTHS), 2).eval()}
 
 
 def _inputs(b=2, size=64, seed=0):
@@ -274,12 +141,6 @@ def test_official_sizes_match_animgen_defaults():
 
 
 # ----------------------------------------------------------------------------- files
-def _py2_style_pickle(obj):
-  """Protocol 2 with the numpy-1 / Python-2 module name of the array reconstructor."""
-  return pickle.dumps(obj, protocol=2).replace(b'numpy._core.multiarray',
-                                               b'numpy.core.multiarray')
-
-
 MOTION_BOOK = np.random.default_rng(5).normal(size=(7, NZ))             # float64, like KMeans
 APPEARANCE_BOOK = [np.random.default_rng(6 + i).normal(size=(n, NZ)).astype(np.float32)
                    for i, n in enumerate((4, 1, 6))]
@@ -287,18 +148,9 @@ APPEARANCE_BOOK = [np.random.default_rng(6 + i).normal(size=(n, NZ)).astype(np.f
 
 def _model_dir(path, nets, epoch=7, legacy=False, emnet=True, codebooks=True):
   """An official-style model folder written with torch.save (legacy: the pre-1.6 format)."""
-  os.makedirs(path, exist_ok=True)
-  for name, net in nets.items():
-    if name == 'EMNet' and not emnet:
-      continue
-    torch.save(net.state_dict(), os.path.join(path, f'{name}_weight_{epoch}.pth'),
-               _use_new_zipfile_serialization=not legacy)
-  if codebooks:
-    with open(os.path.join(path, f'codebook_m_{epoch}.pkl'), 'wb') as f:
-      f.write(_py2_style_pickle(MOTION_BOOK))
-    with open(os.path.join(path, f'codebook_a_{epoch}.pkl'), 'wb') as f:
-      f.write(_py2_style_pickle(APPEARANCE_BOOK))
-  return str(path)
+  nets = {k: v for k, v in nets.items() if emnet or k != 'EMNet'}
+  books = (MOTION_BOOK, APPEARANCE_BOOK) if codebooks else (None, None)
+  return write_model_dir(path, nets, epoch, *books, legacy=legacy)
 
 
 @pytest.mark.parametrize('legacy', [False, True])
@@ -315,6 +167,7 @@ def test_pth_round_trip_through_load_run(tmp_path, nets, legacy, capsys):
   predict, book, state = motion.predict, motion.codebook, motion.run.state
   config = motion.run.config
   assert config.image_size == 256 and tuple(config.model.widths) == WIDTHS
+  assert motion.run.converted_from['epoch'] == 7     # config.json records the conversion
   assert state.motion_fields.shape[0] == len(MOTION_BOOK)
   np.testing.assert_allclose(book, MOTION_BOOK.astype(np.float32))
   x, z, tx, tz = _inputs(b=1, seed=4)
@@ -336,7 +189,8 @@ def test_pth_round_trip_through_load_run(tmp_path, nets, legacy, capsys):
   with torch.no_grad():
     _, al, bl = appearance_out(nets['PANet'], tx, tz)
     img = np.random.default_rng(8).uniform(-1, 1, (1, 128, 128, 3)).astype(np.float32)
-    ref_code = nets['EANet'](torch.from_numpy(
+    # a converted run encodes with batch statistics, as the official test code (BN train mode)
+    ref_code = copy.deepcopy(nets['EANet']).train()(torch.from_numpy(
         np.ascontiguousarray(img[..., ::-1].transpose(0, 3, 1, 2))))[0].numpy()
   ref_maps = np.concatenate([_nhwc(al)[..., ::-1], _nhwc(bl)[..., ::-1]], -1)
   assert _max_diff(maps_fn(jnp.asarray(x), jnp.asarray(z)), ref_maps) < TOL
