@@ -6,26 +6,8 @@ import numpy as np
 import pytest
 
 from animgen import animate
-from animgen.ops import generate
 from animgen.errors import InputError
 from animgen.methods import landscape_appearance
-
-
-def test_cyclic_codes_interpolate_keys_and_close_the_cycle():
-  keys = np.array([[0.0, 0.0], [4.0, 0.0], [4.0, 8.0]], np.float32)
-  codes = generate.cyclic_codes(keys, 12)          # 4 frames per key interval
-  np.testing.assert_allclose(codes[0], keys[0])
-  np.testing.assert_allclose(codes[4], keys[1])
-  np.testing.assert_allclose(codes[2], [2.0, 0.0])  # halfway between key 0 and key 1
-  np.testing.assert_allclose(codes[10], [2.0, 4.0])  # halfway from the last key back to the first
-  # the step from the last frame to the first is no larger than the steps inside the cycle
-  steps = np.linalg.norm(np.diff(np.concatenate([codes, codes[:1]]), axis=0), axis=-1)
-  assert steps[-1] <= steps.max() + 1e-6
-
-
-def test_start_at_nearest_rolls_the_sequence():
-  seq = np.array([[0.0], [1.0], [2.0], [3.0]])
-  np.testing.assert_array_equal(generate.start_at_nearest(seq, np.array([2.2]))[:, 0], [2, 3, 0, 1])
 
 
 def test_appearance_repeats_follow_the_speed():

@@ -158,20 +158,3 @@ def nearest_index(sequence, code) -> int:
   """Row of `sequence` nearest to `code` (official: the least MSE, first on ties)."""
   d = np.mean(np.square(np.asarray(sequence, np.float32) - np.asarray(code, np.float32)), -1)
   return int(np.argmin(d))
-
-
-def start_at_nearest(sequence: np.ndarray, code: np.ndarray) -> np.ndarray:
-  """Rolls a code sequence so that it starts at the code nearest to `code`."""
-  return np.roll(np.asarray(sequence), -nearest_index(sequence, code), axis=0)
-
-
-def cyclic_codes(keys: np.ndarray, num_frames: int) -> np.ndarray:
-  """Key-frame codes [K, Z] -> one code per output frame [N, Z], linearly interpolated and
-  closed into a cycle with the keys evenly spaced (Sec. 5; `appearance_codes` is the official
-  schedule that generation uses)."""
-  keys = np.asarray(keys, np.float32)
-  k = len(keys)
-  u = np.arange(num_frames) * (k / num_frames)
-  lo = np.floor(u).astype(int)
-  f = (u - lo)[:, None].astype(np.float32)
-  return (1.0 - f) * keys[lo % k] + f * keys[(lo + 1) % k]
