@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -69,9 +70,10 @@ def test_real_looping_moves_cut_like_pymaxflow():
   num_labels = prob.P.shape[0]
   labels = jnp.asarray(np.random.default_rng(1).integers(0, num_labels, prob.P.shape[1:]),
                        jnp.int32)
-  for a in (0, 3, num_labels - 1):
-    caps = expansion.move_capacities(costs.unary, costs.pairwise, prob, labels, a)
-    flow, side = maxflow.grid_mincut(*caps)
+  capacities = jax.jit(expansion.move_capacities, static_argnums=(0, 1))
+  for a in (0, 3, num_labels - 1):   # one compiled program for every move
+    caps = capacities(costs.unary, costs.pairwise, prob, labels, jnp.int32(a))
+    flow, side = jax.jit(maxflow.grid_mincut)(*caps)
     ref_flow, _ = reference.mincut(*caps)
     assert int(flow) == ref_flow
     cut = sum(int(jnp.sum(jnp.where(m, c, 0))) for m, c in (
@@ -212,9 +214,13 @@ def test_used_only_moves_visit_the_labels_of_the_start_labelling():
                               jnp.asarray([8, 12, 16], jnp.int32), 24, 4)
   lab0 = jnp.where(jnp.arange(12)[None, :] < 6, 1, 7).astype(jnp.int32) * jnp.ones((12, 1), int)
   got = stages._solve(prob, P, S, lab0, 1, used_only=True)
-  want = expansion.alpha_expansion(costs.unary, costs.pairwise, costs.with_labels(prob, P, S),
-                                   lab0, P.shape[0], sweeps=1, order=[1, 7])
-  full = stages._solve(prob, P, S, lab0, 1)
+  # the same compiled program with an explicit order: labels 1 and 7 first, 2 moves; all moves
+  moves = lambda order, n: expansion.alpha_expansion(
+      costs.unary, costs.pairwise, costs.with_labels(prob, P, S), lab0, P.shape[0], sweeps=1,
+      order=jnp.asarray(order, jnp.int32), num_moves=jnp.int32(n))
+  rest = [k for k in range(P.shape[0]) if k not in (1, 7)]
+  want = moves([1, 7] + rest, 2)
+  full = moves(range(P.shape[0]), P.shape[0])
   np.testing.assert_array_equal(got[0], want[0])
   assert float(got[1]) == float(want[1])
   assert float(full[1]) < float(got[1])  # the full sweep also tries the unused labels
