@@ -61,14 +61,45 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, data_dir):
   ckpt.close()
 
 
+def _code_epes(method, state, batch, codes):
+  """EPE in pixels [codes, examples] of the flow predicted with each code, in NumPy from the
+  stored pixel flow (frames and flow at the model size)."""
+  size = method.size
+  assert batch['frames'].shape[2:4] == batch['flow'].shape[1:3] == (size, size)
+  x = jnp.asarray(batch['frames'][:, 0], jnp.float32) / 127.5 - 1.0
+  predict = jax.jit(method.predict)
+  epe = []
+  for code in np.asarray(codes):
+    flow = np.asarray(predict(state.params, x, jnp.broadcast_to(code, (len(x), len(code)))))
+    epe.append(np.linalg.norm(flow * (size - 1) / 2.0 - batch['flow'], axis=-1).mean((1, 2)))
+  return np.stack(epe)
+
+
 def test_eval_reports_epe_and_psnr_with_baselines(smoke_run):
-  config, workdir, _ = smoke_run
+  config, workdir, state = smoke_run
   results = trainer.evaluate(config, workdir)
   assert results['num_examples'] == 2 * config.eval.pairs_per_clip  # 2 tiny test clips
   for k in ('flow_epe', 'flow_epe_zero', 'psnr', 'psnr_zero', 'flow_epe_codebook_mean'):
     assert np.isfinite(results[k])
-  assert (results['flow_epe_codebook_best'] <= results['flow_epe_codebook_mean']
-          <= results['flow_epe_codebook_worst'])
+  # the codebook EPEs recomputed from the evaluated codes; best / worst are per-example min / max
+  from animgen import input_pipeline, runs
+  from animgen.methods.landscape_motion import LandscapeMotion
+  method = LandscapeMotion(config, state.motion_fields.shape[0])
+  batch = input_pipeline.make_dataset(config, 'test', method.make_example, train=False,
+                                      batch_size=64, eval_index=method.eval_index)[0]
+  codes = method.eval_inputs(state, runs.read_artefacts(workdir))
+  epe = _code_epes(method, state, batch, codes)                   # [codes, examples]
+  for k, want in (('mean', epe.mean()), ('best', epe.min(0).mean()), ('worst', epe.max(0).mean())):
+    np.testing.assert_allclose(results[f'flow_epe_codebook_{k}'], want, rtol=1e-4, err_msg=k)
+  # after 4 steps the codebook codes give EPEs within 1e-5 of each other; codes far apart tell
+  # best from worst (measured: worst - best >= 0.15 x the mean EPE on every example)
+  codes = jnp.asarray(np.random.default_rng(0).normal(scale=5.0, size=(3, codes.shape[1])),
+                      jnp.float32)
+  epe = _code_epes(method, state, batch, codes)
+  out = jax.jit(method.eval_step)(state, batch, codes)
+  assert np.all(epe.max(0) - epe.min(0) > 0.05 * epe.mean())
+  for k, want in (('mean', epe.mean(0)), ('best', epe.min(0)), ('worst', epe.max(0))):
+    np.testing.assert_allclose(out[f'flow_epe_codebook_{k}'], want, rtol=1e-4, err_msg=k)
   # the zero-flow EPE is the mean ground-truth flow magnitude: positive on moving skies
   assert results['flow_epe_zero'] > 0.01
   saved = json.load(open(os.path.join(workdir, f'eval_{results["step"]}.json')))
