@@ -64,7 +64,7 @@ def test_motion_predictor_matches_torch(nets, fast):
   params = convert.predictor_params(pm, 'motion')
   model = Predictor(out_channels=2, widths=WIDTHS, num_res_blocks=5, beta=1 / 64, fast=fast)
   x, z, tx, tz = _inputs()
-  ours = model.apply({'params': params}, jnp.asarray(x), jnp.asarray(z))
+  ours = jax.jit(model.apply)({'params': params}, jnp.asarray(x), jnp.asarray(z))
   with torch.no_grad():
     ref = _nhwc(motion_out(nets['PMNet'], tx, tz))  # flow (x, y): no channel reordering
   assert np.abs(ref).max() > 1e-3
@@ -77,7 +77,7 @@ def test_appearance_predictor_matches_torch(nets):
   params = convert.predictor_params(pa, 'appearance')
   model = Predictor(out_channels=6, widths=WIDTHS, num_res_blocks=5, beta=None)
   x, z, tx, tz = _inputs(seed=1)
-  maps = model.apply({'params': params}, jnp.asarray(x), jnp.asarray(z))
+  maps = jax.jit(model.apply)({'params': params}, jnp.asarray(x), jnp.asarray(z))
   with torch.no_grad():
     y, al, bl = appearance_out(nets['PANet'], tx, tz)
   # Official maps act on BGR channels; ours on RGB.
@@ -153,6 +153,10 @@ def _model_dir(path, nets, epoch=7, legacy=False, emnet=True, codebooks=True):
   return write_model_dir(path, nets, epoch, *books, legacy=legacy)
 
 
+# one compiled program per network (a Partial's parameters are arguments), not one per operation
+_jit_call = jax.jit(lambda fn, *args: fn(*args))
+
+
 @pytest.mark.parametrize('legacy', [False, True])
 def test_pth_round_trip_through_load_run(tmp_path, nets, legacy, capsys):
   from animgen import animate
@@ -174,7 +178,7 @@ def test_pth_round_trip_through_load_run(tmp_path, nets, legacy, capsys):
   with torch.no_grad():
     ref = _nhwc(motion_out(nets['PMNet'], tx, tz))
     ref_mu = nets['EMNet'](torch.zeros(1, 2, 128, 128) + 0.01)[0].numpy()
-  assert _max_diff(predict(jnp.asarray(x), jnp.asarray(z)), ref) < TOL
+  assert _max_diff(_jit_call(predict, jnp.asarray(x), jnp.asarray(z)), ref) < TOL
   mu, _ = Encoder(NZ, ENC_WIDTHS).apply(
       {'params': state.params['encoder'], 'batch_stats': state.batch_stats},
       jnp.zeros((1, 128, 128, 2)) + 0.01)
@@ -193,7 +197,7 @@ def test_pth_round_trip_through_load_run(tmp_path, nets, legacy, capsys):
     ref_code = copy.deepcopy(nets['EANet']).train()(torch.from_numpy(
         np.ascontiguousarray(img[..., ::-1].transpose(0, 3, 1, 2))))[0].numpy()
   ref_maps = np.concatenate([_nhwc(al)[..., ::-1], _nhwc(bl)[..., ::-1]], -1)
-  assert _max_diff(maps_fn(jnp.asarray(x), jnp.asarray(z)), ref_maps) < TOL
+  assert _max_diff(_jit_call(maps_fn, jnp.asarray(x), jnp.asarray(z)), ref_maps) < TOL
   assert _max_diff(encode_fn(jnp.asarray(img)), ref_code) < TOL
 
 
