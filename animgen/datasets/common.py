@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Iterator, Mapping, TypeVar
 from absl import logging
 import numpy as np
 from PIL import Image
+import tensorflow_datasets as tfds
 
 from animgen import media
 from animgen.errors import InputError
@@ -172,6 +173,17 @@ class ManualLayout:
 
 
 # ----------------------------------------------------------------------------- generation
+
+
+def clip_features(size: int, pairs: bool = True, **extra) -> tfds.features.FeaturesDict:
+  """The features of one clip record: frames [T, size, size, 3] uint8, the flag pair_ok of each
+  consecutive pair (with `pairs`), clip_id, and the tfds features in `extra`."""
+  tensor = tfds.features.Tensor
+  features = {'frames': tensor(shape=(None, size, size, 3), dtype=np.uint8)}
+  if pairs:
+    features['pair_ok'] = tensor(shape=(None,), dtype=np.bool_)
+  features['clip_id'] = tensor(shape=(), dtype=np.int64)
+  return tfds.features.FeaturesDict({**features, **extra})
 
 
 def split_rng(seed: int, split: str, *index: int) -> np.random.Generator:

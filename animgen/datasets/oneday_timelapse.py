@@ -88,10 +88,7 @@ class OnedayTimelapse(tfds.core.GeneratorBasedBuilder):
     s = self.builder_config.size
     return self.dataset_info_from_configs(
         description=__doc__.splitlines()[0],
-        features=tfds.features.FeaturesDict({
-            'frames': tfds.features.Tensor(shape=(None, s, s, 3), dtype=np.uint8),
-            'clip_id': tfds.features.Tensor(shape=(), dtype=np.int64),
-        }),
+        features=common.clip_features(s, pairs=False),
         disable_shuffling=True,
     )
 

@@ -136,11 +136,7 @@ class SkyTimelapse(tfds.core.GeneratorBasedBuilder):
     s = self.builder_config.size
     return self.dataset_info_from_configs(
         description=__doc__.splitlines()[0],
-        features=tfds.features.FeaturesDict({
-            'frames': tfds.features.Tensor(shape=(None, s, s, 3), dtype=np.uint8),
-            'pair_ok': tfds.features.Tensor(shape=(None,), dtype=np.bool_),
-            'clip_id': tfds.features.Tensor(shape=(), dtype=np.int64),
-        }),
+        features=common.clip_features(s),
         homepage='https://github.com/weixiong-ur/mdgan',
         disable_shuffling=True,  # record i holds clip_id i
     )
