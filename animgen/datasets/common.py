@@ -89,8 +89,7 @@ def load_frame(path: str, size: int) -> np.ndarray:
   file is a one-line InputError naming it."""
   try:
     with Image.open(path) as im:
-      return np.asarray(im.convert('RGB').resize((size, size), Image.Resampling.BILINEAR),
-                        np.uint8)
+      return _resized(im.convert('RGB'), size)
   except (OSError, ValueError, Image.DecompressionBombError) as e:
     reason = ' '.join(str(e).split()) or type(e).__name__
     raise InputError(f'cannot read the frame {path} ({reason}): replace or remove it') from None
@@ -98,8 +97,11 @@ def load_frame(path: str, size: int) -> np.ndarray:
 
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
   """uint8 frames [T, H, W, 3] -> [T, size, size, 3], resized as `load_frame` resizes."""
-  return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.BILINEAR),
-                              np.uint8) for f in frames])
+  return np.stack([_resized(Image.fromarray(f), size) for f in frames])
+
+
+def _resized(im: Image.Image, size: int) -> np.ndarray:
+  return np.asarray(im.resize((size, size), Image.Resampling.BILINEAR), np.uint8)
 
 
 def pair_filter(numbers, frames: np.ndarray, step: int) -> np.ndarray:

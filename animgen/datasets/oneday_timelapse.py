@@ -19,7 +19,6 @@ import dataclasses
 import os
 
 import numpy as np
-from PIL import Image
 import tensorflow_datasets as tfds
 
 from animgen.datasets import common
@@ -61,12 +60,7 @@ def thin(mean_colours: np.ndarray, threshold: float = MIN_COLOUR_CHANGE) -> list
 
 def load_clip(paths, size: int, frame_step: int = 1):
   """frames [T, size, size, 3] uint8 of a clip after sampling and thinning, or None."""
-  frames = []
-  for p in paths[::frame_step]:
-    with Image.open(p) as im:
-      frames.append(np.asarray(im.convert('RGB').resize((size, size), Image.Resampling.BILINEAR),
-                               np.uint8))
-  frames = np.stack(frames)
+  frames = np.stack([common.load_frame(p, size) for p in paths[::frame_step]])
   kept = thin(frames.astype(np.float32).mean(axis=(1, 2)) / 255.0)
   return frames[kept] if len(kept) >= 2 else None
 
