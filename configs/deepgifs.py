@@ -4,9 +4,10 @@ Two runs, as the public code: first the VAE-GAN (variant `vaegan`), then the LST
 starts from the VAE-GAN run's workdir (train.init_from; by default the workdir that
 `python -m animgen.main` gives the same variant plus `_vaegan`, e.g. runs/deepgifs_vaegan).
 
-  configs/deepgifs.py:vaegan   VAE-GAN pretraining on Moving MNIST (moving_mnist/default,
-                               generated on first use): Adam 5e-4, 128 frames per batch,
-                               lambda_gan 1e-4, lambda_KL 1e-8, latent 95
+  configs/deepgifs.py:vaegan   VAE-GAN pretraining on Moving MNIST (moving_mnist/default:
+                               digits added as DeepGIFs' script, generated on first use):
+                               Adam 5e-4, 128 frames per batch, lambda_gan 1e-4,
+                               lambda_KL 1e-8, latent 95
   configs/deepgifs.py          the LSTM phase with the paper's settings: batch 32 clips of 20
                                frames, Adam 1e-3, lambda_gan 3e-4, lambda_KL 1e-8, LSTM 200
   ...:balls / :balls_vaegan    the same on 2 bouncing balls (bouncing_balls/balls2): latent 20,
@@ -25,7 +26,7 @@ first one's default workdir, runs/deepgifs_cpu_balls_vaegan):
   python -m animgen.main --config=configs/deepgifs.py:cpu_balls
 
 Full MNIST: --config.dataset=moving_mnist/full --config.manual_dir=<folder with mnist.npz or the
-idx files>. DeepGIFs' own Moving MNIST script summed the digits: moving_mnist/additive.
+idx files>. The original Moving MNIST's max overlap instead of the sum: moving_mnist/max.
 """
 import os
 import sys
@@ -42,7 +43,7 @@ _NAME = 'configs/deepgifs.py'
 
 def _default(variant: str):
   c = common.base(
-      'deepgifs', 'moving_mnist/default',
+      'deepgifs', 'moving_mnist/default',  # additive overlap, as DeepGIFs' script
       image_size=64,                     # Sec. 3.2: 64 x 64, 20 frames
       batch_size=32,                     # Sec. 5.1 / 5.2: clips per step in the LSTM phase
       num_steps=40_000,                  # ours: the paper gives no training lengths

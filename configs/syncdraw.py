@@ -10,7 +10,9 @@ order listed here, whatever the order given; no key=value options):
   configs/syncdraw.py:two_digit  two-digit bouncing MNIST (Sec. 4.3; with captions: Fig. 12)
   configs/syncdraw.py:cuboid     the cuboid DRAW baseline of Sec. 4.1 (temporal bank F_Z)
   configs/syncdraw.py:tgif       TGIF-style GIFs at 128 x 128 (Sec. 4.4;
-                                 --config.manual_dir=<folder holding tgif/train, tgif/test>)
+                                 --config.manual_dir=<folder holding tgif/train, tgif/test>);
+                                 all GIFs given, not the paper's one-person subset (no
+                                 person detector offline, docs/syncdraw.md)
   configs/syncdraw.py:cpu        the paper network at batch 32 for 600 steps: 10-15 min on 2 busy
                                  cores (the docs/syncdraw.md figures)
   configs/syncdraw.py:smoke      tiny network and data (tests); with two_digit or tgif, their

@@ -4,6 +4,7 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -75,13 +76,16 @@ def test_digit_trajectories_stay_inside_with_speeds_2_to_6():
     np.testing.assert_allclose(step[inside], vel[:-1][inside])  # free flight between walls
 
 
-def test_compose_max_and_additive_overlap():
+def test_compose_additive_by_default_and_max_overlap():
   d = np.zeros((2, 28, 28), np.uint8)
   d[0, 10:20, 10:20] = 200
   d[1, 10:20, 10:20] = 100
   same = np.zeros((1, 2, 2))                                 # both digits at the corner (0, 0)
   assert mm.compose(d, same, 64, additive=False).max() == 200
   assert mm.compose(d, same, 64, additive=True).max() == 255  # 300 clipped
+  assert mm.compose(d, same, 64).max() == 255                 # the DeepGIFs script's sum
+  # every config adds the digits as the DeepGIFs script, except the named `max` one
+  assert {n for n, c in mm.CONFIGS.items() if not c.additive} == {'max'}
   d[1, 10:20, 10:20] = 40
   assert mm.compose(d, same, 64, additive=True).max() == 240
   apart = np.array([[[0.0, 0.0], [36.0, 36.0]]])
@@ -119,7 +123,7 @@ def test_moving_mnist_reads_a_users_mnist_by_split(tmp_path):
     src = b.as_data_source(split=split)
     values = np.unique(np.concatenate([np.asarray(src[i]['frames']).ravel()
                                        for i in range(len(src))]))
-    assert set(values.tolist()) == {0, value}
+    assert value in values and set(values.tolist()) <= {0, value, 2 * value}   # 2v: overlap
   from animgen.errors import InputError
   with pytest.raises(InputError, match='manual_dir'):
     mm._mnist_in('')
@@ -232,3 +236,135 @@ def test_init_from_without_checkpoint_is_a_user_error(tmp_path, data_dir):
   with pytest.raises(InputError, match='train.init_from=.*no config.json'):
     trainer.warm_start(config, method, method.init(jax.random.key(0), None),
                        sharding.make_mesh())
+
+
+# ----------------------------------------------------------------------------- training logic
+
+
+@pytest.fixture(scope='module')
+def tiny(data_dir):
+  """The smoke network (32 px, widths 4, 8, latent 8, LSTM 16) and a fresh state."""
+  method = deepgifs.DeepGIFs(smoke_config(data_dir, 'deepgifs'))
+  return method, method.init(jax.random.key(0), None)
+
+
+def _zero_carry(method, b):
+  h = method.config.model.lstm_hidden
+  return jnp.zeros((b, h)), jnp.zeros((b, h))                # PyTorch nn.LSTM's default state
+
+
+def _next_frame_mse_reference(method, state, x, rng):
+  """MSE(x[:, 1:], pred[:, :-1]) written out: every frame encoded (train-mode BatchNorm), z
+  sampled, the LSTM stepped from a zero state; the codes predicted from frames 0..T-2 are
+  decoded as one batch and compared with frames 1..T-1."""
+  p, s = state.params, state.batch_stats
+  b, t = x.shape[:2]
+  (mu, logvar), _ = method.encoder.apply(
+      {'params': p['encoder'], 'batch_stats': s['encoder']}, x.reshape((b * t,) + x.shape[2:]),
+      True, mutable=['batch_stats'])
+  z = (mu + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mu.shape)).reshape(b, t, -1)
+  carry, pred = _zero_carry(method, b), []
+  for k in range(t - 1):                                     # from frame k: a guess of k + 1
+    carry, code = method.lstm.apply({'params': p['lstm']}, carry, z[:, k])
+    pred.append(code)
+  out, _ = method.decoder.apply({'params': p['decoder'], 'batch_stats': s['decoder']},
+                                jnp.concatenate(pred), True, mutable=['batch_stats'])
+  # pred was stacked time-major: out[k * b + i] is clip i's guess of frame k + 1
+  out = jnp.moveaxis(out.reshape((t - 1, b) + x.shape[2:]), 0, 1)
+  return jnp.mean(jnp.square(out - x[:, 1:]))
+
+
+def test_lstm_phase_compares_prediction_t_with_frame_t_plus_1(tiny):
+  method, state = tiny
+  # frame k is the constant 85 k (+ noise): comparing with the wrong frame moves the MSE a lot
+  noise = np.random.default_rng(0).integers(0, 20, (2, 4, 32, 32, 1))
+  frames = np.clip(85 * np.arange(4)[None, :, None, None, None] + noise, 0, 255).astype(np.uint8)
+  rng = jax.random.key(3)
+
+  def both(state, frames):
+    _, m = method.train_step(state, {'frames': frames}, rng)
+    return m['loss_rec'], _next_frame_mse_reference(method, state, deepgifs.to_signed(frames), rng)
+  got, want = jax.jit(both)(state, frames)
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_rollout_encodes_each_generated_frame_again(tiny):
+  """Sec. 4.1: decode -> encode -> LSTM at every step (mu, running BatchNorm statistics),
+  not the LSTM's own output fed back."""
+  method, state = tiny
+  seed = jnp.asarray(np.random.default_rng(1).uniform(-1, 1, (2, 32, 32, 1)), jnp.float32)
+
+  def run(state, seed):
+    p, s = state.params, state.batch_stats
+    enc = lambda x: method.encoder.apply({'params': p['encoder'],
+                                          'batch_stats': s['encoder']}, x, False)[0]
+    dec = lambda z: method.decoder.apply({'params': p['decoder'],
+                                          'batch_stats': s['decoder']}, z, False)
+    lstm = lambda c, z: method.lstm.apply({'params': p['lstm']}, c, z)
+    carry, frames = _zero_carry(method, 2), [seed]
+    fed, code, fed_frames = _zero_carry(method, 2), enc(seed), [seed]
+    for _ in range(3):
+      carry, z = lstm(carry, enc(frames[-1]))                # the generated frame, encoded again
+      frames.append(dec(z))
+      fed, code = lstm(fed, code)                            # the wrong loop: code fed back
+      fed_frames.append(dec(code))
+    return (method.rollout_from(state, seed, 4), jnp.stack(frames, 1),
+            jnp.stack(fed_frames, 1))
+  got, want, fed_back = jax.jit(run)(state, seed)
+  np.testing.assert_allclose(got, want, atol=1e-5)
+  assert np.abs(np.asarray(want - fed_back)).max() > 1e-3  # the two loops differ on this state
+
+
+def test_decoder_is_linear_then_upsample_conv_bn_leaky_blocks_then_tanh():
+  """The public VAEGAN_Gen decoder: Linear (no activation), per block nearest x2 + conv 3x3 +
+  BatchNorm + LeakyReLU(0.01) (on the last block too), tanh; against NumPy (running BN stats)."""
+  from animgen.models.deepgifs import Decoder
+  net = Decoder(channels=1, widths=(2, 3), base=2)           # 2 blocks: 3 -> 2 -> 1 channels
+  rng = np.random.default_rng(2)
+  v = net.init(jax.random.key(0), jnp.zeros((1, 3)), False)
+  rand = lambda a, lo, hi: rng.uniform(lo, hi, a.shape).astype(np.float32)
+  v = {'params': jax.tree.map(lambda a: rand(a, -1, 1), v['params']),
+       'batch_stats': {k: {'mean': rand(b['mean'], -1, 1), 'var': rand(b['var'], 0.5, 2)}
+                       for k, b in v['batch_stats'].items()}}
+  z = rng.normal(size=(2, 3)).astype(np.float32)
+  got = jax.jit(lambda v, z: net.apply(v, z, False))(v, z)
+  f64 = jax.tree.map(lambda a: np.asarray(a, np.float64), v)
+  p, st = f64['params'], f64['batch_stats']
+  h = (z @ p['fc']['kernel'] + p['fc']['bias']).reshape(2, 2, 2, 3)   # no activation
+  for i in range(2):
+    h = h.repeat(2, axis=1).repeat(2, axis=2)                          # nearest x2
+    hp, (hh, ww) = np.pad(h, ((0, 0), (1, 1), (1, 1), (0, 0))), h.shape[1:3]
+    k = p[f'Conv_{i}']['kernel']                                       # [3, 3, Cin, Cout]
+    h = sum(hp[:, a:a + hh, b:b + ww] @ k[a, b] for a in range(3) for b in range(3))
+    h = h + p[f'Conv_{i}']['bias']
+    bn, stats = p[f'BatchNorm_{i}'], st[f'BatchNorm_{i}']
+    h = (h - stats['mean']) / np.sqrt(stats['var'] + 1e-5) * bn['scale'] + bn['bias']
+    h = np.where(h > 0, h, 0.01 * h)                                   # LeakyReLU(0.01)
+  np.testing.assert_allclose(got, np.tanh(h), atol=1e-5)
+
+
+def _public_code_parameter_counts(latent, channels=1):
+  """Parameters of the public PyTorch networks from their layer list (REFERENCE.md), by hand."""
+  conv = lambda k, cin, cout: k * k * cin * cout + cout      # Conv2d with its bias
+  bn = lambda c: 2 * c                                       # weight + bias (stats are buffers)
+  lin = lambda i, o: i * o + o
+  widths = [channels, 32, 64, 128, 256]
+  stack = sum(conv(4, a, b) + bn(b) for a, b in zip(widths, widths[1:]))   # 64 -> 4 px
+  flat = 4 * 4 * 256
+  up = [256, 128, 64, 32, channels]
+  decoder = lin(latent, flat) + sum(conv(3, a, b) + bn(b) for a, b in zip(up, up[1:]))
+  torch_lstm = 4 * 200 * latent + 4 * 200 * 200 + 2 * 4 * 200   # W_ih, W_hh, b_ih, b_hh
+  return {'encoder': stack + 2 * lin(flat, latent),          # fc_mu, fc_logvar
+          'decoder': decoder,
+          # flax's cell has one bias per gate where nn.LSTM has b_ih + b_hh (same function)
+          'lstm': torch_lstm - 4 * 200 + lin(200, latent),
+          'disc': stack + lin(flat, latent) + bn(latent) + lin(latent, 1)}
+
+
+@pytest.mark.parametrize('variant, latent', [('', 95), ('balls', 20)])
+def test_paper_network_has_the_public_code_parameter_count(data_dir, variant, latent):
+  method = deepgifs.DeepGIFs(smoke_config(data_dir, 'deepgifs', variant or None))
+  shapes = jax.eval_shape(method._fresh, jax.random.key(0)).params
+  got = {k: sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(v))
+         for k, v in shapes.items()}
+  assert got == _public_code_parameter_counts(latent)

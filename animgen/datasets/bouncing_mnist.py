@@ -3,8 +3,9 @@
 Each GIF has `frames` frames of size x size (10 of 64 x 64 in the paper) with one or two 28 x 28
 real MNIST digits (animgen/datasets/digits.py), each moving either left and right or up and
 down from a random start, bouncing off the borders. Overlapping digits are added and clipped to
-1 (Sec. 4.3, footnote 2; the public code took the maximum). Speed: 0.1 of the free range per
-frame (3.6 px at 64 px), the public dataset script's step.
+1 (Sec. 4.3, footnote 2; the public code took the maximum). Speed: the public dataset script's
+step 0.1 times its speed 2, i.e. 0.2 of the free range per frame (7.2 px at 64 px with 28 px
+digits).
 
 Every GIF carries its caption, e.g. 'the digit 3 is moving left and right' or
 'the digit 0 is moving up and down and digit 1 is moving left and right', as token ids of the
@@ -24,7 +25,12 @@ from animgen.captions import (MOTIONS, VOCAB, caption_length, caption_text,  # n
                               detokenize, split_motion, tokenize)
 from animgen.datasets import common
 
+__all__ = ['BouncingMnist', 'BouncingMnistConfig', 'CONFIGS', 'MOTIONS', 'SPEED', 'STEP', 'VOCAB',
+           'caption_length', 'caption_text', 'detokenize', 'digit_images', 'make_gif',
+           'render_gif', 'split_motion', 'tokenize', 'trajectory']   # captions re-exported
+
 _TRAIN_SHARE = 0.8
+STEP, SPEED = 0.1, 2   # REFERENCE: public script step 0.1 x speed 2 (of the free range) per frame
 
 
 @dataclasses.dataclass(eq=False)
@@ -92,7 +98,7 @@ def render_gif(rng, images, motions, frames: int, size: int) -> np.ndarray:
   free = size - s
   out = np.zeros((frames, size, size), np.float32)
   for im, m in zip(images, motions):
-    moving = trajectory(rng, frames, free, 0.1 * free)
+    moving = trajectory(rng, frames, free, STEP * SPEED * free)   # 7.2 px at 64 - 28
     fixed = np.full(frames, int(rng.integers(0, free + 1)))
     ys, xs = (fixed, moving) if m == 0 else (moving, fixed)
     for t in range(frames):
@@ -116,8 +122,10 @@ def make_gif(rng, split: str, num_digits: int, images, labels, frames: int, size
 class BouncingMnist(tfds.core.GeneratorBasedBuilder):
   """Bouncing MNIST GIFs (one or two digits) with captions and (digit, motion)-disjoint splits."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {'1.0.0': 'Initial release.',
+                   '1.1.0': 'Speed 0.2 of the free range per frame (step 0.1 x speed 2 as the '
+                            'public script), was 0.1.'}
   BUILDER_CONFIGS = list(CONFIGS.values())
   DEFAULT_CONFIG_NAME = 'single_digit'
 

@@ -3,8 +3,9 @@
 Two 28x28 MNIST digits move in a 64x64 frame for 20 frames. Each digit gets a direction
 uniform in [-pi, pi) and an integer speed of 2-6 px/frame (the Tencia Lee script DeepGIFs
 adapted). At a wall the position is clamped to the frame and that velocity component reflected
-(the original Moving MNIST), so digits never leave the frame. Digits are combined by pixelwise
-maximum (the original) or, with `additive`, summed and clipped to 255 (the Tencia Lee script).
+(the original Moving MNIST), so digits never leave the frame. Digits are summed and clipped to
+255 as the Tencia Lee script DeepGIFs used (all configs but `max`), or combined by pixelwise
+maximum as the original Moving MNIST (`max`).
 
 Digits: the 5,000 real MNIST digits shipped in data/digits (animgen.datasets.digits), 450 per
 class for train and the other 50 per class for test, so train and test never share a digit
@@ -52,11 +53,12 @@ def digit_trajectories(rng: np.random.Generator, num_digits: int, frames: int, l
 
 
 def compose(digit_images: np.ndarray, positions: np.ndarray, size: int = 64,
-            additive: bool = False) -> np.ndarray:
+            additive: bool = True) -> np.ndarray:
   """digit_images uint8 [n, d, d], positions [T, n, 2] (x, y corners) -> uint8 [T, size, size].
 
-  Corners are rounded to whole pixels; overlapping digits combine by maximum, or by a sum
-  clipped to 255 when `additive`."""
+  Corners are rounded to whole pixels; overlapping digits combine by a sum clipped to 255 (the
+  DeepGIFs script's additive overlap), or by maximum when not `additive` (original Moving
+  MNIST)."""
   n, d, _ = digit_images.shape
   frames = np.zeros((positions.shape[0], size, size), np.int32)
   corners = np.round(positions).astype(np.int64)
@@ -90,7 +92,7 @@ class MovingMnistConfig(tfds.core.BuilderConfig):
   num_digits: int = 2
   speed_min: int = 2
   speed_max: int = 6
-  additive: bool = False
+  additive: bool = True       # REFERENCE: DeepGIFs' (Tencia Lee) script adds the digits
   train_clips: int = 8000
   test_clips: int = 800
   seed: int = 0
@@ -100,10 +102,11 @@ class MovingMnistConfig(tfds.core.BuilderConfig):
 
 CONFIGS = {
     'default': MovingMnistConfig(name='default',
-                                 description='2 digits, max overlap, 8000 / 800 clips.'),
-    'additive': MovingMnistConfig(name='additive', additive=True,
-                                  description='2 digits, additive overlap (DeepGIFs\' script), '
-                                              '8000 / 800 clips.'),
+                                 description='2 digits, additive overlap clipped to 255 '
+                                             '(DeepGIFs\' script), 8000 / 800 clips.'),
+    'max': MovingMnistConfig(name='max', additive=False,
+                             description='2 digits, max overlap (original Moving MNIST), '
+                                         '8000 / 800 clips.'),
     'full': MovingMnistConfig(name='full', train_clips=80_000, test_clips=10_000,
                               from_manual_dir=True,
                               description='Full MNIST from manual_dir, DeepGIFs sizes 80000 / '
@@ -116,8 +119,10 @@ CONFIGS = {
 class MovingMnist(tfds.core.GeneratorBasedBuilder):
   """Two MNIST digits bouncing in 64x64 for 20 frames."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {'1.0.0': 'Initial release.',
+                   '1.1.0': 'default, full and tiny add the digits (clipped to 255) as the '
+                            'DeepGIFs script; max overlap moved to the `max` config.'}
   BUILDER_CONFIGS = list(CONFIGS.values())
   DEFAULT_CONFIG_NAME = 'default'
   MANUAL_DOWNLOAD_INSTRUCTIONS = f'Put the full MNIST in manual_dir: {_LAYOUT.layout}.'

@@ -1,14 +1,16 @@
 """DeepGIFs (Malik, Troute & Capoor, Sec. 4): a VAE-GAN whose latent codes a LSTM rolls forward.
 
 Training has the two phases of the public code, as two runs of the one trainer:
-`train.phase='vaegan'` pretrains the VAE-GAN on single frames (Adam 5e-4, 128 frames per batch;
-loss MSE(x_hat, x) + 1e-4 GAN + 1e-8 KL), then `train.phase='lstm'` starts from that run's
-latest checkpoint (`train.init_from`, its workdir) and trains the VAE-LSTM on clips with teacher
-forcing (Adam 1e-3, batch 32; loss Sec. 4.2, MSE(x[:, 1:], x_hat[:, :-1]) + lambda_gan GAN +
-lambda_KL KL). (Ours: one run switching phase by step count inside the jitted step needs
-lax.cond, and XLA:CPU ran the convolutions inside the cond ~40x slower, measured.) Each phase
-starts its optimisers fresh, as the public code's second script does. The discriminator is
-the same network in both phases (Sec. 4.1: "employed in two separate GAN architectures").
+`train.phase='vaegan'` pretrains the VAE-GAN on single frames (public code: Adam 5e-4, 128
+frames per batch; loss MSE(x_hat, x) + 1e-4 GAN + 1e-8 KL), then `train.phase='lstm'` starts
+from that run's latest checkpoint (`train.init_from`, its workdir) and trains the VAE-LSTM on
+clips with teacher forcing (public code: Adam 1e-3, batch 32, loss MSE(x[:, 1:], x_hat[:, :-1])
++ lambda_gan BCE; ours: + lambda_KL KL as Sec. 4.2's objective, which the public LSTM loss
+does not list; encoder and decoder train on as Sec. 5's "VAE-LSTM"). (Ours: one run switching
+phase by step count inside the jitted step needs lax.cond, and XLA:CPU ran the convolutions
+inside the cond ~45x slower, measured.) Ours: each phase starts its optimisers fresh. The
+discriminator is the same network in both phases (Sec. 4.1: "employed in two separate GAN
+architectures").
 
 Sampling (Sec. 4.1): encode the seed frame, let the LSTM predict the next code, decode it, encode
 the generated frame again, and so on for a 20-frame GIF. Evaluation: per-frame PSNR / SSIM of
@@ -142,7 +144,7 @@ class DeepGIFs(Method):
 
   def warm_start(self, state, source):
     """LSTM phase with train.init_from: the encoder, decoder and discriminator (and their
-    BatchNorm statistics) of the VAE-GAN run, a fresh LSTM (the public notebooks' two phases)."""
+    BatchNorm statistics) of the VAE-GAN run, a fresh LSTM (the public code's two phases)."""
     params = dict(source.params, lstm=state.params['lstm'])
     return state.replace(params=params, batch_stats=source.batch_stats)
 
@@ -163,7 +165,8 @@ class DeepGIFs(Method):
     z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mu.shape)   # z ~ N(mu, Sigma)
     if sequence:
       b, t = x.shape[:2]
-      codes = self.lstm_unroll(params, z.reshape(b, t, -1))[:, :-1]       # predicts 1..T-1
+      # public code: MSE(x[:, 1:], pred[:, :-1]), prediction t is compared with frame t + 1
+      codes = self.lstm_unroll(params, z.reshape(b, t, -1))[:, :-1]
       z = codes.reshape(b * (t - 1), -1)
     out, dec_stats = self.decode(params, stats, z, True)
     rec = losses.mse(out, target.reshape(out.shape))
@@ -226,7 +229,7 @@ class DeepGIFs(Method):
 
     def step(c, _):
       carry, x = c
-      mu, _, _ = self.encode(p, s, x, False)
+      mu, _, _ = self.encode(p, s, x, False)   # Sec. 4.1: the last generated frame, re-encoded
       carry, z = self.lstm.apply({'params': p['lstm']}, carry, mu)
       x, _ = self.decode(p, s, z, False)
       return (carry, x), x

@@ -48,12 +48,10 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-  """The encoder's inverse (Sec. 4.1.1): Linear to a base x base (4x4) map of widths[-1]
-  channels, then per width a block of nearest-neighbour upsampling x2 + conv 3x3, all but the
-  last with BatchNorm and LeakyReLU, the last to `channels` followed by tanh.
-  [B, latent] -> [B, base * 2^len(widths), ..., channels] (64 x 64 in the paper).
-  (Ours: the last block has no BatchNorm / LeakyReLU, which would keep tanh from reaching the
-  -1 background; a LeakyReLU follows the Linear, whose activation the paper does not state.)"""
+  """The encoder's inverse (Sec. 4.1.1), as the public code's VAEGAN_Gen: Linear to a
+  base x base (4x4) map of widths[-1] channels with no activation, then per width a block of
+  nearest-neighbour upsampling x2 + conv 3x3 + BatchNorm + LeakyReLU(0.01), the last block to
+  `channels`, then tanh. [B, latent] -> [B, base * 2^len(widths), ..., channels] (64 x 64)."""
   channels: int = 1
   widths: Sequence[int] = (32, 64, 128, 256)
   base: int = 4
@@ -63,13 +61,11 @@ class Decoder(nn.Module):
   def __call__(self, z, train: bool):
     w = list(self.widths)[::-1]                       # 256, 128, 64, 32
     h = nn.Dense(self.base * self.base * w[0], dtype=self.dtype, name='fc')(z)
-    h = nn.leaky_relu(h.reshape(z.shape[0], self.base, self.base, w[0]), LEAK)
-    outs = w[1:] + [self.channels]                    # 128, 64, 32, C
-    for i, c in enumerate(outs):
+    h = h.reshape(z.shape[0], self.base, self.base, w[0])   # public code: no activation here
+    for c in w[1:] + [self.channels]:                 # 128, 64, 32, C
       h = upsample_nearest(h, 2)
       h = nn.Conv(c, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype)(h)
-      if i < len(outs) - 1:
-        h = nn.leaky_relu(_bn(train)(h), LEAK)
+      h = nn.leaky_relu(_bn(train)(h), LEAK)          # public code: BN + LeakyReLU on all 4
     return jnp.tanh(h).astype(jnp.float32)
 
 
@@ -98,6 +94,7 @@ class LatentLSTM(nn.Module):
     return self.step(carry, z)
 
   def initialize_carry(self, batch: int):
+    """(c, h) = zeros: the public code calls nn.LSTM without (h0, c0), PyTorch's zero state."""
     zeros = jnp.zeros((batch, self.hidden), jnp.float32)
     return zeros, zeros
 

@@ -134,38 +134,45 @@ class SyncDRAW(nn.Module):
   def _zeros(self, b, n):
     return (jnp.zeros((b, n), self.dtype), jnp.zeros((b, n), self.dtype))
 
+  def step(self, carry, x, eps, cap=None):
+    """One step t of the R-VAE (Eqs. 6-11; with a caption, 12-14 and 16).
+    carry = (LSTM_enc carry, LSTM_dec carry, C^{t-1} logits [B, N, A, B]), each LSTM carry
+    (c, h), so h_dec^{t-1} = carry[1][1]; eps [B, Z] the noise of Eq. 8; cap from
+    encode_caption or None -> (carry at t, {'mu', 'logvar'[, 'alpha', 'prior_mu',
+    'prior_logvar']}, each [B, .])."""
+    enc, dec, canvas = carry
+    h_dec = dec[1]                                                     # h_dec^{t-1}
+    x_hat = x - jax.nn.sigmoid(canvas)                                 # Eq. 6
+    r = self.read(x, x_hat, h_dec)                                     # Eq. 5, from h_dec^{t-1}
+    enc, h_enc = self.lstm_enc(enc, jnp.concatenate([r, h_dec], -1))   # Eq. 7
+    mu, logvar = self.q_mu(h_enc), self.q_logvar(h_enc)
+    z = mu + jnp.exp(0.5 * logvar) * eps                               # Eq. 8
+    out = {'mu': mu, 'logvar': logvar}
+    if cap is not None:
+      s, out['alpha'] = self.align(cap, h_dec)                         # Eqs. 12-13
+      out['prior_mu'], out['prior_logvar'] = self.prior(h_dec)         # Eq. 16
+      z = jnp.concatenate([z, s], -1)                                  # Eq. 14
+    dec, h_dec = self.lstm_dec(dec, z)                                 # Eq. 9
+    canvas = canvas + self.write(h_dec)[0]                             # Eqs. 10-11, from h_dec^t
+    return (enc, dec, canvas), out
+
   def __call__(self, x, rng, caption=None):
     """Training pass. x [B, N, A, B] in [0, 1] -> {'canvas': C^T logits [B, N, A, B],
     'mu', 'logvar' [B, T, Z] of Q, 'prior_mu', 'prior_logvar' [B, T, Z], 'alpha' [B, T, L]}."""
     b = x.shape[0]
-    enc, dec = self._zeros(b, self.enc_size), self._zeros(b, self.dec_size)
-    h_dec = dec[1]
-    canvas = jnp.zeros(x.shape, self.dtype)
+    carry = (self._zeros(b, self.enc_size), self._zeros(b, self.dec_size),
+             jnp.zeros(x.shape, self.dtype))
     cap = self.encode_caption(caption) if caption is not None else None
-    out = {k: [] for k in ('mu', 'logvar', 'prior_mu', 'prior_logvar', 'alpha')}
+    outs = []
     for t in range(self.steps):
-      x_hat = x - jax.nn.sigmoid(canvas)                               # Eq. 6
-      r = self.read(x, x_hat, h_dec)                                   # Eq. 5
-      enc, h_enc = self.lstm_enc(enc, jnp.concatenate([r, h_dec], -1))  # Eq. 7
-      mu, logvar = self.q_mu(h_enc), self.q_logvar(h_enc)
-      eps = jax.random.normal(jax.random.fold_in(rng, t), mu.shape, mu.dtype)
-      z = mu + jnp.exp(0.5 * logvar) * eps                              # Eq. 8
-      if cap is not None:
-        s, alpha = self.align(cap, h_dec)                               # Eqs. 12-13
-        p_mu, p_logvar = self.prior(h_dec)                              # Eq. 16
-        out['alpha'].append(alpha)
-        out['prior_mu'].append(p_mu)
-        out['prior_logvar'].append(p_logvar)
-        z = jnp.concatenate([z, s], -1)                                 # Eq. 14
-      dec, h_dec = self.lstm_dec(dec, z)                                # Eq. 9
-      canvas = canvas + self.write(h_dec)[0]                            # Eqs. 10-11
-      out['mu'].append(mu)
-      out['logvar'].append(logvar)
-    result = {k: jnp.stack(v, 1) for k, v in out.items() if v}
+      eps = jax.random.normal(jax.random.fold_in(rng, t), (b, self.z_size), self.dtype)
+      carry, out = self.step(carry, x, eps, cap)
+      outs.append(out)
+    result = {k: jnp.stack([o[k] for o in outs], 1) for k in outs[0]}
     if cap is None:
       result['prior_mu'] = jnp.zeros_like(result['mu'])                 # N(0, I) (Eq. 15)
       result['prior_logvar'] = jnp.zeros_like(result['logvar'])
-    result['canvas'] = canvas
+    result['canvas'] = carry[2]
     return result
 
   def generate(self, rng, batch_size, caption=None):
