@@ -1,23 +1,31 @@
 """Image2GIF, RNN and RNN+DQN (Zhou et al. 2018, Sec. 3, 5.1-5.2) on the synthetic patterns.
 
-  configs/image2gif.py          the paper's synthetic setting: full-width generator, ConvLSTM
-                                bottleneck with z 64, Adam 2e-4, batch 64, lambda_adv 0.005,
-                                on image2gif_patterns/all
+  configs/image2gif.py          the paper's synthetic setting: one model per pattern (pattern I
+                                unless pattern=<str> names another) on its 95K / 5K sequences
+                                at its own length, 6K iterations, batch 64, Adam 2e-4,
+                                lambda_adv 0.005; generator 4 conv -> z 64 -> LSTM -> 4 deconv
+                                to RGB (Sec. 5.1)
   configs/image2gif.py:dqn      RNN+DQN (Q-vector of N = 64)
-  configs/image2gif.py:dense    the dense-LSTM-on-z variant (z 64)
+  configs/image2gif.py:convlstm animgen's own generator: a ConvLSTM on the 4x4 code map and a
+                                5x5 conv to RGB after the 4 deconvs (the default before the
+                                paper's layout)
+  configs/image2gif.py:dense    the default's LSTM on z (kept for older command lines)
   configs/image2gif.py:real     z 512, N 512, lambda_adv 0.05 (the real-cinemagraph setting)
-  configs/image2gif.py:cpu      1/8-width networks, batch 8, image2gif_patterns/small_all, 240
-                                steps: ~20 min on a shared 2-core CPU
-  configs/image2gif.py:smoke    tiny networks and data, for tests
+  configs/image2gif.py:cpu      1/8-width networks, batch 8, 240 steps, one model on all six
+                                patterns (image2gif_patterns/small_all, padded to 27 frames;
+                                ours, to fit a CPU): ~20 min on a shared 2-core CPU
+  configs/image2gif.py:smoke    tiny networks, all six patterns of image2gif_patterns/tiny_all,
+                                for tests
 
-Variants combine with commas (e.g. :cpu,dqn or :smoke,dense) and apply left to right, so a
-later one wins where two set the same field. No key=value options.
+Option pattern=<str> (I, O, L, eight, rotate or scale): train on that pattern alone at its own
+length (Sec. 5.2: I 27, O 21, L 26, eight 21, rotate 21, scale 17 frames), with the data of the
+run's size: image2gif_patterns/paper_<pattern> (95K / 5K), with :cpu <pattern> (2,000 / 100),
+with :smoke tiny_<pattern>. Variants combine with commas (e.g. :cpu,dqn or :smoke,convlstm) and
+apply left to right, so a later one wins where two set the same field; the option applies last.
 
-The paper trains one model per pattern for 6K iterations (Sec. 5.2); for pattern O (any of
-I, O, L, eight, rotate, scale):
+One model per pattern as in the paper, e.g. pattern O with the DQN:
 
-  python -m animgen.main --config=configs/image2gif.py --workdir=runs/image2gif_O \
-      --config.dataset=image2gif_patterns/O --config.train.num_steps=6000
+  python -m animgen.main --config=configs/image2gif.py:dqn,pattern=O --workdir=runs/image2gif_dqn_O
 """
 import os
 import sys
@@ -30,22 +38,29 @@ if _ROOT not in sys.path:  # config_flags and `animgen convert` load this file b
 from configs import common  # noqa: E402
 
 _NAME = 'configs/image2gif.py'
+PATTERNS = ('I', 'O', 'L', 'eight', 'rotate', 'scale')   # image2gif_patterns.PATTERNS
+OPTIONS = {'pattern': str}
+# run size -> the image2gif_patterns config of one pattern
+_PER_PATTERN = {'paper': 'paper_{}', 'cpu': '{}', 'smoke': 'tiny_{}'}
 
 
 def _default():
   c = common.base(
-      'image2gif', 'image2gif_patterns/all',
+      'image2gif', 'image2gif_patterns/paper_I',  # one model per pattern, 95K / 5K (Sec. 5.2)
       batch_size=64,                        # Sec. 5.1
-      num_steps=36_000,                     # 6K iterations per pattern (Sec. 5.2) x 6 patterns
+      num_steps=6000,                       # 6K iterations per pattern (Sec. 5.2)
       learning_rate=2e-4,                   # Adam (Sec. 5.1)
       b1=0.5)                               # ours: DCGAN's (Radford 2015); the paper omits it
 
   c.model = ml_collections.ConfigDict()
   c.model.widths = (64, 128, 256, 512)      # encoder and DQN: 4 conv 5x5 stride 2 (Sec. 5.1)
-  c.model.decoder_widths = (512, 256, 128, 64)  # 4 deconv 5x5 stride 2, then RGB (Sec. 5.1)
+  # decoder feature maps 512, 256, 128, 64 (Sec. 5.1): z's 4x4x512 projection, then 4 deconvs
+  # 5x5 stride 2 to 256, 128, 64 and RGB (tanh last, Sec. 5.1)
+  c.model.decoder_widths = (512, 256, 128, 64)
   c.model.discriminator_widths = (64, 128, 256, 512)  # ours: the paper gives no D layout
   c.model.z_dim = 64                        # 64 synthetic / 512 real (Sec. 5.1)
-  c.model.recurrent = 'convlstm'            # 'convlstm' (Shi 2015) or 'dense' (LSTM on z)
+  c.model.recurrent = 'dense'               # an LSTM on the z vector (Sec. 3.1, Fig. 2)
+  c.model.rgb_conv = False                  # the 4th deconv outputs RGB (Sec. 5.1)
   c.model.dqn = False                       # RNN+DQN (Sec. 3.2)
   c.model.num_actions = 64                  # Q-vector: 64 synthetic / 512 real (Sec. 5.1)
   # decode / discriminate one time step at a time with activation recomputation: the paper's
@@ -55,17 +70,23 @@ def _default():
   c.loss = ml_collections.ConfigDict()
   c.loss.lambda_adv = 0.005                 # Eq. 3: 0.005 synthetic / 0.05 real (Sec. 5.1)
 
-  c.dqn = ml_collections.ConfigDict()       # Q-learning (the paper gives none of these)
+  # Q-learning: the paper cites the DQN of Mnih 2015 and gives none of these. No experience
+  # replay (Mnih 2015 has one): the transitions are the batch's own B x (T - 1) steps
+  # (methods/image2gif.py says why)
+  c.dqn = ml_collections.ConfigDict()
   c.dqn.gamma = 0.99                        # discount (Mnih 2015)
-  c.dqn.target_update_every = 100           # target network copy period in steps (ours)
+  c.dqn.target_update_every = 100           # target network copy period in steps (Mnih 2015;
+  #                                           its 10K updates scaled down to our 6K: ours)
   c.dqn.epsilon_start = 1.0                 # epsilon-greedy, linear annealing (Mnih 2015)
   c.dqn.epsilon_end = 0.1
   c.dqn.epsilon_steps = 2000                # ours: a third of the paper's 6K iterations
-  c.evals.tables = {'type': 'image2gif_tables'}   # Tables 1, 3 and 4 per pattern
+  # Tables 1, 3, 4 with two baseline rows, in place of the generic eval_step means (which it
+  # also gives): one rollout of the test split instead of two
+  c.evals.metrics = {'type': 'image2gif_tables', 'on_train': True}
   return c
 
 
-# 1/8 of every width, batch 8: ~20 min on a shared 2-core CPU (docs/image2gif.md)
+# 1/8 of every width, batch 8, all six patterns in one model: ~20 min on a shared 2-core CPU
 _CPU = {
     'dataset': 'image2gif_patterns/small_all',
     'batch_size': 8,
@@ -90,13 +111,18 @@ _SMOKE = {
     'model.discriminator_widths': (4, 4, 4, 4),
     'model.z_dim': 4,
     'model.num_actions': 3,
+    # the per-time-step remat loop runs ~10x slower under the tests' XLA flags (15 s a step);
+    # tests/test_image2gif.py checks that both paths give the same loss and gradients
+    'model.remat': False,
     'dqn.epsilon_steps': 4,
     'dqn.target_update_every': 2,
 }
 
 VARIANTS = {
     'dqn': {'model.dqn': True},
-    'dense': {'model.recurrent': 'dense'},
+    # ours (no paper section): ConvLSTM (Shi 2015) on the code map, 5x5 conv to RGB at the end
+    'convlstm': {'model.recurrent': 'convlstm', 'model.rgb_conv': True},
+    'dense': {'model.recurrent': 'dense', 'model.rgb_conv': False},
     'real': {'model.z_dim': 512, 'model.num_actions': 512, 'loss.lambda_adv': 0.05},
     'cpu': _CPU,
     'smoke': _SMOKE,
@@ -104,8 +130,13 @@ VARIANTS = {
 
 
 def get_config(arg: str | None = None):
-  a = common.parse_arg(arg, _NAME, VARIANTS, combine=True)
+  a = common.parse_arg(arg, _NAME, VARIANTS, OPTIONS, combine=True)
   c = _default()
   for name in a.names:
     common.apply(c, VARIANTS[name])
+  if 'pattern' in a.options:
+    p = a.options['pattern']
+    common.check(p in PATTERNS, f'option pattern={p} of {_NAME}: use one of {", ".join(PATTERNS)}')
+    size = ([n for n in a.names if n in ('cpu', 'smoke')] or ['paper'])[-1]
+    c.dataset = 'image2gif_patterns/' + _PER_PATTERN[size].format(p)
   return c

@@ -1,8 +1,10 @@
-"""Image2GIF: the synthetic patterns, the DQN's TD target, the Sec. 5 metrics and a smoke run."""
+"""Image2GIF: the synthetic patterns, the paper's networks, the DQN's Q-learning, the Sec. 5
+metrics with their baselines and a smoke run."""
 import json
 import os
 import sys
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -88,11 +90,31 @@ def test_tiny_builder_holds_every_pattern(data_dir):
     assert r['masks'][int(r['length']) - 1].sum() > 0 and r['masks'][int(r['length']):].sum() == 0
 
 
+def test_default_config_is_one_pattern_at_its_own_length(tmp_path):
+  from animgen.errors import InputError
+  from configs.image2gif import PATTERNS, get_config
+  assert PATTERNS == pats.PATTERNS
+  c = get_config()
+  assert (c.dataset, c.batch_size, c.train.num_steps) == ('image2gif_patterns/paper_I', 64, 6000)
+  assert (c.model.recurrent, c.model.rgb_conv, c.model.z_dim) == ('dense', False, 64)
+  assert get_config('cpu').dataset == 'image2gif_patterns/small_all'
+  for p in pats.PATTERNS:
+    assert get_config(f'dqn,pattern={p}').dataset == f'image2gif_patterns/paper_{p}'
+    assert get_config(f'cpu,pattern={p}').dataset == f'image2gif_patterns/{p}'
+    assert get_config(f'smoke,pattern={p}').dataset == f'image2gif_patterns/tiny_{p}'
+    for name in (f'paper_{p}', p, f'tiny_{p}'):   # stored at the pattern's own length, unpadded
+      b = pats.Image2gifPatterns(config=name, data_dir=str(tmp_path))
+      assert b.info.features['frames'].shape == (pats.MAX_LENGTHS[p], 64, 64, 3), name
+  assert pats.Image2gifPatterns(config='paper_O', data_dir=str(tmp_path)).builder_config \
+      .train_per_pattern == 95_000
+  with pytest.raises(InputError, match='pattern=Z'):
+    get_config('pattern=Z')
+
+
 # ----------------------------------------------------------------------------- networks
 
 
 def test_deconv_is_flax_conv_transpose_with_its_gradients():
-  import flax.linen as nn
   from animgen.models.image2gif import Deconv
   x = jax.random.normal(jax.random.key(0), (2, 4, 4, 6))
   ref = nn.ConvTranspose(5, (5, 5), strides=(2, 2), padding='SAME')
@@ -104,6 +126,45 @@ def test_deconv_is_flax_conv_transpose_with_its_gradients():
   g_new = jax.jit(jax.grad(loss(Deconv(5)), argnums=(0, 1)))(params, x)
   for a, b in zip(jax.tree.leaves(g_ref), jax.tree.leaves(g_new)):
     np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def _count(tree):
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def test_paper_generator_layers_and_parameter_count(data_dir):
+  """Sec. 5.1 with the default config: 4 conv 5x5 stride 2 (64, 128, 256, 512), z 64, an LSTM,
+  the 4x4x512 map, 4 deconv 5x5 stride 2 (256, 128, 64, RGB); the DQN the encoder and N = 64."""
+  enc, dec, z, n, k = [3, 64, 128, 256, 512], [512, 256, 128, 64, 3], 64, 64, 5
+  conv = lambda a, b: k * k * a * b + b            # a 5x5 (de)conv with bias
+  dense = lambda a, b: a * b + b
+  encoder = sum(conv(a, b) for a, b in zip(enc, enc[1:]))      # 4,306,560
+  lstm = 4 * z * z + 4 * (z * z + z)   # 4 gates: input weights, recurrent weights and bias
+  decoder = sum(conv(a, b) for a, b in zip(dec, dec[1:]))      # 4,306,051
+  rnn = encoder + dense(4 * 4 * 512, z) + lstm + dense(z, 4 * 4 * 512) + decoder
+  assert rnn == 9_702_467
+  m = image2gif.Image2GIF(_config(data_dir, 'dqn'))
+  params = jax.eval_shape(m.init, jax.random.key(0), None).params
+  g = params['generator']
+  for i in range(4):
+    assert g['encoder'][f'conv{i}']['kernel'].shape == (k, k, enc[i], enc[i + 1])
+    assert g['decoder'][f'deconv{i}']['kernel'].shape == (k, k, dec[i], dec[i + 1])
+  assert g['to_z']['kernel'].shape == (4 * 4 * 512, z) and g['cell']['hi']['kernel'].shape == (z, z)
+  assert g['decoder']['project']['kernel'].shape == (z + n, 4 * 4 * 512)   # state and one-hot
+  assert set(g['decoder']) == {'project'} | {f'deconv{i}' for i in range(4)}
+  assert _count(g) == rnn + n * 4 * 4 * 512
+  assert _count(params['q']) == encoder + dense(4 * 4 * 512, n)
+  rnn_only = image2gif.Image2GIF(_config(data_dir, ''))
+  assert _count(jax.eval_shape(rnn_only.init, jax.random.key(0), None).params['generator']) == rnn
+  # the feature maps: 64 -> 32 -> 16 -> 8 -> 4 px, and back from the 4x4x512 map to 64x64 RGB
+  _, inter = jax.eval_shape(lambda p: m.generator.apply(
+      {'params': p}, jnp.zeros((1, 64, 64, 3)), jnp.zeros((1, 1, n)),
+      capture_intermediates=True, mutable=['intermediates']), g)
+  inter = inter['intermediates']
+  for i, size in enumerate((32, 16, 8, 4)):
+    assert inter['encoder'][f'conv{i}']['__call__'][0].shape == (1, size, size, enc[i + 1])
+  for i, size in enumerate((8, 16, 32, 64)):
+    assert inter['decoder'][f'deconv{i}']['__call__'][0].shape == (1, size, size, dec[i + 1])
 
 
 def test_dqn_rollout_decodes_the_frames_its_actions_were_chosen_on(data_dir):
@@ -148,11 +209,12 @@ def test_remat_gives_the_same_loss_and_gradients(data_dir):
   assert len(jax.tree.leaves(g0)) > 10
 
 
-def test_dense_lstm_variant_generates_a_sequence(data_dir):
-  m = image2gif.Image2GIF(_config(data_dir, 'smoke,dense'))
+def test_convlstm_variant_generates_a_sequence(data_dir):
+  m = image2gif.Image2GIF(_config(data_dir, 'smoke,convlstm'))
   state = m.init(jax.random.key(0), None)
-  lstm = state.params['generator']['cell']
-  assert 'peep_i' not in lstm and lstm['ii']['kernel'].shape == (4, 4)  # dense LSTM on a 4-d z
+  g = state.params['generator']
+  assert 'peep_i' in g['cell'] and g['cell']['input']['kernel'].shape == (3, 3, 4, 16)
+  assert g['decoder']['rgb']['kernel'].shape == (5, 5, 4, 3) and 'project' not in g['decoder']
   frames = np.zeros((2, 5, 64, 64, 3), np.uint8)
   frames[:, 0] = 200
   gen, truth, valid = jax.jit(m.generate)(state.params, {
@@ -174,15 +236,139 @@ def test_td_target_of_a_hand_made_transition():
   np.testing.assert_allclose(y, [[-0.5 + 0.9 * 3.0, -0.25]])   # 2.2, and r alone at the end
 
 
-def test_centres_of_known_masks():
+class _HandGenerator(nn.Module):
+  """Frame t of every sequence is the constant image speed * t (the action changes nothing)."""
+
+  def setup(self):
+    self.speed = self.param('speed', lambda _: jnp.float32(0.1))
+
+  def encode(self, image):
+    return jnp.zeros((image.shape[0], 1))
+
+  def initial_carry(self, code):
+    return code
+
+  def step(self, carry, code):
+    return carry + 1.0, carry + 1.0                     # the state h is the time step t
+
+  def decode(self, h, action=None):
+    return jnp.broadcast_to(self.speed * h[:, :, None, None], (h.shape[0], 64, 64, 3))
+
+  def __call__(self, image, actions):
+    return self.decode(self.step(self.initial_carry(self.encode(image)), None)[1])[:, None]
+
+
+class _HandQ(nn.Module):
+  """Q(s, a) = mean(s) * w[a]."""
+
+  @nn.compact
+  def __call__(self, frame):
+    return jnp.mean(frame, axis=(1, 2, 3))[:, None] * self.param('w', nn.initializers.zeros, (3,))
+
+
+class _HandD(nn.Module):
+  """A discriminator whose logit is one parameter (0: -log D = log 2 for every frame)."""
+
+  @nn.compact
+  def __call__(self, frame):
+    return jnp.broadcast_to(self.param('logit', nn.initializers.zeros, ()), frame.shape[:1])
+
+
+W_ONLINE, W_TARGET = np.array([1.0, 3.0, 2.0]), np.array([4.0, -1.0, 0.0])
+
+
+def _hand_model(data_dir, **dqn):
+  c = _config(data_dir, 'smoke,dqn')
+  c.loss.lambda_adv, c.dqn.gamma = 0.5, 0.9
+  c.dqn.update(dqn)
+  m = image2gif.Image2GIF(c)
+  m.generator, m.qnet, m.discriminator = _HandGenerator(), _HandQ(), _HandD()
+  state = m.init(jax.random.key(0), None)
+  params = dict(state.params, q={'w': jnp.asarray(W_ONLINE)})
+  return m, state.replace(params=params, target_q={'w': jnp.asarray(W_TARGET)})
+
+
+def _hand_batch():
+  """Two sequences of 4 stored frames (uint8 u -> u / 127.5 - 1), true lengths 4 and 3."""
+  u = np.array([[204, 153, 153, 204], [153, 102, 153, 0]], np.uint8)   # 0.6 .2 .2 .6 / .2 -.2 .2 -1
+  frames = np.broadcast_to(u[:, :, None, None, None], (2, 4, 64, 64, 3))
+  return {'frames': jnp.asarray(frames), 'length': jnp.array([4, 3])}
+
+
+def test_one_q_learning_transition_through_the_real_loss(data_dir):
+  """Generated frame t is 0.1 t; Q_online(s, a) = mean(s) * (1, 3, 2)[a] (greedy action 1),
+  Q_target(s', a) = mean(s') * (4, -1, 0)[a]; gamma 0.9, lambda_adv 0.5, -log D = log 2."""
+  m, state = _hand_model(data_dir)
+  gq = {k: v for k, v in state.params.items() if k != 'discriminator'}
+  _, (pred, _, _, out) = m.loss(gq, state.params['discriminator'], state.target_q, _hand_batch(),
+                                jax.random.key(1), 0.0)
+  np.testing.assert_allclose(pred[:, :, 0, 0, 0], [[0.1, 0.2, 0.3]] * 2, rtol=1e-6)
+  adv = 0.5 * np.log(2.0)
+  # (mean of the state, squared error of the frame its action produced, mean of that next frame,
+  # None at the last true frame)
+  steps = [(0.6, 0.1 ** 2, 0.1), (0.1, 0.0, 0.2), (0.2, 0.3 ** 2, None),     # length 4
+           (0.2, 0.3 ** 2, 0.1), (0.1, 0.0, None)]                           # length 3 (+ pad)
+  huber, rewards = [], []
+  for s, se, nxt in steps:
+    r = -(se + adv)                                    # minus the frame's Eq. 3 loss
+    y = r if nxt is None else r + 0.9 * 4.0 * nxt      # max over the TARGET network: action 0
+    e = abs(3.0 * s - y)                               # the online Q of the state's action
+    huber.append(0.5 * e ** 2 if e <= 1 else e - 0.5)
+    rewards.append(r)
+  np.testing.assert_allclose(out['loss_td'], np.mean(huber), rtol=1e-5)
+  np.testing.assert_allclose(out['reward'], np.mean(rewards), rtol=1e-5)
+  np.testing.assert_allclose(out['q_mean'], 3.0 * np.mean([s for s, *_ in steps]), rtol=1e-5)
+  np.testing.assert_allclose(out['loss'], out['loss_g'] + out['loss_td'], rtol=1e-6)
+
+
+def test_target_network_refreshes_every_n_steps_and_epsilon_follows_the_step(data_dir):
+  m, state = _hand_model(data_dir, target_update_every=3, epsilon_steps=4)
+  step = jax.jit(m.train_step)
+  epsilons = []
+  for k in range(1, 7):
+    before_q, before_target = state.params['q']['w'], state.target_q['w']
+    state, metrics = step(state, _hand_batch(), jax.random.key(k))
+    epsilons.append(float(metrics['epsilon']))
+    online = state.params['q']['w']
+    assert not np.allclose(online, before_q), k                      # the online net learns
+    expect = online if k % 3 == 0 else before_target
+    np.testing.assert_array_equal(state.target_q['w'], expect, err_msg=f'step {k}')
+  assert not np.allclose(state.target_q['w'], W_TARGET)
+  np.testing.assert_allclose(epsilons, [1.0, 0.775, 0.55, 0.325, 0.1, 0.1], rtol=1e-6)
+
+
+def test_epsilon_schedule_at_start_middle_end_and_after(data_dir):
+  m = image2gif.Image2GIF(_config(data_dir, 'dqn'))      # 1.0 -> 0.1 over 2,000 steps
+  got = [float(m.epsilon(jnp.int32(s))) for s in (0, 500, 1000, 2000, 2001, 10_000)]
+  np.testing.assert_allclose(got, [1.0, 0.775, 0.55, 0.1, 0.1, 0.1], rtol=1e-6)
+
+
+def test_centres_of_known_masks_and_the_sliding_object():
   mask = np.zeros((64, 64))
   mask[10:20, 20:30] = 1                                     # rows 10..19, cols 20..29
   np.testing.assert_allclose(image2gif.object_centre(jnp.asarray(mask)), [25.0, 15.0])
-  frame = np.zeros((64, 64, 3))
-  frame[30:39, 10:19] = (1.0, 0.2, 0.0)                      # 9x9 square, centre (14.5, 34.5)
-  frame[50:53, 50:53] = (1.0, 0.2, 0.0)                      # a smaller distractor
-  found = image2gif.sliding_window_centre(jnp.asarray(frame), jnp.array([1.0, 0.2, 0.0]))
-  np.testing.assert_allclose(found, [14.5, 34.5], atol=1e-5)
+  truth, frame, mask = np.full((64, 64, 3), 0.3), np.full((64, 64, 3), 0.3), np.zeros((64, 64))
+  truth[30:39, 10:19], mask[30:39, 10:19] = (1.0, 0.2, 0.0), 1      # a 9x9 object
+  frame[33:42, 14:23] = (1.0, 0.2, 0.0)                      # found 4 px right, 3 px down
+  frame[2:7, 50:55] = (1.0, 0.2, 0.0)                        # a smaller one of the same colour
+  offset = image2gif.template_offset(jnp.asarray(frame), jnp.asarray(truth), jnp.asarray(mask))
+  np.testing.assert_allclose(offset, [4.0, 3.0], atol=1e-4)
+  # a blank frame: every offset that keeps the object inside ties; their mean
+  blank = image2gif.template_offset(jnp.full((64, 64, 3), 0.5), jnp.asarray(truth),
+                                    jnp.asarray(mask))
+  np.testing.assert_allclose(blank, [(-10 + 45) / 2, (-30 + 25) / 2], atol=1e-3)
+
+
+def test_mean_frame_is_over_the_true_output_frames_of_evenly_spaced_records():
+  from animgen.evaluators.tables import mean_output_frame
+  rec = lambda values, length: {'frames': np.broadcast_to(
+      np.array(values, np.uint8)[:, None, None, None], (4, 64, 64, 3)), 'length': length}
+  records = [rec([10, 20, 30, 0], 3), rec([99, 99, 99, 99], 4), rec([0, 40, 50, 60], 4)]
+  mean, used = mean_output_frame(records, max_sequences=2)       # records 0 and 2
+  assert used == 2 and mean.shape == (64, 64, 3)
+  np.testing.assert_allclose(mean, (20 + 30 + 40 + 50 + 60) / 5 / 255, rtol=1e-6)
+  every = (20 + 30 + 3 * 99 + 40 + 50 + 60) / 8 / 255
+  np.testing.assert_allclose(mean_output_frame(records)[0], every, rtol=1e-6)
 
 
 class _Fixed(image2gif.Image2GIF):
@@ -196,34 +382,48 @@ class _Fixed(image2gif.Image2GIF):
     return self._pair
 
 
-def test_metrics_against_hand_computed_values(data_dir):
+def _psnr(a, b):
+  return 10 * np.log10(1.0 / np.mean(np.square(a - b)))
+
+
+def test_metrics_and_baselines_against_hand_computed_values(data_dir):
   t, n = 5, 3   # 5 stored frames, true length 3: generated frames 1, 2 count, 3 and 4 do not
   truth = np.zeros((1, t, 64, 64, 3))
   truth[0, :, :, :] = np.array([0.0, 0.2, 0.4, 0.9, 0.1])[:, None, None, None]
   masks = np.zeros((1, t, 64, 64), np.uint8)
   gen = truth.copy()
-  for k in range(1, n):                                        # object at (24.5 + k, 20.5)
+  for k in range(n):                                           # object at (24.5 + k, 20.5)
     truth[0, k, 16:25, 20 + k:29 + k] = (1.0, 0.0, 0.0)
     masks[0, k, 16:25, 20 + k:29 + k] = 1
-    gen[0, k, 19:28, 24 + k:33 + k] = (1.0, 0.0, 0.0)          # the same object moved by (4, 3)
+    if k:
+      gen[0, k, 19:28, 24 + k:33 + k] = (1.0, 0.0, 0.0)        # the same object moved by (4, 3)
+  gen[0, 0] = truth[0, 0]                                      # frame 0: the input
   gen[0, n:] = 0.5                                             # padding: must not count
   valid = np.arange(1, t)[None] < n
   m = _Fixed(_config(data_dir), gen, truth, valid)
-  out = jax.device_get(m.sequence_metrics(None, {'masks': jnp.asarray(masks)}))
-  np.testing.assert_allclose(out['centre_distance'], [5.0], rtol=1e-5)
-  # PSNR: each frame differs from the truth in two 9x9 squares of (1, 0, 0) vs background
-  expect = []
-  for k in range(1, n):
-    mse = np.mean(np.square(gen[0, k] - truth[0, k]))
-    expect.append(10 * np.log10(1.0 / mse))
-  np.testing.assert_allclose(out['psnr'], [np.mean(expect)], rtol=1e-5)
-  # Table 3 constant baseline on the differences (d + 1) / 2 against 0.5
-  dt = (np.diff(truth[0], axis=0)[:n - 1] + 1) / 2
-  expect = [10 * np.log10(1.0 / np.mean(np.square(d - 0.5))) for d in dt]
-  np.testing.assert_allclose(out['const_diff_psnr'], [np.mean(expect)], rtol=1e-5)
+  rows = jax.device_get(jax.jit(m.table_metrics)(None, {'masks': jnp.asarray(masks)},
+                                                 jnp.full((64, 64, 3), 0.3)))
+  model, copy, mean = rows['model'], rows['copy_input'], rows['mean_frame']
+  np.testing.assert_allclose(model['centre_distance'], [5.0], rtol=1e-5)
+  np.testing.assert_allclose(copy['centre_distance'], [(1 + 2) / 2], rtol=1e-5)  # k px back
+  # the blank mean frame: every inside offset ties, mean offset (7.5 - k, 11.5) (dx, dy)
+  np.testing.assert_allclose(mean['centre_distance'],
+                             [np.mean([np.hypot(7.5 - k, 11.5) for k in (1, 2)])], rtol=1e-4)
+  x, mean_seq = truth[0, 0], np.full((64, 64, 3), 0.3)
+  d = lambda v: (np.diff(np.asarray(v), axis=0)[:n - 1] + 1) / 2       # Table 3's differences
+  for row, frames in ((model, gen[0]), (copy, [x] * t), (mean, [x] + [mean_seq] * (t - 1))):
+    np.testing.assert_allclose(row['psnr'], [np.mean([_psnr(frames[k], truth[0, k])
+                                                      for k in range(1, n)])], rtol=1e-5)
+    np.testing.assert_allclose(row['diff_psnr'], [np.mean([_psnr(a, b) for a, b in zip(
+        d(frames), d(truth[0]))])], rtol=1e-5)
+  np.testing.assert_allclose(copy['diff_psnr'], [np.mean([_psnr(0.5, b) for b in d(truth[0])])],
+                             rtol=1e-5)                         # the Constant: zero differences
+  alone = jax.jit(m.sequence_metrics)(None, {'masks': masks})    # eval_step: the model's row
+  for f in model:
+    np.testing.assert_allclose(model[f], alone[f], rtol=1e-6)
   # a perfect generation: centre distance 0, PSNR capped at 100, SSIM 1
   m = _Fixed(_config(data_dir), truth, truth, valid)
-  out = jax.device_get(m.sequence_metrics(None, {'masks': jnp.asarray(masks)}))
+  out = jax.device_get(jax.jit(m.sequence_metrics)(None, {'masks': jnp.asarray(masks)}))
   np.testing.assert_allclose(out['centre_distance'], [0.0], atol=1e-5)
   np.testing.assert_allclose(out['psnr'], [100.0])
   np.testing.assert_allclose(out['ssim'], [1.0], atol=1e-5)
@@ -234,7 +434,8 @@ def test_metrics_against_hand_computed_values(data_dir):
 
 
 def test_one_step_rnn_and_dqn_equal_on_one_and_eight_devices(tmp_path, data_dir):
-  # the DQN variant's step holds the whole RNN generator's step and the DQN's TD step
+  # the DQN variant's step holds the whole RNN generator's step and the DQN's TD step (smoke:
+  # model.remat off, ~10x faster here; test_remat_gives_the_same_loss_and_gradients ties the paths)
   outs = one_step_on_devices(tmp_path, data_dir, [('smoke,dqn/', 'image2gif', 'smoke,dqn', {})])
   a, b = outs[1], outs[8]
   assert 'smoke,dqn/metric/loss_td' in a.files and 'smoke,dqn/metric/loss_g' in a.files
@@ -270,14 +471,21 @@ def test_smoke_train_and_eval_through_the_trainer(tmp_path, data_dir):
   results = trainer.evaluate(config, workdir)
   assert results['step'] == 2 and results['num_examples'] == 6
   tables = json.load(open(os.path.join(workdir, 'eval_tables_2.json')))
-  assert tables['model'] == 'RNN+DQN'
+  assert tables['model'] == 'RNN+DQN' and tables['mean_frame_sequences'] == 12  # all train
   assert sorted(tables['per_pattern']) == sorted(pats.PATTERNS)
   for p, row in tables['per_pattern'].items():
     assert row['count'] == 1
     assert 0 < row['psnr'] < 60 and 0 <= row['centre_distance'] < 64
     assert results[f'psnr/{p}'] == pytest.approx(row['psnr'])
+    for b, base in row['baselines'].items():
+      assert 0 < base['psnr'] < 60 and 0 <= base['centre_distance'] < 64, (p, b)
+      assert results[f'{b}/diff_psnr/{p}'] == pytest.approx(base['diff_psnr'])
+    if p in ('I', 'O', 'L', 'eight'):  # the copied input shows the object where it started
+      assert row['baselines']['copy_input']['centre_distance'] > 1, p
   # the means over patterns of the per-pattern figures are the eval_step means (1 per pattern)
   assert results['psnr'] == pytest.approx(np.mean([r['psnr'] for r in tables['per_pattern'].values()]),
                                           rel=1e-5)
   assert os.path.isfile(os.path.join(workdir, 'samples', 'generated_0000002.gif'))
-  assert 'Table 4' in open(os.path.join(workdir, 'eval_tables_2.md')).read()
+  md = open(os.path.join(workdir, 'eval_tables_2.md')).read()
+  assert 'Table 4' in md
+  assert md.count('| Copy the input frame |') == md.count('| Mean training frame |') == 3

@@ -22,7 +22,9 @@ colour regions with textured boundaries, generated from a fixed seed.
 Sizes: the paper uses 95K training / 5K test sequences per pattern (Sec. 5.2): configs
 `paper_<pattern>` (about 15 min and 0.9 GB each to generate here). The configs `<pattern>` and
 `all` hold 2,000 / 100 per pattern (about 10 s per pattern); `small_all` (500 / 20 per pattern) is
-the CPU training set; `tiny_*` are for tests. Other sizes: `Image2gifPatternsConfig(...)`.
+the CPU training set; `tiny_all` (2 / 1 per pattern) and `tiny_<pattern>` (4 / 2) are for tests.
+A single-pattern config stores its sequences at that pattern's own maximum length (O: 21
+frames), `all`-type configs at 27 (the longest, I). Other sizes: `Image2gifPatternsConfig(...)`.
 """
 import dataclasses
 
@@ -62,8 +64,9 @@ def _configs():
                                      description='all 6 patterns, 500 / 20 each (CPU runs).'))
   out.append(Image2gifPatternsConfig(name='tiny_all', train_per_pattern=2, test_per_pattern=1,
                                      description='all 6 patterns, 2 / 1 each (tests).'))
-  out.append(Image2gifPatternsConfig(name='tiny_O', patterns=('O',), train_per_pattern=4,
-                                     test_per_pattern=2, description='"O", 4 / 2 (tests).'))
+  for p in PATTERNS:  # configs/image2gif.py:smoke,pattern=<p>
+    out.append(Image2gifPatternsConfig(name=f'tiny_{p}', patterns=(p,), train_per_pattern=4,
+                                       test_per_pattern=2, description=f'"{p}", 4 / 2 (tests).'))
   return out
 
 

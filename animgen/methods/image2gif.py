@@ -5,17 +5,36 @@ every step to a frame (Sec. 3.1, Fig. 2). Loss (Eqs. 1-3): MSE to the ground-tru
 lambda_adv * (-log D(G(x))); the per-frame discriminator D is trained with its binary
 cross-entropy. With `model.dqn` (Sec. 3.2, Fig. 3) a Q-network looks at the previous frame (x at
 the first step) and picks one of N actions; its one-hot is concatenated with the LSTM state before
-decoding. The paper gives no details of the Q-learning; ours is a DQN (Mnih 2015): the reward of
-an action is minus the Eq. 3 loss of the frame it produced, the TD target is
-r + gamma * max_a Q_target(next frame, a) with a periodically copied target network, the TD error
-is Huber-clipped, and actions are epsilon-greedy in training (linearly annealed), greedy in
-evaluation. Transitions are the B x (T - 1) steps of the current batch's rollout (no replay
-memory: one jitted step, and the batch already mixes many sequences).
+decoding.
 
-Evaluation (Sec. 5.2, 5.4, 5.5): per pattern, PSNR and SSIM of the generated frames (Table 1);
-PSNR/SSIM of the consecutive-frame differences, next to the constant (copy-the-first-frame)
-baseline (Table 3); the distance between the object centres of ground truth and generated frames
-(Table 4). Only the true frames of each sequence count (not the black padding).
+Q-learning. The paper cites the DQN of Mnih 2015 and gives no details. Taken from Mnih 2015: the
+TD target r + gamma * max_a Q_target(next frame, a) with a periodically copied target network,
+the Huber-clipped TD error, epsilon-greedy actions in training (linearly annealed), greedy in
+evaluation. Ours: the reward of an action is minus the Eq. 3 loss of the frame it produced (Sec. 2:
+actions are chosen "to further lower the generative loss"); the last true frame is terminal.
+Departure from Mnih 2015: no experience replay. Its transitions come from a fixed game; ours are
+made by the generator and discriminator being trained (the next state is the frame the generator
+decodes, the reward its loss under the current D), which change at every step, so a replayed
+transition's reward and next state would be stale. The batch's own rollout already gives
+B x (T - 1) transitions from B independent sequences (1,664 at the paper's batch 64 and 27
+frames), which decorrelates the minibatch as replay does; and a memory of 64x64 frames would sit
+in every replicated train state.
+
+Evaluation (Sec. 5.2, 5.4, 5.5; evaluators/tables.py): per pattern, PSNR and SSIM of the generated
+frames (Table 1), of the consecutive-frame differences (Table 3) and the distance between the
+object centres of ground truth and generated frames (Table 4), for the model and two baselines:
+copy the input frame (Sec. 5.4's "Constant") and the mean training frame (ours). Only the true
+frames of each sequence count (not the black padding). Where the paper is silent:
+- Table 3: it does not say how differences are scaled. A difference d of frames in [0, 1] lies in
+  [-1, 1]; we take (d + 1) / 2 in [0, 1] with peak 1, i.e. PSNR with the differences' full range 2
+  as the peak; SSIM of the mapped images (its luminance term sees the 0.5 offset), so static
+  regions score SSIM 1. Our Constant rows are not on the paper's scale (ours ~0.9 SSIM, the
+  paper's ~0.6; its data differ too): compare rows within one table.
+- Table 4: "segment out the object from the ground truth data and run a sliding window on the
+  generated frames": the true object (its mask and pixels at the same time step) is slid over the
+  generated frame to every offset that keeps it inside the image; the offset of least mean squared
+  difference (offsets within 1e-4 of the least averaged) is where it was found, and the distance is
+  the length of that offset in px (64x64 frames). The paper does not say how a window is scored.
 """
 import flax.struct
 import jax
@@ -48,6 +67,11 @@ def to_unit(x):
   return jnp.clip((x + 1.0) * 0.5, 0.0, 1.0)
 
 
+def frame_reward(se, adv, lambda_adv):
+  """The reward of the action that produced a frame: minus the frame's Eq. 3 loss (ours)."""
+  return -(se + lambda_adv * adv)
+
+
 def td_target(reward, next_q_target, done, gamma):
   """y = r + gamma * max_a Q_target(s', a), y = r at the last frame (Mnih 2015, Alg. 1)."""
   return reward + gamma * (1.0 - done) * jnp.max(next_q_target, axis=-1)
@@ -68,15 +92,63 @@ def object_centre(mask):
   return jnp.stack([(m.sum(-2) * xs).sum(-1) / total, (m.sum(-1) * ys).sum(-1) / total], -1)
 
 
-def sliding_window_centre(frame, colour, window: int = 5, sigma: float = 0.1, keep: float = 0.9):
-  """Sec. 5.5's sliding window: where in `frame` [H, W, 3] ([0, 1]) does an object of `colour`
-  [3] sit? Per-pixel colour similarity exp(-|f - c|^2 / 2 sigma^2) summed over a window x window
-  box at every position; the centre is the mean position of the windows scoring >= keep * the
-  best (a plateau of equal windows inside a large object averages to its centre) -> (x, y)."""
-  sim = jnp.exp(-jnp.sum(jnp.square(frame - colour), -1) / (2 * sigma ** 2))
-  box = jax.lax.reduce_window(sim, 0.0, jax.lax.add, (window, window), (1, 1), 'SAME')
-  best = box >= keep * jnp.max(box)
-  return object_centre(best)
+def _correlate(f, k):
+  """c[s] = sum_p k[p] f[p + s] for every shift s, by FFT: f, k [H, W] -> c [2H, 2W], shift s
+  at index s mod (2H, 2W) (zero padding: no wrap-around for |s| < (H, W))."""
+  size = (2 * f.shape[0], 2 * f.shape[1])
+  return jnp.fft.irfft2(jnp.fft.rfft2(f, size) * jnp.conj(jnp.fft.rfft2(k, size)), size)
+
+
+def template_offset(frame, truth, mask, tie: float = 1e-4):
+  """Sec. 5.5's sliding window: the true object (`truth` [H, W, 3] under `mask` [H, W]) slid over
+  the generated `frame` [H, W, 3] (both [0, 1]) to every offset that keeps it inside the image;
+  its mean squared difference under the mask at each offset; the mean of the offsets within
+  `tie` of the least -> (dx, dy) in px from where the object is to where it was found."""
+  m = mask.astype(jnp.float32)
+  h, w = m.shape
+  area = jnp.maximum(m.sum(), 1.0)
+  ssd = (_correlate(jnp.sum(jnp.square(frame), -1), m) + jnp.sum(m[..., None] * truth ** 2)
+         - 2.0 * sum(_correlate(frame[..., c], m * truth[..., c]) for c in range(3)))
+  inside = _correlate(jnp.ones((h, w)), m) > m.sum() - 0.5
+  score = jnp.where(inside, ssd / area, jnp.inf)
+  best = (score <= jnp.min(score) + tie).astype(jnp.float32)
+  shift = lambda n: jnp.where(jnp.arange(2 * n) < n, jnp.arange(2 * n), jnp.arange(2 * n) - 2 * n)
+  count = best.sum()
+  return jnp.stack([(best.sum(0) * shift(w)).sum() / count, (best.sum(1) * shift(h)).sum() / count])
+
+
+def frame_differences(video):
+  """Consecutive-frame differences [B, T - 1, ...] of video [B, T, ...] in [0, 1], mapped from
+  [-1, 1] to [0, 1] (Table 3; the scaling is ours, see the module docstring)."""
+  return (jnp.diff(video, axis=1) + 1.0) * 0.5
+
+
+def sequence_figures(gen, truth, valid, masks):
+  """The Tables 1, 3 and 4 figures of each sequence, averaged over its true generated frames.
+
+  gen, truth [B, T, 64, 64, 3] in [0, 1] with the input as frame 0; valid [B, T - 1] marks the
+  true frames 1..T-1; masks [B, T, 64, 64] the true object -> {figure: [B]}."""
+  g1, t1, m1 = gen[:, 1:], truth[:, 1:], masks[:, 1:]
+  dg, dt = frame_differences(gen), frame_differences(truth)
+  offset = jax.vmap(jax.vmap(template_offset))(g1, t1, m1)               # [B, T - 1, 2]
+  has_object = jnp.any(m1 > 0, axis=(2, 3))
+  return {'psnr': masked_mean_rows(psnr(g1, t1), valid),                # Table 1
+          'ssim': masked_mean_rows(metrics.ssim(g1, t1), valid),
+          'diff_psnr': masked_mean_rows(psnr(dg, dt), valid),           # Table 3
+          'diff_ssim': masked_mean_rows(metrics.ssim(dg, dt), valid),
+          'centre_distance': masked_mean_rows(jnp.linalg.norm(offset, axis=-1),  # Table 4
+                                              valid & has_object)}
+
+
+def baseline_sequences(truth, mean_frame):
+  """The baseline rows of every table, each [B, T, 64, 64, 3] with the input as frame 0: copy the
+  input frame ('copy_input', Sec. 5.4's "Constant") and, after the input, the per-pixel mean of
+  the training output frames ('mean_frame' [64, 64, 3] in [0, 1]; ours)."""
+  x = truth[:, :1]
+  rest = jnp.broadcast_to(mean_frame.astype(truth.dtype), (truth.shape[0], truth.shape[1] - 1)
+                          + truth.shape[2:])
+  return {'copy_input': jnp.broadcast_to(x, truth.shape),
+          'mean_frame': jnp.concatenate([x, rest], axis=1)}
 
 
 class Image2GIF(Method):
@@ -89,8 +161,9 @@ class Image2GIF(Method):
     self.dqn = bool(m.dqn)
     self.num_actions = int(m.num_actions) if self.dqn else 0
     self.remat = bool(m.get('remat', False))
+    # configs saved before model.rgb_conv existed had the 5x5 RGB conv
     self.generator = Generator(tuple(m.widths), tuple(m.decoder_widths), m.z_dim, m.recurrent,
-                               dtype=dtype)
+                               bool(m.get('rgb_conv', True)), dtype=dtype)
     self.discriminator = Discriminator(tuple(m.discriminator_widths), dtype=dtype)
     self.qnet = QNetwork(tuple(m.widths), m.num_actions, dtype=dtype) if self.dqn else None
     o = config.optim
@@ -128,14 +201,15 @@ class Image2GIF(Method):
     frac = jnp.clip(step / max(d.epsilon_steps, 1), 0.0, 1.0)
     return d.epsilon_start + frac * (d.epsilon_end - d.epsilon_start)
 
-  def _gen(self, params, method, *args):
+  def _gen(self, params, method: str, *args):
+    """generator.<method>(*args) (by name: tests swap in hand-made networks)."""
     return self.generator.apply({'params': params['generator']}, *args, method=method)
 
   def states(self, params, x, num_frames):
     """LSTM states h_1..h_T [T, B, ...] from the input's code (the LSTM input at every step)."""
-    code = self._gen(params, Generator.encode, x)
-    carry = self._gen(params, Generator.initial_carry, code)
-    _, hs = jax.lax.scan(lambda c, _: self._gen(params, Generator.step, c, code), carry, None,
+    code = self._gen(params, 'encode', x)
+    carry = self._gen(params, 'initial_carry', code)
+    _, hs = jax.lax.scan(lambda c, _: self._gen(params, 'step', c, code), carry, None,
                          length=num_frames)
     return hs
 
@@ -148,14 +222,14 @@ class Image2GIF(Method):
     the paper's batch 64 x 26 frames otherwise needs more than 24 GiB on CPU, measured)."""
     t, b = hs.shape[:2]
     if self.remat:
-      dec = jax.checkpoint(lambda p, h, o: self._gen(p, Generator.decode, h, o))
+      dec = jax.checkpoint(lambda p, h, o: self._gen(p, 'decode', h, o))
       if onehots is None:
         frames = jax.lax.map(lambda h: dec(params, h, None), hs)
       else:
         frames = jax.lax.map(lambda ho: dec(params, *ho), (hs, onehots))
       return jnp.swapaxes(frames, 0, 1)
     flat = lambda a: a.reshape((t * b,) + a.shape[2:])
-    frames = self._gen(params, Generator.decode, flat(hs),
+    frames = self._gen(params, 'decode', flat(hs),
                        None if onehots is None else flat(onehots))
     return jnp.swapaxes(frames.reshape((t, b) + frames.shape[1:]), 0, 1)
 
@@ -175,7 +249,7 @@ class Image2GIF(Method):
         k1, k2 = jax.random.split(key)
         explore = jax.random.uniform(k1, (b,)) < epsilon
         action = jnp.where(explore, jax.random.randint(k2, (b,), 0, n), action)
-      frame = self._gen(params, Generator.decode, h, jax.nn.one_hot(action, n, dtype=h.dtype))
+      frame = self._gen(params, 'decode', h, jax.nn.one_hot(action, n, dtype=h.dtype))
       return frame, (action, prev, frame)
 
     _, (actions, seen, frames) = jax.lax.scan(body, x, (jax.lax.stop_gradient(hs), keys))
@@ -229,21 +303,30 @@ class Image2GIF(Method):
     out = {'loss_mse': l_mse, 'loss_adv': l_adv, 'loss_g': l_g}
     total = l_g
     if self.dqn:
-      d = c.dqn
-      # reward: minus the Eq. 3 loss of the frame the action produced (ours, Sec. 3.2 is silent)
-      reward = jax.lax.stop_gradient(-(se + c.loss.lambda_adv * adv))  # [B, T-1]
-      b, t = se.shape
-      nxt = jax.lax.stop_gradient(pred).reshape((b * t,) + pred.shape[2:])
-      next_q = self.qnet.apply({'params': target_q}, nxt).reshape(b, t, -1)
-      done = (jnp.arange(t)[None, :] >= batch['length'][:, None] - 2).astype(jnp.float32)
-      y = jax.lax.stop_gradient(td_target(reward, next_q, done, d.gamma))
-      qs = self.qnet.apply({'params': params['q']}, seen.reshape(nxt.shape)).reshape(b, t, -1)
-      q_sa = jnp.take_along_axis(qs, actions[..., None], axis=-1)[..., 0]
-      l_td = masked_mean(optax.huber_loss(q_sa, y, delta=1.0), valid)  # Mnih 2015 error clip
+      reward = jax.lax.stop_gradient(frame_reward(se, adv, c.loss.lambda_adv))   # [B, T-1]
+      l_td, dqn_out = self.td_loss(params['q'], target_q, seen, pred, actions, reward,
+                                   batch['length'])
       total = total + l_td
-      out.update(loss_td=l_td, q_mean=masked_mean(q_sa, valid), reward=masked_mean(reward, valid))
+      out.update(loss_td=l_td, **dqn_out)
     out['loss'] = total
     return total, (pred, valid, target, out)
+
+  def td_loss(self, q_params, target_q, seen, frames, actions, reward, length):
+    """The DQN loss of a rollout's B x (T-1) transitions (Mnih 2015, Alg. 1; module docstring):
+    state seen [B, T-1, 64, 64, 3] (the frame the Q-network looked at), action [B, T-1], reward
+    [B, T-1], next state frames [B, T-1, 64, 64, 3] (the frame the action produced). Target
+    y = r + gamma * max_a Q_target(next, a), y = r at the last true frame (frame length - 1);
+    Huber error (Mnih 2015's clipping) over the true frames -> (loss, {'q_mean', 'reward'})."""
+    b, t = reward.shape
+    q = lambda p, s: self.qnet.apply({'params': p}, s.reshape((b * t,) + s.shape[2:])).reshape(
+        b, t, -1)
+    valid = jnp.arange(t)[None, :] < length[:, None] - 1
+    done = (jnp.arange(t)[None, :] >= length[:, None] - 2).astype(jnp.float32)
+    next_q = q(target_q, jax.lax.stop_gradient(frames))
+    y = jax.lax.stop_gradient(td_target(reward, next_q, done, self.config.dqn.gamma))
+    q_sa = jnp.take_along_axis(q(q_params, seen), actions[..., None], axis=-1)[..., 0]
+    l_td = masked_mean(optax.huber_loss(q_sa, y, delta=1.0), valid)
+    return l_td, {'q_mean': masked_mean(q_sa, valid), 'reward': masked_mean(reward, valid)}
 
   def train_step(self, state, batch, rng):
     params = state.params
@@ -289,28 +372,22 @@ class Image2GIF(Method):
     return to_unit(gen), to_unit(truth), valid
 
   def sequence_metrics(self, params, batch):
-    """Per-sequence figures [B], averaged over its true generated frames."""
+    """The model's per-sequence figures [B] (sequence_figures), greedy rollout."""
     gen, truth, valid = self.generate(params, batch)
-    g1, t1 = gen[:, 1:], truth[:, 1:]
-    out = {'psnr': masked_mean_rows(psnr(g1, t1), valid),          # Table 1
-           'ssim': masked_mean_rows(metrics.ssim(g1, t1), valid)}
-    # Table 3: consecutive-frame differences mapped from [-1, 1] to [0, 1] (ours: the paper
-    # does not say how it scales them); the constant baseline's differences are all zero
-    dg = (jnp.diff(gen, axis=1) + 1.0) * 0.5
-    dt = (jnp.diff(truth, axis=1) + 1.0) * 0.5
-    zero = jnp.full_like(dt, 0.5)
-    out.update(diff_psnr=masked_mean_rows(psnr(dg, dt), valid),
-               diff_ssim=masked_mean_rows(metrics.ssim(dg, dt), valid),
-               const_diff_psnr=masked_mean_rows(psnr(zero, dt), valid),
-               const_diff_ssim=masked_mean_rows(metrics.ssim(zero, dt), valid))
-    # Table 4: object centre of the true mask vs the sliding-window centre in the generated frame
-    masks = batch['masks'][:, 1:].astype(jnp.float32)                    # [B, T-1, H, W]
-    area = masks.sum((2, 3))
-    colour = jnp.einsum('bthw,bthwc->btc', masks, t1) / jnp.maximum(area, 1.0)[..., None]
-    found = jax.vmap(jax.vmap(sliding_window_centre))(g1, colour)
-    dist = jnp.linalg.norm(found - object_centre(masks), axis=-1)
-    out['centre_distance'] = masked_mean_rows(dist, valid & (area > 0))
-    return out
+    return sequence_figures(gen, truth, valid, batch['masks'])
+
+  def table_metrics(self, params, batch, mean_frame):
+    """{'model', 'copy_input', 'mean_frame': per-sequence figures [B]}: the rows of every table
+    (baseline_sequences), computed in one batch of 3 B sequences."""
+    gen, truth, valid = self.generate(params, batch)
+    rows = {'model': gen, **baseline_sequences(truth, mean_frame)}
+    k = len(rows)
+    tile = lambda a: jnp.concatenate([a] * k, axis=0)
+    figs = sequence_figures(jnp.concatenate(list(rows.values()), axis=0), tile(truth),
+                            tile(valid), tile(batch['masks']))
+    b = truth.shape[0]
+    return {name: {f: v[i * b:(i + 1) * b] for f, v in figs.items()}
+            for i, name in enumerate(rows)}
 
   def eval_step(self, state, batch, inputs=None):
     return self.sequence_metrics(state.params, batch)

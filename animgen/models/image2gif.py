@@ -1,16 +1,22 @@
 """Image2GIF networks (Zhou et al. 2018, Sec. 3 and 5.1): recurrent generator, DQN, discriminator.
 
-Generator (Fig. 2, Sec. 5.1): 4 conv layers 5x5 stride 2 (64, 128, 256, 512; ReLU) encode the
-input image to a 4x4 map; its code z (tanh) is the input of a recurrent layer at every time step;
-each step's LSTM state (concatenated with the DQN's one-hot action, Fig. 3) is decoded by 4
-deconv layers 5x5 stride 2 (512, 256, 128, 64; ReLU) and a 5x5 conv to RGB with tanh. The decoder
-is shared over time. Recurrence: a ConvLSTM (Shi 2015) with z_dim channels on the 4x4 code map
-(`recurrent='convlstm'`), or a dense LSTM on a z vector (`recurrent='dense'`; z 64 synthetic /
-512 real, Sec. 5.1).
+Generator, the paper's layout (Fig. 2, Sec. 5.1; `recurrent='dense'`, `rgb_conv=False`): 4 conv
+layers 5x5 stride 2 (64, 128, 256, 512; ReLU) encode the 64x64 input to a 4x4x512 map; a linear
+layer with tanh gives the code z (64 synthetic / 512 real); an LSTM (hidden size z_dim) takes z at
+every time step; each step's LSTM state (concatenated with the DQN's one-hot action, Fig. 3) is
+projected linearly to a 4x4x512 map (ReLU) and decoded by 4 deconv layers 5x5 stride 2 (256, 128,
+64 with ReLU, then RGB with tanh). The decoder is shared over time. The two linear layers are
+ours: Sec. 5.1 lists only the conv/deconv layers, and a 64-d z needs one on each side (DCGAN's
+project-and-reshape, Radford 2015).
+
+animgen's own variant (`recurrent='convlstm'`, `rgb_conv=True`, configs/image2gif.py:convlstm):
+z is a 3x3 conv of the 4x4 map to z_dim channels (tanh), the recurrence a ConvLSTM (Shi 2015) on
+that map, and the decoder 4 deconvs to (512, 256, 128, 64) channels (ReLU) then a 5x5 stride-1
+conv to RGB with tanh.
 
 DQN (Sec. 3.2, 5.1): the encoder's layers, then a linear Q-vector of N actions (no tanh).
-Discriminator (Sec. 3.1): a binary CNN per frame (DCGAN-style: the encoder's layers with
-LeakyReLU 0.2, then one logit).
+Discriminator (Sec. 3.1): a binary CNN per frame (ours, the paper gives no layout: the encoder's
+layers with LeakyReLU 0.2, then one logit).
 """
 from typing import Any
 
@@ -77,36 +83,43 @@ class ConvStack(nn.Module):
 
 
 class Decoder(nn.Module):
-  """4 deconv 5x5 stride 2 (ReLU) and a 5x5 conv to RGB with tanh (Sec. 5.1).
+  """The decoding part, shared over time (Sec. 5.1): state -> frame [B, 64, 64, 3] in [-1, 1].
 
-  Input [B, 4, 4, C] (ConvLSTM state and tiled action) or [B, D] (dense: first projected by a
-  linear layer to a 4x4 map with `base` channels)."""
+  A state vector [B, D] is first projected (linear, ReLU; ours) to a 4x4 map of widths[0]
+  channels; a 4x4 map [B, 4, 4, C] (ConvLSTM state and tiled action) is used as it is.
+  rgb_conv=False (Sec. 5.1): 4 deconvs 5x5 stride 2 to widths[1:] and RGB, ReLU then tanh last.
+  rgb_conv=True (ours, the ConvLSTM variant): 4 deconvs to widths (ReLU), a 5x5 conv to RGB, tanh.
+  """
   widths: tuple = (512, 256, 128, 64)
-  base: int = 512
+  rgb_conv: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, h):
     if h.ndim == 2:
-      h = nn.relu(nn.Dense(4 * 4 * self.base, dtype=self.dtype, name='project')(h))
-      h = h.reshape(h.shape[0], 4, 4, self.base)
-    for i, w in enumerate(self.widths):
+      base = self.widths[0]
+      h = nn.relu(nn.Dense(4 * 4 * base, dtype=self.dtype, name='project')(h))
+      h = h.reshape(h.shape[0], 4, 4, base)
+    outs = tuple(self.widths) if self.rgb_conv else tuple(self.widths[1:]) + (3,)
+    for i, w in enumerate(outs):
       h = Deconv(w, dtype=self.dtype, name=f'deconv{i}')(h)
-      h = nn.relu(h)
-    # the last layer: RGB with tanh (Sec. 5.1); a stride-1 conv since 4 deconvs reach 64 px
-    return jnp.tanh(nn.Conv(3, (5, 5), padding='SAME', dtype=self.dtype, name='rgb')(h))
+      h = h if i == len(outs) - 1 and not self.rgb_conv else nn.relu(h)
+    if self.rgb_conv:  # ours: a stride-1 conv to RGB after the 4 deconvs reach 64 px
+      h = nn.Conv(3, (5, 5), padding='SAME', dtype=self.dtype, name='rgb')(h)
+    return jnp.tanh(h)   # tanh on the last layer (Sec. 5.1)
 
 
 class Generator(nn.Module):
   """Recurrent generator. Use `encode` once, then `step` and `decode` per frame (see `__call__`).
 
-  Shapes: image [B, 64, 64, 3] in [-1, 1]; code [B, 4, 4, Z] (convlstm) or [B, Z] (dense);
+  Shapes: image [B, 64, 64, 3] in [-1, 1]; code [B, Z] (dense) or [B, 4, 4, Z] (convlstm);
   action one-hot [B, N] (N = 0 without the DQN); frame [B, 64, 64, 3] in [-1, 1].
   """
   widths: tuple = (64, 128, 256, 512)
   decoder_widths: tuple = (512, 256, 128, 64)
   z_dim: int = 64
-  recurrent: str = 'convlstm'
+  recurrent: str = 'dense'         # 'dense': an LSTM on the z vector (Sec. 3.1); 'convlstm': ours
+  rgb_conv: bool = False           # True: ours, a 5x5 conv to RGB after the 4 deconvs
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -119,7 +132,7 @@ class Generator(nn.Module):
     else:
       self.to_z = nn.Dense(self.z_dim, dtype=self.dtype)
       self.cell = LSTMCell(self.z_dim)
-    self.decoder = Decoder(self.decoder_widths, base=self.widths[-1], dtype=self.dtype)
+    self.decoder = Decoder(self.decoder_widths, self.rgb_conv, dtype=self.dtype)
 
   def encode(self, image):
     """z = tanh(fc or conv(encoder(x))) (Sec. 5.1: tanh on the encoder's output layer)."""
