@@ -95,32 +95,27 @@ def test_expansion_energy_matches_pymaxflow_reference():
   assert abs(float(e) - float(ref_e)) <= 0.005 * float(ref_e)
 
 
-def test_vmapped_candidates_equal_separate_solves():
-  video, square = periodic_square(T=24, H=16, W=16, lo=4, hi=12, period=8)
+def test_vmapped_candidates_and_videos_equal_separate_solves():
+  """Two target maps of one video, and two videos, each solved in one vmapped program, equal
+  the separate solves (one compiled single solve for all three)."""
+  a, square = periodic_square(T=24, H=16, W=16, lo=4, hi=12, period=8)
+  b, _ = periodic_square(T=24, H=16, W=16, lo=2, hi=10, period=12, seed=1)
   half = np.zeros_like(square)
   half[:, :8] = True
   config = stages.LoopConfig(min_period=8)
-  together = stages.solve(video, config, targets=np.stack([square, half]))
-  for target, loop in zip((square, half), together):
-    alone = stages.solve(video, config, targets=target[None])[0]
+  candidates = stages.solve(a, config, targets=np.stack([square, half]))
+  videos = stages.solve_videos(np.stack([a, b]), config, targets=np.stack([square, square]))
+  assert len(candidates) == 2 and len(videos) == 2
+  alone_a = stages.solve(a, config, targets=square[None])[0]
+  for alone, loop in ((alone_a, candidates[0]), (alone_a, videos[0]),
+                      (stages.solve(a, config, targets=half[None])[0], candidates[1]),
+                      (stages.solve(b, config, targets=square[None])[0], videos[1])):
     np.testing.assert_array_equal(alone.periods, loop.periods)
     np.testing.assert_array_equal(alone.starts, loop.starts)
     assert alone.energy == pytest.approx(loop.energy, rel=1e-5)
-
-
-def test_vmapped_videos_equal_separate_solves():
-  a, square = periodic_square(T=24, H=16, W=16, lo=4, hi=12, period=8)
-  b, _ = periodic_square(T=24, H=16, W=16, lo=2, hi=10, period=12, seed=1)
-  config = stages.LoopConfig(min_period=8)
-  together = stages.solve_videos(np.stack([a, b]), config, targets=np.stack([square, square]))
-  assert len(together) == 2
-  for video, loop in zip((a, b), together):
-    alone = stages.solve(video, config, targets=square[None])[0]
-    np.testing.assert_array_equal(alone.periods, loop.periods)
-    np.testing.assert_array_equal(alone.starts, loop.starts)
-    assert alone.energy == pytest.approx(loop.energy, rel=1e-5)
-  # the two videos loop differently (different squares and periods): no mixing across the batch
-  assert not np.array_equal(together[0].periods, together[1].periods)
+  # the targets and the videos loop differently: no mixing across either batch
+  assert not np.array_equal(candidates[0].periods, candidates[1].periods)
+  assert not np.array_equal(videos[0].periods, videos[1].periods)
 
 
 def test_short_clip_is_a_user_error():
