@@ -2,6 +2,8 @@
 
   animgen animate PHOTO -o OUT.(mp4|gif|png|folder) [--workdir RUN]
                   [--appearance-workdir RUN] [--arrows ...] [--patch IMG --patch-mask M]
+  animgen animate PHOTO -o OUT.(mp4|gif|png|folder) --method image2gif [--workdir RUN]
+                  [--frames N] [--fps F]
   animgen loop VIDEO -o OUT.(gif|mp4|png|folder) [--candidates K] [--segmentation F.npz]
                [--mask M.png] [--labels-out L.npz] [--min-period N]
   animgen convert OFFICIAL_MODEL_DIR [--motion-out RUN] [--appearance-out RUN] [--trust-pickle]
@@ -31,6 +33,11 @@ def _flow_path(out: str) -> str:
 
 
 DEFAULT_APPEARANCE_RUN = 'runs/landscape_appearance'
+# --workdir, --frames and --fps when not given, per --method
+ANIMATE_DEFAULTS = {'landscape': {'workdir': 'runs/landscape', 'frames': 199, 'fps': 30.0},
+                    'image2gif': {'workdir': 'runs/image2gif_real', 'frames': None, 'fps': 5.0}}
+# the options of `animate` that --method image2gif takes; the others are Animating Landscape's
+IMAGE2GIF_OPTIONS = ('image', 'output', 'workdir', 'frames', 'fps', 'no_flow', 'quiet', 'method')
 
 
 def _appearance_keys(args, image, loop0, model):
@@ -70,11 +77,17 @@ def _appearance_keys(args, image, loop0, model):
   return seqs[i], generate.nearest_index(seqs[i], z_in), z_in, f'codebook sequence {i}'
 
 
+def _check_fps(fps):
+  if not (np.isfinite(fps) and fps > 0):
+    raise InputError(f'--fps {fps}: give a positive number')
+
+
 def _check_animate_args(args):
   """One-line errors for the options of `animate`, before any work."""
   from animgen import animate, media
   for out in args.output:
     media.check_output(out)
+  _check_fps(args.fps)
   if args.flow_output:
     media.check_output(args.flow_output, '--flow-output')
   if args.frames < 2:
@@ -144,10 +157,61 @@ def _write_animation(args, frames, flows, notes):
   print(f'animgen: wrote {len(frames)} frames at {w}x{h}{extra}: {", ".join(outputs)}')
 
 
+def _check_image2gif_args(args):
+  """One-line errors for `animate --method image2gif`, before any work."""
+  from animgen import media
+  for dest, flag, default in args.landscape_options:
+    if getattr(args, dest) != default:
+      raise InputError(f'{flag} is an Animating Landscape option: drop it with --method '
+                       'image2gif (which takes -o, --workdir, --frames, --fps, -q)')
+  for out in args.output:
+    media.check_output(out)
+  if args.frames is not None and args.frames < 2:
+    raise InputError(f'--frames {args.frames}: need at least 2 frames (the photo and one more)')
+  _check_fps(args.fps)
+
+
+def _require_image2gif_run(workdir: str) -> None:
+  """One line saying how to train an Image2GIF model when `workdir` holds no training run."""
+  if not os.path.isfile(os.path.join(workdir, 'config.json')):
+    raise InputError(f'no trained Image2GIF model in {workdir}: train one with python -m '
+                     'animgen.main --config=configs/image2gif.py:real --config.manual_dir=DIR '
+                     f'--workdir={workdir} (DIR holding your cinemagraphs, see docs/datasets.md)')
+
+
+def cmd_animate_image2gif(args):
+  """Image2GIF (Zhou 2018, Sec. 3): the photo centre-cropped and resized to the network's 64 x
+  64 -> the trained generator's cinemagraph at 64 x 64, the photo as its first frame."""
+  import jax
+  from animgen import media, runs
+  from animgen.datasets import cinemagraph_folder
+  from animgen.progress import Progress
+  _check_image2gif_args(args)
+  _require_image2gif_run(args.workdir)
+  photo = media.to_uint8(media.read_image(args.image))
+  run = runs.load(args.workdir, 'image2gif')
+  sample = run.config.get('sample')
+  num = args.frames or (sample.num_frames if sample else cinemagraph_folder.NUM_FRAMES)
+  x = cinemagraph_folder.square_frames(photo[None])[0]     # as the training frames
+  with Progress('animgen animate', quiet=args.quiet).stage(f'image2gif: {num} frames'):
+    frames = media.to_uint8(np.asarray(
+        jax.jit(run.method.cinemagraph, static_argnums=2)(run.state.params, x, num)))
+  for out in args.output:
+    media.write_video(out, frames, fps=args.fps)
+  kind = 'RNN+DQN' if run.method.dqn else 'RNN'
+  print(f'animgen: wrote {len(frames)} frames at {frames.shape[2]}x{frames.shape[1]} '
+        f'(Image2GIF {kind}, step {run.step}): {", ".join(args.output)}')
+
+
 def cmd_animate(args):
   """Animating Landscape, Algorithm 1, as the official test.py: photo -> looping animation at
   its resolution, with motion (P^M, cross-faded loop) and appearance (P^A under the official
-  code schedule)."""
+  code schedule); with --method image2gif, Image2GIF's cinemagraph (cmd_animate_image2gif)."""
+  for key, value in ANIMATE_DEFAULTS[args.method].items():
+    if getattr(args, key) is None:
+      setattr(args, key, value)
+  if args.method == 'image2gif':
+    return cmd_animate_image2gif(args)
   from animgen import animate, media
   from animgen.ops import generate
   _check_animate_args(args)
@@ -230,13 +294,20 @@ def cmd_datasets(args):
 
 
 def _add_animate(sub):
-  a = sub.add_parser('animate', help='photo -> looping animation (Animating Landscape)')
+  a = sub.add_parser('animate', help='photo -> looping animation (Animating Landscape, or '
+                     'Image2GIF with --method image2gif)')
   a.add_argument('image', help='input photo (any size, grey/RGB/RGBA, 8 or 16 bit)')
   a.add_argument('-o', '--output', required=True, action='append',
                  help='.mp4, .gif, .png (animated) or a folder; repeat for several formats')
-  a.add_argument('--workdir', default='runs/landscape',
-                 help='training run with checkpoints and codebook (default runs/landscape)')
-  a.add_argument('--frames', type=int, default=199, help='frames to generate (official 199)')
+  a.add_argument('--method', choices=tuple(ANIMATE_DEFAULTS), default='landscape',
+                 help='landscape (default): Animating Landscape at the photo\'s resolution; '
+                 'image2gif: an Image2GIF cinemagraph of the photo centre-cropped to 64x64')
+  a.add_argument('--workdir', default=None,
+                 help='training run with checkpoints (and codebook) (default runs/landscape; '
+                 'runs/image2gif_real with --method image2gif)')
+  a.add_argument('--frames', type=int, default=None,
+                 help='frames to generate (official 199); image2gif: frames written, the photo '
+                 'included (default the run\'s sequence length, 6 for configs/image2gif.py:real)')
   a.add_argument('--loop-frames', type=int, default=None,
                  help="length of the cross-faded loop (default (frames + 3) // 2: 101 for 199)")
   a.add_argument('--no-loop', action='store_true', help='write the generated frames unlooped')
@@ -260,12 +331,17 @@ def _add_animate(sub):
   _add_appearance_args(a.add_argument_group('appearance (Algorithm 1, lines 10-17)'))
   a.add_argument('--control-steps', type=int, default=200,
                  help='Adam steps of the Eq. 12/13 latent optimisation')
-  a.add_argument('--fps', type=float, default=30.0)
+  a.add_argument('--fps', type=float, default=None,
+                 help='frame rate (default 30; 5 with --method image2gif: its 6 frames span '
+                 'about a second)')
   a.add_argument('--flow-output', default=None, help='flow visualisation video path '
                  '(default: OUTPUT with _flow before the extension)')
   a.add_argument('--no-flow', action='store_true', help='do not write the flow video')
   a.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
-  a.set_defaults(func=cmd_animate)
+  landscape = tuple((act.dest, act.option_strings[0], act.default)
+                    for act in a._actions  # pylint: disable=protected-access
+                    if act.option_strings and act.dest not in IMAGE2GIF_OPTIONS + ('help',))
+  a.set_defaults(func=cmd_animate, landscape_options=landscape)
 
 
 def _add_appearance_args(ap):

@@ -10,7 +10,11 @@
                                 5x5 conv to RGB after the 4 deconvs (the default before the
                                 paper's layout)
   configs/image2gif.py:dense    the default's LSTM on z (kept for older command lines)
-  configs/image2gif.py:real     z 512, N 512, lambda_adv 0.05 (the real-cinemagraph setting)
+  configs/image2gif.py:real     the paper's real setting (Sec. 5.1, 5.3): your cinemagraphs
+                                (cinemagraph_folder; refuses to run without
+                                --config.manual_dir=DIR holding DIR/*.gif|mp4 and/or
+                                DIR/<name>/*.jpg|png), 1 input + 5 output frames, random crops
+                                and flips, z 512, N 512, lambda_adv 0.05, 13,500 iterations
   configs/image2gif.py:cpu      1/8-width networks, batch 8, 240 steps, one model on all six
                                 patterns (image2gif_patterns/small_all, padded to 27 frames;
                                 ours, to fit a CPU): ~20 min on a shared 2-core CPU
@@ -26,6 +30,12 @@ apply left to right, so a later one wins where two set the same field; the optio
 One model per pattern as in the paper, e.g. pattern O with the DQN:
 
   python -m animgen.main --config=configs/image2gif.py:dqn,pattern=O --workdir=runs/image2gif_dqn_O
+
+On real cinemagraphs, then a cinemagraph of a photo from the trained run:
+
+  python -m animgen.main --config=configs/image2gif.py:real,dqn --config.manual_dir=cinemagraphs \
+      --workdir=runs/image2gif_real
+  animgen animate photo.jpg -o photo.gif --method image2gif --workdir runs/image2gif_real
 """
 import os
 import sys
@@ -42,6 +52,7 @@ PATTERNS = ('I', 'O', 'L', 'eight', 'rotate', 'scale')   # image2gif_patterns.PA
 OPTIONS = {'pattern': str}
 # run size -> the image2gif_patterns config of one pattern
 _PER_PATTERN = {'paper': 'paper_{}', 'cpu': '{}', 'smoke': 'tiny_{}'}
+LENGTHS = dict(zip(PATTERNS, (27, 21, 26, 21, 21, 17)))   # frames per pattern (Sec. 5.2)
 
 
 def _default():
@@ -50,7 +61,11 @@ def _default():
       batch_size=64,                        # Sec. 5.1
       num_steps=6000,                       # 6K iterations per pattern (Sec. 5.2)
       learning_rate=2e-4,                   # Adam (Sec. 5.1)
-      b1=0.5)                               # ours: DCGAN's (Radford 2015); the paper omits it
+      b1=0.5,                               # ours: DCGAN's (Radford 2015); the paper omits it
+      # frames (input included) of `animgen animate --method image2gif`: the data's length
+      sample_frames=LENGTHS['I'])
+  c.data.flip = False                       # the input pipeline's random left-right flips
+  c.data.resized_crop = 0                   # >0: train_step's random crop (methods/image2gif.py)
 
   c.model = ml_collections.ConfigDict()
   c.model.widths = (64, 128, 256, 512)      # encoder and DQN: 4 conv 5x5 stride 2 (Sec. 5.1)
@@ -123,7 +138,20 @@ VARIANTS = {
     # ours (no paper section): ConvLSTM (Shi 2015) on the code map, 5x5 conv to RGB at the end
     'convlstm': {'model.recurrent': 'convlstm', 'model.rgb_conv': True},
     'dense': {'model.recurrent': 'dense', 'model.rgb_conv': False},
-    'real': {'model.z_dim': 512, 'model.num_actions': 512, 'loss.lambda_adv': 0.05},
+    'real': {
+        # refuses to run without --config.manual_dir (datasets/cinemagraph_folder.py)
+        'dataset': 'cinemagraph_folder/default',
+        'model.z_dim': 512,                 # Sec. 5.1: z 512 for real data
+        'model.num_actions': 512,           # Sec. 5.1: Q-vector of 512
+        'loss.lambda_adv': 0.05,            # Sec. 5.1: 0.05 for real data
+        'train.num_steps': 13_500,          # Sec. 5.3: 13,500 iterations
+        'sample.num_frames': 6,             # Sec. 5.3: 1 input and 5 generation outputs
+        'data.flip': True,                  # Sec. 5.3: "flipping frames left-right across time"
+        'data.resized_crop': 56,            # Sec. 5.3: crops at a random location fixed across
+        #                                     time; the 56 px window (of 64) is ours
+        # no object masks or patterns: Tables 2 and 3's figures through eval_step
+        'evals.metrics': {'type': 'metrics', 'on_train': True},
+    },
     'cpu': _CPU,
     'smoke': _SMOKE,
 }
@@ -139,4 +167,5 @@ def get_config(arg: str | None = None):
     common.check(p in PATTERNS, f'option pattern={p} of {_NAME}: use one of {", ".join(PATTERNS)}')
     size = ([n for n in a.names if n in ('cpu', 'smoke')] or ['paper'])[-1]
     c.dataset = 'image2gif_patterns/' + _PER_PATTERN[size].format(p)
+    c.sample.num_frames = LENGTHS[p]
   return c

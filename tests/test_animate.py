@@ -212,6 +212,7 @@ def test_cli_appearance_only_lstm_patch_and_arrows(smoke_run, appearance_run, tm
     (['--patch', 'x.png'], '--patch-mask'),
     (['--a-speed', '0'], '--a-speed'),
     (['--motion-only', '--appearance-only'], 'exclude'),
+    (['--fps', '0'], '--fps 0'),
 ])
 def test_cli_animate_bad_control_arguments(smoke_run, tmp_path, capsys, args, fragment):
   _, workdir, _ = smoke_run

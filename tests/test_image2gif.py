@@ -2,6 +2,7 @@
 metrics with their baselines and a smoke run."""
 import json
 import os
+import shutil
 import sys
 
 import flax.linen as nn
@@ -92,10 +93,11 @@ def test_tiny_builder_holds_every_pattern(data_dir):
 
 def test_default_config_is_one_pattern_at_its_own_length(tmp_path):
   from animgen.errors import InputError
-  from configs.image2gif import PATTERNS, get_config
-  assert PATTERNS == pats.PATTERNS
+  from configs.image2gif import LENGTHS, PATTERNS, get_config
+  assert PATTERNS == pats.PATTERNS and LENGTHS == pats.MAX_LENGTHS
   c = get_config()
   assert (c.dataset, c.batch_size, c.train.num_steps) == ('image2gif_patterns/paper_I', 64, 6000)
+  assert c.sample.num_frames == 27 and get_config('pattern=scale').sample.num_frames == 17
   assert (c.model.recurrent, c.model.rgb_conv, c.model.z_dim) == ('dense', False, 64)
   assert get_config('cpu').dataset == 'image2gif_patterns/small_all'
   for p in pats.PATTERNS:
@@ -463,12 +465,17 @@ def test_one_step_rnn_and_dqn_equal_on_one_and_eight_devices(tmp_path, data_dir)
     assert not np.allclose(a[k], a[t])        # the online network moved, the target did not
 
 
-def test_smoke_train_and_eval_through_the_trainer(tmp_path, data_dir):
-  from animgen import trainer
+@pytest.fixture(scope='module')
+def dqn_run(tmp_path_factory, data_dir):
+  """The 2-step smoke RNN+DQN run, trained and evaluated once -> (config, workdir, results)."""
+  from conftest import shared_run
   config = _config(data_dir, 'smoke,dqn')
-  workdir = str(tmp_path / 'run')
-  trainer.train_and_evaluate(config, workdir)
-  results = trainer.evaluate(config, workdir)
+  workdir, _, results = shared_run(tmp_path_factory, 'image2gif_smoke_dqn', config, evaluate=True)
+  return config, workdir, results
+
+
+def test_smoke_train_and_eval_through_the_trainer(dqn_run):
+  _, workdir, results = dqn_run
   assert results['step'] == 2 and results['num_examples'] == 6
   tables = json.load(open(os.path.join(workdir, 'eval_tables_2.json')))
   assert tables['model'] == 'RNN+DQN' and tables['mean_frame_sequences'] == 12  # all train
@@ -489,3 +496,228 @@ def test_smoke_train_and_eval_through_the_trainer(tmp_path, data_dir):
   md = open(os.path.join(workdir, 'eval_tables_2.md')).read()
   assert 'Table 4' in md
   assert md.count('| Copy the input frame |') == md.count('| Mean training frame |') == 3
+
+
+# ----------------------------------------------------------------------------- real cinemagraphs
+
+
+@pytest.fixture(scope='module')
+def cinemagraphs(tmp_path_factory):
+  """Seven cinemagraphs cut from the shipped clips: the two files as they are (tree.mp4: 52
+  frames at 8 fps, 6.5 s; newtonscradle.gif: 40 frames at 50 fps, 0.8 s), smaller GIF / MP4
+  cuts of them and a folder of PNG frames -> (folder, {cinemagraph: its number of clips})."""
+  from PIL import Image
+  from animgen import media
+  root = tmp_path_factory.mktemp('cinemagraphs')
+  for name in ('tree.mp4', 'newtonscradle.gif'):
+    shutil.copy(os.path.join(ROOT, 'data', 'clips', name), root / name)
+  small = media.to_uint8(media.read_video(root / 'tree.mp4')[0])[:, ::4, ::4]     # 60 x 80
+  media.write_video(root / 'a.gif', small[:50], fps=10)         # 5 s: three clips
+  media.write_video(root / 'b.mp4', small[10:38], fps=8)        # 3.5 s: two
+  media.write_video(root / 'c.mp4', small[:16], fps=8)          # 2 s: one
+  cradle = media.to_uint8(media.read_video(root / 'newtonscradle.gif')[0])
+  media.write_video(root / 'd.gif', cradle[::-1], fps=50)       # 0.8 s: one
+  os.makedirs(root / 'e')
+  for t in range(12):                                           # 12 frames at 30 fps: one
+    Image.fromarray(small[t]).save(root / 'e' / f'{t}.png')
+  return str(root), {'tree.mp4': 3, 'newtonscradle.gif': 1, 'a.gif': 3, 'b.mp4': 2, 'c.mp4': 1,
+                     'd.gif': 1, 'e': 1}
+
+
+def test_cinemagraph_clips_and_frames_follow_sec_4_2_and_5_3():
+  from animgen.datasets import cinemagraph_folder as cg
+  assert cg.clip_starts(52, 8.0) == [0, 22, 44]          # 6.5 s: three, first and last at the ends
+  assert cg.clip_starts(30, 8.0) == [0, 22]              # 3.75 s: two
+  assert cg.clip_starts(24, 8.0) == [0] and cg.clip_starts(40, 50.0) == [0]   # <= 3 s: one
+  assert cg.sample_indices(22, 52, 8.0).tolist() == [22, 23, 25, 26, 28, 29]  # within 1 s
+  assert cg.sample_indices(0, 40, 50.0).tolist() == [0, 8, 16, 23, 31, 39]    # < 1 s: all of it
+  assert cg.sample_indices(0, 5, 30.0) is None           # fewer than 1 + 5 frames
+
+
+def _records(builder, split):
+  src = builder.as_data_source(split=split)
+  return [src[i] for i in range(len(src))]
+
+
+def _square_by_hand(path, index, box):
+  """Frames `index` of a clip, cropped to `box` and resized to 64 px by PIL (bilinear)."""
+  from PIL import Image
+  from animgen import media
+  video = media.to_uint8(media.read_video(path)[0])
+  return np.stack([np.asarray(Image.fromarray(video[i]).crop(box).resize(
+      (64, 64), Image.Resampling.BILINEAR)) for i in index])
+
+
+def test_cinemagraph_folder_splits_whole_cinemagraphs_into_1_plus_5_frames(cinemagraphs,
+                                                                           tmp_path):
+  from animgen import input_pipeline
+  from animgen.datasets import clip_folders, common
+  folder, clips = cinemagraphs
+  prepared = [{s: _records(input_pipeline.prepare('cinemagraph_folder/default',
+                                                  str(tmp_path / d), folder), s)
+               for s in ('train', 'test')} for d in ('one', 'two')]
+  for s in ('train', 'test'):                                  # prepared twice: the same
+    assert [r['cinemagraph'] for r in prepared[0][s]] == [r['cinemagraph'] for r in prepared[1][s]]
+    for a, b in zip(prepared[0][s], prepared[1][s]):
+      np.testing.assert_array_equal(a['frames'], b['frames'])
+  recs = prepared[0]
+  names = {s: [r['cinemagraph'].decode() for r in recs[s]] for s in recs}
+  want = clip_folders.seeded_split(sorted(clips, key=common.natural_key), 0, 0.15)
+  assert sorted(set(names['test'])) == want['test'] and len(want['test']) == 1  # 0.15 of 7
+  assert set(names['train']).isdisjoint(names['test'])       # no cinemagraph in both splits
+  every, every_name = recs['train'] + recs['test'], names['train'] + names['test']
+  assert {n: every_name.count(n) for n in clips} == clips    # all clips of every cinemagraph
+  for r in every:
+    assert r['frames'].shape == (6, 64, 64, 3) and r['frames'].dtype == np.uint8
+  by = {(n, int(r['clip'])): r['frames'] for n, r in zip(every_name, every)}
+  tree, cradle = (40, 0, 280, 240), (25, 0, 175, 150)        # the centred squares
+  for name, clip, index, box in (('tree.mp4', 1, [22, 23, 25, 26, 28, 29], tree),
+                                 ('tree.mp4', 2, [44, 45, 47, 48, 50, 51], tree),
+                                 ('newtonscradle.gif', 0, [0, 8, 16, 23, 31, 39], cradle)):
+    np.testing.assert_array_equal(by[name, clip], _square_by_hand(os.path.join(folder, name),
+                                                                  index, box), err_msg=name)
+
+
+def test_cinemagraph_folder_bad_layouts_are_one_line_errors(tmp_path):
+  from PIL import Image
+  from animgen import input_pipeline, media
+  from animgen.errors import InputError
+  m = tmp_path / 'm'
+  for d in ('empty', 'loose', 'one', 'nothing/docs', 'short'):
+    (m / d).mkdir(parents=True)
+  (m / 'a_file').write_text('x')
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(m / 'loose' / '1.png')
+  shutil.copy(os.path.join(ROOT, 'data', 'clips', 'newtonscradle.gif'), m / 'one')
+  (m / 'nothing' / 'docs' / 'a.txt').write_text('x')
+  for name in ('s1.gif', 's2.gif'):                             # 3 frames each: no 1 + 5
+    media.write_video(m / 'short' / name, np.random.default_rng(0).random((3, 8, 8, 3)), fps=10)
+  prepare = lambda d: input_pipeline.prepare('cinemagraph_folder/default', str(tmp_path / 'd'), d)
+  for manual, fragment in ((m / 'missing', 'does not exist'), (m / 'empty', 'is empty'),
+                           (m / 'a_file', 'is a file'), (m / 'loose', 'lie directly in'),
+                           (m / 'one', 'holds one cinemagraph (newtonscradle.gif)'),
+                           (m / 'nothing', 'no cinemagraph files or folders of frames'),
+                           ('', 'no manual_dir given'),
+                           (m / 'short', 'has 6 frames within its first second')):
+    with pytest.raises(InputError) as e:
+      prepare(str(manual))
+    msg = str(e.value)
+    assert '\n' not in msg and msg.startswith('cinemagraph_folder: ') and fragment in msg, msg
+    if manual != m / 'short':
+      assert '<manual_dir>/*.gif|mp4' in msg and '--config.manual_dir=DIR' in msg, msg
+  assert not [d for _, ds, _ in os.walk(tmp_path / 'd') for d in ds
+              if d.startswith(('1.0.0', 'incomplete'))]          # nothing half-prepared
+
+
+def test_real_config_refuses_to_train_without_manual_dir(tmp_path):
+  from conftest import run_cli
+  from configs.image2gif import get_config
+  c = get_config('real')
+  assert (c.dataset, c.model.z_dim, c.model.num_actions, c.loss.lambda_adv, c.batch_size,
+          c.train.num_steps, c.sample.num_frames) == ('cinemagraph_folder/default', 512, 512,
+                                                      0.05, 64, 13_500, 6)
+  assert c.data.flip and c.data.resized_crop == 56 and c.evals.metrics.type == 'metrics'
+  r = run_cli(['-m', 'animgen.main', '--config=configs/image2gif.py:real',
+               f'--config.data_dir={tmp_path / "d"}', f'--workdir={tmp_path / "w"}'], timeout=300)
+  lines = [l for l in r.stderr.splitlines() if l.strip()]
+  assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-2000:]
+  assert len(lines) == 1 and lines[0].startswith('animgen: error: cinemagraph_folder: no '
+                                                 'manual_dir given'), lines
+  assert '<manual_dir>/*.gif|mp4' in lines[0] and '--config.manual_dir=DIR' in lines[0]
+  assert not os.path.exists(tmp_path / 'w')
+
+
+def test_real_training_crops_one_window_per_sequence_and_flips_across_time(data_dir):
+  from animgen import input_pipeline
+  from animgen.ops import warp
+  frames = np.random.default_rng(0).integers(0, 256, (4, 6, 64, 64, 3), dtype=np.uint8)
+  out = np.asarray(jax.jit(image2gif.random_resized_crop, static_argnums=2)(
+      jnp.asarray(frames), jax.random.key(0), 56))
+  windows = np.stack([frames[:, :, y:y + 56, x:x + 56] for y in range(9) for x in range(9)])
+  every = np.asarray(jax.jit(lambda w: warp.resize(w, 64, 64))(
+      jnp.asarray(windows.reshape(-1, 56, 56, 3), jnp.float32))).reshape((81,) + frames.shape)
+  err = np.abs(every - out[None]).max(axis=(3, 4, 5))             # [window, sequence, frame]
+  assert err.min(0).max() < 1e-2                                  # each frame: one window...
+  best = err.argmin(0)
+  assert (best == best[:, :1]).all() and len(set(best[:, 0])) > 1  # ... fixed across time
+  # train_step crops: a 64 px window is no crop, a 56 px one changes the loss (x ramp frames)
+  m, state = _hand_model(data_dir)
+  ramp = np.broadcast_to((np.arange(64) * 4).astype(np.uint8)[:, None], (2, 4, 64, 64, 3))
+  batch = {'frames': jnp.asarray(ramp), 'length': jnp.array([4, 4])}
+  mse = {}
+  for crop in (0, 64, 56):
+    m.config.data.resized_crop = crop
+    mse[crop] = float(jax.jit(m.train_step)(state, batch, jax.random.key(1))[1]['loss_mse'])
+  assert mse[64] == mse[0] and abs(mse[56] - mse[0]) > 1e-4, mse
+  # a real record (frames only) and the pipeline's flips of :real, across every frame
+  ex = m.make_example({'frames': frames[0]}, None, True)
+  assert set(ex) == {'frames', 'length'} and ex['length'] == 6
+  real, flipped = _config(data_dir, 'real'), 0
+  for seed in range(8):
+    got = input_pipeline.augment(real, ex, np.random.default_rng(seed))['frames']
+    if not np.array_equal(got, ex['frames']):
+      np.testing.assert_array_equal(got, ex['frames'][:, :, ::-1])
+      flipped += 1
+  assert 0 < flipped < 8
+  assert input_pipeline.augment(_config(data_dir), ex, np.random.default_rng(0)) is ex
+
+
+def test_real_figures_without_masks_are_tables_2_and_3(data_dir):
+  truth = np.random.default_rng(0).random((2, 6, 64, 64, 3)).astype(np.float32)
+  gen = truth.copy()
+  gen[:, 1:] = np.clip(gen[:, 1:] + 0.1, 0, 1)
+  m = _Fixed(_config(data_dir, 'real'), gen, truth, np.ones((2, 5), bool))
+  out = jax.device_get(jax.jit(m.sequence_metrics)(None, {}))
+  assert set(out) == {'psnr', 'ssim', 'diff_psnr', 'diff_ssim'}
+  np.testing.assert_allclose(out['psnr'], [np.mean([_psnr(gen[b, k], truth[b, k])
+                                                    for k in range(1, 6)]) for b in range(2)],
+                             rtol=1e-5)
+
+
+def test_cli_animate_image2gif_writes_the_methods_cinemagraph(dqn_run, tmp_path, capsys):
+  from animgen import cli, media, runs
+  from animgen.datasets.cinemagraph_folder import square_frames
+  config, workdir, _ = dqn_run
+  photo = os.path.join(ROOT, 'data', 'photos', 'china.jpg')
+  gif, pngs = tmp_path / 'china.gif', tmp_path / 'frames'
+  assert cli.main(['animate', photo, '-o', str(gif), '-o', str(pngs), '--method', 'image2gif',
+                   '--workdir', workdir, '-q']) == 0
+  n = config.sample.num_frames                                   # 27: the data's length
+  assert capsys.readouterr().out.startswith(
+      f'animgen: wrote {n} frames at 64x64 (Image2GIF RNN+DQN, step 2): {gif}, {pngs}')
+  run = runs.load(workdir, 'image2gif')
+  x = square_frames(media.to_uint8(media.read_image(photo))[None])[0]
+  assert x.shape == (64, 64, 3)
+  want = media.to_uint8(np.asarray(jax.jit(run.method.cinemagraph, static_argnums=2)(
+      run.state.params, x, n)))
+  np.testing.assert_array_equal(media.to_uint8(media.read_video(str(pngs))[0]), want)
+  np.testing.assert_array_equal(want[0], x)                      # the photo, then generated
+  assert np.abs(want[1].astype(int) - x).mean() > 5
+  frames = media.to_uint8(media.read_video(str(gif))[0])
+  assert frames.shape == (n, 64, 64, 3)
+  assert np.abs(frames[:2].astype(int) - want[:2]).mean() < 4    # GIF: a 256-colour palette
+
+
+def test_cli_animate_image2gif_bad_input_is_one_line_and_writes_nothing(dqn_run, tmp_path,
+                                                                        capsys):
+  from animgen import cli
+  workdir = dqn_run[1]
+  photo = os.path.join(ROOT, 'data', 'photos', 'china.jpg')
+  (tmp_path / 'cut.jpg').write_bytes(open(photo, 'rb').read()[:5000])
+  (tmp_path / 'norun').mkdir()
+  out = str(tmp_path / 'o.gif')
+  for args, fragment in (
+      ([str(tmp_path / 'nope.jpg'), '-o', out, '--workdir', workdir], 'nope.jpg'),
+      ([str(tmp_path / 'cut.jpg'), '-o', out, '--workdir', workdir], 'cut.jpg'),
+      ([photo, '-o', out, '--workdir', str(tmp_path / 'norun')],
+       'no trained Image2GIF model in'),
+      ([photo, '-o', str(tmp_path / 'o.xyz'), '--workdir', workdir], '.xyz'),
+      ([photo, '-o', out, '--workdir', workdir, '--z-index', '1'],
+       '--z-index is an Animating Landscape option'),
+      ([photo, '-o', out, '--workdir', workdir, '--frames', '1'], '--frames 1'),
+      ([photo, '-o', out, '--workdir', workdir, '--fps', '0'], '--fps 0')):
+    with pytest.raises(SystemExit) as e:
+      cli.main(['animate'] + args + ['--method', 'image2gif', '-q'])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith('animgen: error: ') and fragment in lines[0], lines
+  assert sorted(os.listdir(tmp_path)) == ['cut.jpg', 'norun']

@@ -5,6 +5,7 @@ Prepare with `file_format='array_record'` and read without TensorFlow through
 """
 from animgen.datasets import bouncing_balls
 from animgen.datasets import bouncing_mnist
+from animgen.datasets import cinemagraph_folder
 from animgen.datasets import clip_folders
 from animgen.datasets import image2gif_patterns
 from animgen.datasets import moving_mnist
@@ -14,6 +15,7 @@ from animgen.datasets import synthetic_timelapse
 from animgen.datasets import tgif
 from animgen.datasets.bouncing_balls import BouncingBalls
 from animgen.datasets.bouncing_mnist import BouncingMnist
+from animgen.datasets.cinemagraph_folder import CinemagraphFolder
 from animgen.datasets.clip_folders import ClipFolders
 from animgen.datasets.image2gif_patterns import Image2gifPatterns
 from animgen.datasets.moving_mnist import MovingMnist

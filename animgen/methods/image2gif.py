@@ -35,6 +35,10 @@ frames of each sequence count (not the black padding). Where the paper is silent
   generated frame to every offset that keeps it inside the image; the offset of least mean squared
   difference (offsets within 1e-4 of the least averaged) is where it was found, and the distance is
   the length of that offset in px (64x64 frames). The paper does not say how a window is scored.
+On real cinemagraphs (Sec. 5.3, datasets/cinemagraph_folder.py) there are no object masks: the
+figures are those of Tables 2 and 3 (PSNR / SSIM of the frames and of their differences), and
+training crops one random window per sequence, the same in every frame, resized back to 64 px
+(`data.resized_crop`; the flips are the input pipeline's `data.flip`).
 """
 import flax.struct
 import jax
@@ -44,7 +48,7 @@ import optax
 
 from animgen.methods.base import Method
 from animgen.models.image2gif import Discriminator, Generator, QNetwork
-from animgen.ops import losses, metrics
+from animgen.ops import losses, metrics, warp
 
 SIZE = 64
 
@@ -123,21 +127,38 @@ def frame_differences(video):
   return (jnp.diff(video, axis=1) + 1.0) * 0.5
 
 
-def sequence_figures(gen, truth, valid, masks):
+def sequence_figures(gen, truth, valid, masks=None):
   """The Tables 1, 3 and 4 figures of each sequence, averaged over its true generated frames.
 
   gen, truth [B, T, 64, 64, 3] in [0, 1] with the input as frame 0; valid [B, T - 1] marks the
-  true frames 1..T-1; masks [B, T, 64, 64] the true object -> {figure: [B]}."""
-  g1, t1, m1 = gen[:, 1:], truth[:, 1:], masks[:, 1:]
+  true frames 1..T-1; masks [B, T, 64, 64] the true object, or None (real cinemagraphs: no
+  Table 4) -> {figure: [B]}."""
+  g1, t1 = gen[:, 1:], truth[:, 1:]
   dg, dt = frame_differences(gen), frame_differences(truth)
-  offset = jax.vmap(jax.vmap(template_offset))(g1, t1, m1)               # [B, T - 1, 2]
-  has_object = jnp.any(m1 > 0, axis=(2, 3))
-  return {'psnr': masked_mean_rows(psnr(g1, t1), valid),                # Table 1
-          'ssim': masked_mean_rows(metrics.ssim(g1, t1), valid),
-          'diff_psnr': masked_mean_rows(psnr(dg, dt), valid),           # Table 3
-          'diff_ssim': masked_mean_rows(metrics.ssim(dg, dt), valid),
-          'centre_distance': masked_mean_rows(jnp.linalg.norm(offset, axis=-1),  # Table 4
-                                              valid & has_object)}
+  out = {'psnr': masked_mean_rows(psnr(g1, t1), valid),                 # Tables 1 and 2
+         'ssim': masked_mean_rows(metrics.ssim(g1, t1), valid),
+         'diff_psnr': masked_mean_rows(psnr(dg, dt), valid),            # Table 3
+         'diff_ssim': masked_mean_rows(metrics.ssim(dg, dt), valid)}
+  if masks is not None:
+    m1 = masks[:, 1:]
+    offset = jax.vmap(jax.vmap(template_offset))(g1, t1, m1)              # [B, T - 1, 2]
+    has_object = jnp.any(m1 > 0, axis=(2, 3))
+    out['centre_distance'] = masked_mean_rows(jnp.linalg.norm(offset, axis=-1),  # Table 4
+                                              valid & has_object)
+  return out
+
+
+def random_resized_crop(frames, rng, crop: int):
+  """Sec. 5.3's "cropping different regions from frames (random location fixed across time)":
+  frames [B, T, H, W, C] -> per sequence one random crop x crop window, the same in every frame,
+  resized back to H x W (bilinear; the window size is ours, the paper gives none)."""
+  b, t, h, w, c = frames.shape
+  ky, kx = jax.random.split(rng)
+  ys = jax.random.randint(ky, (b,), 0, h - crop + 1)
+  xs = jax.random.randint(kx, (b,), 0, w - crop + 1)
+  cut = jax.vmap(lambda f, y, x: jax.lax.dynamic_slice(f, (0, y, x, 0), (t, crop, crop, c)))(
+      frames.astype(jnp.float32), ys, xs)
+  return warp.resize(cut.reshape((b * t, crop, crop, c)), h, w).reshape((b, t, h, w, c))
 
 
 def baseline_sequences(truth, mean_frame):
@@ -172,10 +193,14 @@ class Image2GIF(Method):
 
   # ---------------------------------------------------------------- data
   def make_example(self, record, rng, train):
+    """A synthetic pattern record (frames, length, pattern, masks) or a real cinemagraph's
+    (frames only: every frame true, no masks)."""
     del rng
-    ex = {'frames': np.asarray(record['frames']), 'length': np.int32(record['length']),
-          'pattern': np.int32(record['pattern'])}
-    if not train:
+    frames = np.asarray(record['frames'])
+    ex = {'frames': frames, 'length': np.int32(record.get('length', len(frames)))}
+    if 'pattern' in record:
+      ex['pattern'] = np.int32(record['pattern'])
+    if not train and 'masks' in record:
       ex['masks'] = np.asarray(record['masks'])
     return ex
 
@@ -330,6 +355,10 @@ class Image2GIF(Method):
 
   def train_step(self, state, batch, rng):
     params = state.params
+    crop = int(self.config.data.get('resized_crop', 0) or 0)
+    if crop:   # Sec. 5.3's random crops (module docstring)
+      rng, crop_rng = jax.random.split(rng)
+      batch = dict(batch, frames=random_resized_crop(batch['frames'], crop_rng, crop))
     gq = {k: v for k, v in params.items() if k != 'discriminator'}
     eps = self.epsilon(state.step)
     (_, (pred, valid, target, metrics_)), grads = jax.value_and_grad(self.loss, has_aux=True)(
@@ -358,23 +387,35 @@ class Image2GIF(Method):
                          opt_d=opt_d), metrics_
 
   # ---------------------------------------------------------------- evaluation
+  def greedy_frames(self, params, x, num_frames: int):
+    """The frames generated after x [B, 64, 64, 3] in [-1, 1], the DQN acting greedily ->
+    [B, num_frames, 64, 64, 3] in [-1, 1]."""
+    hs = self.states(params, x, num_frames)
+    if self.dqn:
+      return jnp.swapaxes(self.act(params, x, hs)[2], 0, 1)
+    return self.decode(params, hs)
+
   def generate(self, params, batch):
     """Greedy rollout from the first frame -> (generated, ground truth) [B, T, H, W, 3] in
     [0, 1] with the input as frame 0, and the valid-frame mask [B, T - 1]."""
     x, target, valid = self._split(batch)
-    hs = self.states(params, x, target.shape[1])
-    if self.dqn:
-      pred = jnp.swapaxes(self.act(params, x, hs)[2], 0, 1)
-    else:
-      pred = self.decode(params, hs)
+    pred = self.greedy_frames(params, x, target.shape[1])
     gen = jnp.concatenate([x[:, None], pred], axis=1)
     truth = jnp.concatenate([x[:, None], target], axis=1)
     return to_unit(gen), to_unit(truth), valid
 
+  def cinemagraph(self, params, image, num_frames: int):
+    """A cinemagraph of one still (Sec. 3): image uint8 [64, 64, 3] -> frames
+    [num_frames, 64, 64, 3] in [0, 1], the image then num_frames - 1 generated frames (greedy).
+    Pure; jit it with num_frames static (`animgen animate --method image2gif`)."""
+    x = to_signed(image)[None]
+    frames = jnp.concatenate([x[:, None], self.greedy_frames(params, x, num_frames - 1)], 1)
+    return to_unit(frames)[0]
+
   def sequence_metrics(self, params, batch):
     """The model's per-sequence figures [B] (sequence_figures), greedy rollout."""
     gen, truth, valid = self.generate(params, batch)
-    return sequence_figures(gen, truth, valid, batch['masks'])
+    return sequence_figures(gen, truth, valid, batch.get('masks'))
 
   def table_metrics(self, params, batch, mean_frame):
     """{'model', 'copy_input', 'mean_frame': per-sequence figures [B]}: the rows of every table
