@@ -138,8 +138,7 @@ class CinemagraphFolder(tfds.core.GeneratorBasedBuilder):
   def prepared_subdir(cls, manual_dir) -> str:
     """Where under data_dir the data prepared from `manual_dir` lives (input_pipeline); the
     layout error when manual_dir is not given or not a non-empty folder."""
-    path = _LAYOUT.check_dir(manual_dir)
-    return os.path.join('cinemagraph_folder_by_dir', common.folder_fingerprint(path))
+    return common.prepared_by_dir('cinemagraph_folder', _LAYOUT, manual_dir)
 
   def _info(self) -> tfds.core.DatasetInfo:
     tensor = tfds.features.Tensor

@@ -164,8 +164,7 @@ class ClipFolders(tfds.core.GeneratorBasedBuilder):
   def prepared_subdir(cls, manual_dir) -> str:
     """Where under data_dir the data prepared from `manual_dir` lives (input_pipeline); the
     layout error when manual_dir is not given or not a non-empty folder."""
-    path = _LAYOUT.check_dir(manual_dir)
-    return os.path.join('clip_folders_by_dir', common.folder_fingerprint(path))
+    return common.prepared_by_dir('clip_folders', _LAYOUT, manual_dir)
 
   def _info(self) -> tfds.core.DatasetInfo:
     s = self.builder_config.size

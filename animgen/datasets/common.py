@@ -57,6 +57,13 @@ def list_files(folder: str, exts: Iterable[str]) -> list[str]:
                       and os.path.isfile(os.path.join(folder, n)))
 
 
+def prepared_by_dir(name: str, layout, manual_dir) -> str:
+  """The `prepared_subdir` of a builder over a user's folder: `<name>_by_dir/<fingerprint>`
+  under data_dir (input_pipeline), or `layout`'s one-line error when manual_dir is not given or
+  not a non-empty folder."""
+  return os.path.join(f'{name}_by_dir', folder_fingerprint(layout.check_dir(manual_dir)))
+
+
 def folder_fingerprint(path, levels: int = 3) -> str:
   """16 hex digits that change with `path` (made absolute) and with the name, size and
   modification time of every file in it down to `levels` folder levels (the folder itself is
