@@ -9,16 +9,27 @@ Each variant runs in a fresh subprocess (so that peak memory is its own): config
 with the variant (paper network: T 10, K 8, LSTMs 256, z 100, 64 x 64 x 10 GIFs), `train_step`
 compiled by the trainer's own wiring (`trainer.compile_steps`: donated state) on a random batch,
 then compile time, median seconds per step, steps/s, GIFs/s, peak RSS (VmHWM) and XLA's planned
-scratch memory.
+scratch memory. The child applies the entry points' runtime set-up (animgen.runtime.tune_malloc()
+before JAX starts, release_memory() after init and compiling).
+
+  python bench/syncdraw.py --variants plain --torch   # and the PyTorch re-expression
+
+--torch also times bench/torch_sequence_models.py's PyTorch re-expression of the plain R-VAE
+step (variant plain only) at the same config, shapes and batch in the same run, in its own fresh
+process, and prints the ratio animgen / torch; peak RSS as in bench/sequence_models.py (whole
+process / timed steps alone).
 """
 import argparse
 import json
 import os
 
-from common import compile_step, peak_rss, run_child, time_compiled
+from common import compile_step, peak_rss, run_child
+from sequence_models import HEADER, row, run_torch, time_steps
 
 
 def child(variant, batch, steps, warmup):
+  from animgen import runtime
+  runtime.tune_malloc()   # before JAX starts its threads, as the entry points do
   import jax
   import jax.numpy as jnp
   import numpy as np
@@ -36,15 +47,22 @@ def child(variant, batch, steps, warmup):
     b['caption'] = jnp.asarray(np.stack([captions.tokenize(
         captions.caption_text([d % 10], [d % 2]), m.caption_length) for d in range(batch)]))
   state = jax.jit(method.init)(jax.random.key(0), b)
+  jax.block_until_ready(state)
+  runtime.release_memory()   # as the trainer does after initialisation
   key = jax.random.key(1)
   compiled, t_compile, temp = compile_step(method, state, b, key)
-  state, metrics, times = time_compiled(compiled, state, b, key, steps, warmup)
+  runtime.release_memory()   # as the trainer does after the compiling step
+  hwm_compile = peak_rss()
+  state, metrics, times, cpu, reset = time_steps(compiled, state, b, key, steps, warmup)
   med = sorted(times)[len(times) // 2]
   n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
-  return {'variant': variant, 'batch': batch, 'steps': steps, 'params': int(n_params),
-          'compile_s': t_compile, 's_per_step_median': med, 'steps_per_s': 1.0 / med,
+  return {'variant': variant, 'impl': 'animgen', 'batch': batch, 'steps': steps,
+          'params': int(n_params), 'compile_s': t_compile, 'times_s': times,
+          's_per_step_median': med, 's_per_step_min': min(times),
+          'cpu_s_per_step_median': sorted(cpu)[len(cpu) // 2], 'steps_per_s': 1.0 / med,
           'gifs_per_s': batch / med, 'xla_temp_bytes': temp,
-          'peak_rss_bytes': peak_rss(), 'loss': float(metrics['loss'])}
+          'peak_rss_bytes': max(peak_rss(), hwm_compile),
+          'steps_peak_rss_bytes': peak_rss() if reset else 0, 'loss': float(metrics['loss'])}
 
 
 def main():
@@ -54,6 +72,12 @@ def main():
   p.add_argument('--warmup', type=int, default=1)
   p.add_argument('--variants', default='plain,captions,cuboid',
                  help='comma list of plain and configs/syncdraw.py variants')
+  p.add_argument('--torch', action='store_true',
+                 help='also time the PyTorch re-expression of plain (bench/torch_sequence_models.py)')
+  p.add_argument('--torch-malloc', choices=['tuned', 'stock'], default='tuned',
+                 help="torch's allocator: animgen's entry-point mallopt (tuned) or glibc's")
+  p.add_argument('--torch-threads', type=int, default=1,
+                 help="torch's intra-op threads (0: torch's default; bench/torch_sequence_models.py)")
   p.add_argument('--json', default=None)
   p.add_argument('--child', default=None, help=argparse.SUPPRESS)
   a = p.parse_args()
@@ -61,22 +85,28 @@ def main():
     print('RESULT ' + json.dumps(child(a.child, a.batch, a.steps, a.warmup)))
     return
   import jax
-  print(f'Sync-DRAW train step, batch {a.batch}, {a.steps} timed steps after {a.warmup} warm-up; '
-        f'{jax.devices()[0].device_kind} x{jax.device_count()}, {os.cpu_count()} CPUs')
-  print(f'{"variant":>10} {"params":>10} {"compile s":>10} {"s/step":>8} {"steps/s":>8} '
-        f'{"GIFs/s":>8} {"peak RSS":>10} {"XLA temp":>10}')
+  print(f'Sync-DRAW train step, batch {a.batch}, median of {a.steps} timed steps after '
+        f'{a.warmup} warm-up; {jax.devices()[0].device_kind} x{jax.device_count()}, '
+        f'{os.cpu_count()} CPUs; peak RSS: whole process / timed steps alone; ratio: animgen / '
+        f'torch s/step')
+  print(HEADER)
   results = []
   for v in a.variants.split(','):
     res, err = run_child(__file__, ['--child', v, '--batch', str(a.batch), '--steps',
                                     str(a.steps), '--warmup', str(a.warmup)])
     if res is None:
-      print(f'{v:>10} failed: {err}')
+      print(f'{v:>16} failed: {err}')
       continue
     results.append(res)
-    print(f'{v:>10} {res["params"]:>10,} {res["compile_s"]:>10.1f} '
-          f'{res["s_per_step_median"]:>8.3f} {res["steps_per_s"]:>8.2f} {res["gifs_per_s"]:>8.1f} '
-          f'{res["peak_rss_bytes"] / 2**30:>8.2f}GB {res["xla_temp_bytes"] / 2**20:>8.0f}MB',
-          flush=True)
+    print(row(res), flush=True)
+    if a.torch and v == 'plain':
+      ref, err = run_torch('syncdraw', a.batch, a.steps, a.warmup, None, a.torch_malloc,
+                           a.torch_threads)
+      if ref is None:
+        print(f'{v:>16} torch failed: {err}')
+        continue
+      results.append(ref)
+      print(row(ref, res['s_per_step_median'] / ref['s_per_step_median']), flush=True)
   if a.json:
     with open(a.json, 'w') as f:
       json.dump(results, f, indent=1)
