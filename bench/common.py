@@ -1,5 +1,6 @@
 """Helpers shared by the benchmarks: peak memory from /proc, per-variant child processes, and the
 trainer's compiled train step with its timing."""
+import argparse
 import json
 import os
 import resource
@@ -70,3 +71,14 @@ def compile_step(method, state, batch, key):
   except Exception:  # pragma: no cover  (backends without memory analysis)
     temp = 0
   return compiled, seconds, temp
+
+
+def add_torch_and_child_args(p) -> None:
+  """The options the sequence-model benchmarks share: torch's allocator and threads, the JSON
+  output, and the hidden --child that runs one variant in a fresh process."""
+  p.add_argument('--torch-malloc', choices=['tuned', 'stock'], default='tuned',
+                 help="torch's allocator: animgen's entry-point mallopt (tuned) or glibc's")
+  p.add_argument('--torch-threads', type=int, default=1,
+                 help="torch's intra-op threads (0: torch's default; bench/torch_sequence_models.py)")
+  p.add_argument('--json', default=None)
+  p.add_argument('--child', default=None, help=argparse.SUPPRESS)

@@ -35,7 +35,7 @@ import json
 import os
 import time
 
-from common import peak_rss, run_child
+from common import add_torch_and_child_args, peak_rss, run_child
 
 VARIANTS = ('image2gif_rnn', 'image2gif_dqn', 'deepgifs_vaegan', 'deepgifs_lstm')
 
@@ -166,12 +166,7 @@ def main():
                  help="Image2GIF's model.remat (config: the config's, on by default)")
   p.add_argument('--torch', action='store_true',
                  help='also time the PyTorch re-expression (bench/torch_sequence_models.py)')
-  p.add_argument('--torch-malloc', choices=['tuned', 'stock'], default='tuned',
-                 help="torch's allocator: animgen's entry-point mallopt (tuned) or glibc's")
-  p.add_argument('--torch-threads', type=int, default=1,
-                 help="torch's intra-op threads (0: torch's default; bench/torch_sequence_models.py)")
-  p.add_argument('--json', default=None)
-  p.add_argument('--child', default=None, help=argparse.SUPPRESS)
+  add_torch_and_child_args(p)
   a = p.parse_args()
   remat = {'config': None, 'on': True, 'off': False}[a.remat]
   if a.child:

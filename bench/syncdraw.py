@@ -23,7 +23,7 @@ import argparse
 import json
 import os
 
-from common import compile_step, peak_rss, run_child
+from common import add_torch_and_child_args, compile_step, peak_rss, run_child
 from sequence_models import HEADER, row, run_torch, time_steps
 
 
@@ -74,12 +74,7 @@ def main():
                  help='comma list of plain and configs/syncdraw.py variants')
   p.add_argument('--torch', action='store_true',
                  help='also time the PyTorch re-expression of plain (bench/torch_sequence_models.py)')
-  p.add_argument('--torch-malloc', choices=['tuned', 'stock'], default='tuned',
-                 help="torch's allocator: animgen's entry-point mallopt (tuned) or glibc's")
-  p.add_argument('--torch-threads', type=int, default=1,
-                 help="torch's intra-op threads (0: torch's default; bench/torch_sequence_models.py)")
-  p.add_argument('--json', default=None)
-  p.add_argument('--child', default=None, help=argparse.SUPPRESS)
+  add_torch_and_child_args(p)
   a = p.parse_args()
   if a.child:
     print('RESULT ' + json.dumps(child(a.child, a.batch, a.steps, a.warmup)))
