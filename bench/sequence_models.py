@@ -28,7 +28,8 @@ same config, shapes and batch in the same run, each side in its own fresh proces
 the ratio animgen / torch. Peak memory is peak RSS (VmHWM) twice: of the whole process
 (animgen's includes compiling) and of the timed steps alone (VmHWM reset through
 /proc/self/clear_refs after the warm-up). `--remat on|off` overrides Image2GIF's model.remat
-on both sides (torch: torch.utils.checkpoint per time step).
+on both sides (torch: torch.utils.checkpoint per time step); `--torch-threads` (default 1) and
+`--torch-malloc` set the torch side (bench/torch_sequence_models.py says why one thread).
 """
 import argparse
 import json
