@@ -156,6 +156,18 @@ def run_torch(variant, batch, steps, warmup, remat, malloc, threads=1):
                                 'torch_sequence_models.py'), args)
 
 
+def torch_row(results, label, name, res, a, remat):
+  """Times the PyTorch re-expression `name` at res's batch, appends it to results and prints its
+  row with the animgen / torch ratio (or one line when it failed)."""
+  ref, err = run_torch(name, res['batch'], a.steps, a.warmup, remat, a.torch_malloc,
+                       a.torch_threads)
+  if ref is None:
+    print(f'{label:>16} torch failed: {err}')
+    return
+  results.append(ref)
+  print(row(ref, res['s_per_step_median'] / ref['s_per_step_median']), flush=True)
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument('--variants', default=','.join(VARIANTS),
@@ -192,13 +204,7 @@ def main():
     results.append(res)
     print(row(res), flush=True)
     if a.torch:
-      ref, err = run_torch(v, res['batch'], a.steps, a.warmup, remat, a.torch_malloc,
-                           a.torch_threads)
-      if ref is None:
-        print(f'{v:>16} torch failed: {err}')
-        continue
-      results.append(ref)
-      print(row(ref, res['s_per_step_median'] / ref['s_per_step_median']), flush=True)
+      torch_row(results, v, v, res, a, remat)
   if a.json:
     with open(a.json, 'w') as f:
       json.dump(results, f, indent=1)

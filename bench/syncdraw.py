@@ -24,7 +24,7 @@ import json
 import os
 
 from common import add_torch_and_child_args, compile_step, peak_rss, run_child
-from sequence_models import HEADER, row, run_torch, time_steps
+from sequence_models import HEADER, row, time_steps, torch_row
 
 
 def child(variant, batch, steps, warmup):
@@ -95,13 +95,7 @@ def main():
     results.append(res)
     print(row(res), flush=True)
     if a.torch and v == 'plain':
-      ref, err = run_torch('syncdraw', a.batch, a.steps, a.warmup, None, a.torch_malloc,
-                           a.torch_threads)
-      if ref is None:
-        print(f'{v:>16} torch failed: {err}')
-        continue
-      results.append(ref)
-      print(row(ref, res['s_per_step_median'] / ref['s_per_step_median']), flush=True)
+      torch_row(results, v, 'syncdraw', res, a, None)
   if a.json:
     with open(a.json, 'w') as f:
       json.dump(results, f, indent=1)
