@@ -64,13 +64,16 @@ def release_memory() -> bool:
 # paper-size motion step peaks ~0.9 GiB lower and steps run as fast. The looper's loops of small
 # ops run ~1.7x slower with them, so they are passed per program (jax.jit(compiler_options=)).
 CNN_CPU_OPTIONS = {'xla_cpu_use_fusion_emitters': False}
+# XLA:CPU options for the DeepGIFs and Image2GIF programs (bench/README.md): YNNPACK for dots
+# only, so that the convolutions' weight gradients run on XLA's own kernels (faster here).
+DOT_ONLY_YNN_OPTIONS = {'xla_cpu_experimental_ynn_fusion_type': 'LIBRARY_FUSION_TYPE_DOT'}
 
 
-def cnn_compiler_options() -> dict | None:
-  """CNN_CPU_OPTIONS when the backend is a CPU whose XLA accepts them, else None."""
+def cnn_compiler_options(options: dict = CNN_CPU_OPTIONS) -> dict | None:
+  """`options` when the backend is a CPU whose XLA accepts them, else None."""
   if os.environ.get('ANIMGEN_NO_TUNING'):
     return None
-  return supported_options(tuple(sorted(CNN_CPU_OPTIONS.items())))
+  return supported_options(tuple(sorted(options.items())))
 
 
 @functools.lru_cache(maxsize=None)

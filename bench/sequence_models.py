@@ -7,7 +7,7 @@
 
 Variants (paper networks and batch sizes, configs/<method>.py defaults):
   image2gif_rnn     Image2GIF generator + discriminator (the paper layout: LSTM on the 64-d z,
-                    4 deconvs 5x5/2 to RGB; model.remat on), batch 64, 27 frames (the longest
+                    4 deconvs 5x5/2 to RGB; model.remat off), batch 64, 27 frames (the longest
                     pattern, I) of 64x64x3
   image2gif_dqn     the same with the DQN head (configs/image2gif.py:dqn)
   deepgifs_vaegan   DeepGIFs phase 1, VAE-GAN pretraining (configs/deepgifs.py:vaegan): batch
@@ -176,7 +176,7 @@ def main():
   p.add_argument('--steps', type=int, default=5)
   p.add_argument('--warmup', type=int, default=1)
   p.add_argument('--remat', choices=['config', 'on', 'off'], default='config',
-                 help="Image2GIF's model.remat (config: the config's, on by default)")
+                 help="Image2GIF's model.remat (config: the config's, off by default)")
   p.add_argument('--torch', action='store_true',
                  help='also time the PyTorch re-expression (bench/torch_sequence_models.py)')
   add_torch_and_child_args(p)

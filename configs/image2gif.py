@@ -78,9 +78,10 @@ def _default():
   c.model.rgb_conv = False                  # the 4th deconv outputs RGB (Sec. 5.1)
   c.model.dqn = False                       # RNN+DQN (Sec. 3.2)
   c.model.num_actions = 64                  # Q-vector: 64 synthetic / 512 real (Sec. 5.1)
-  # decode / discriminate one time step at a time with activation recomputation: the paper's
-  # batch 64 x 26 frames fits in memory (without it > 24 GiB on CPU, measured); same values
-  c.model.remat = True
+  # True: decode / discriminate one time step at a time with activation recomputation (same
+  # values, ~1/8 of the memory, ~17x slower on XLA:CPU); off, the paper's batch 64 x 27 frames
+  # peaks at 11.7 GiB (bench/README.md)
+  c.model.remat = False
 
   c.loss = ml_collections.ConfigDict()
   c.loss.lambda_adv = 0.005                 # Eq. 3: 0.005 synthetic / 0.05 real (Sec. 5.1)
@@ -108,7 +109,6 @@ _CPU = {
     'model.widths': (8, 16, 32, 64),
     'model.decoder_widths': (64, 32, 16, 8),
     'model.discriminator_widths': (8, 16, 32, 64),
-    'model.remat': False,                   # small networks: memory is no issue (docs/image2gif.md)
     'train.num_steps': 240,                 # 0.2-0.25 steps/s measured with 3 other jobs running
     'train.log_every': 10,
     'train.checkpoint_every': 50,
@@ -126,9 +126,6 @@ _SMOKE = {
     'model.discriminator_widths': (4, 4, 4, 4),
     'model.z_dim': 4,
     'model.num_actions': 3,
-    # the per-time-step remat loop runs ~10x slower under the tests' XLA flags (15 s a step);
-    # tests/test_image2gif.py checks that both paths give the same loss and gradients
-    'model.remat': False,
     'dqn.epsilon_steps': 4,
     'dqn.target_update_every': 2,
 }

@@ -34,6 +34,12 @@ def _upsample_reflect(x, pad):
   return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
 
 
+def _upsample_zeros(x):
+  """Nearest x2 upsample, then zero padding by 1 (DeepGIFs' decoder blocks)."""
+  x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+  return jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+
+
 def test_fast_kernels_are_on_for_cpu_only():
   assert conv.fast_kernels_enabled('cpu')
   assert not conv.fast_kernels_enabled('gpu')
@@ -119,21 +125,26 @@ def test_winograd_takes_4x4_tiles_where_the_tiles_outweigh_the_kernel():
                              atol=5e-5, rtol=1e-4)
 
 
-def test_upsample_conv_rewrite_is_exact():
+@pytest.mark.parametrize('padding', ['reflect', 'zeros'])
+def test_upsample_conv_rewrite_is_exact(padding):
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(2, 5, 7, 4)), jnp.float32)
   k = jnp.asarray(rng.normal(size=(3, 3, 4, 6)), jnp.float32)
   b = jnp.asarray(rng.normal(size=(6,)), jnp.float32)
-  ref = conv.conv2d(_upsample_reflect(x, 1), k) + b
-  np.testing.assert_allclose(conv.upsample2_conv3x3_reflect(x, k, b), ref, atol=1e-4)
+  up = _upsample_reflect(x, 1) if padding == 'reflect' else _upsample_zeros(x)
+  ref = conv.conv2d(up, k) + b
+  np.testing.assert_allclose(conv.upsample2_conv3x3(x, k, b, padding), ref, atol=1e-4)
 
 
-def test_upsample_conv_rewrite_has_numerical_gradients(x64):
+@pytest.mark.parametrize('padding', ['reflect', 'zeros'])
+def test_upsample_conv_rewrite_has_numerical_gradients(x64, padding):
   rng = np.random.default_rng(2)
   args = (jnp.asarray(rng.normal(size=(1, 3, 4, 2))), jnp.asarray(rng.normal(size=(3, 3, 2, 3))),
           jnp.asarray(rng.normal(size=(3,))))
-  ref = lambda x, k, b: conv.conv2d(_upsample_reflect(x, 1), k) + b
-  _assert_equals_reference(conv.upsample2_conv3x3_reflect, ref, args, rng)
+  up = (lambda x: _upsample_reflect(x, 1)) if padding == 'reflect' else _upsample_zeros
+  ref = lambda x, k, b: conv.conv2d(up(x), k) + b
+  fn = lambda x, k, b: conv.upsample2_conv3x3(x, k, b, padding)
+  _assert_equals_reference(fn, ref, args, rng)
 
 
 def test_upsample_conv_small_out_is_exact_with_numerical_gradients(x64):
@@ -145,3 +156,13 @@ def test_upsample_conv_small_out_is_exact_with_numerical_gradients(x64):
   fn = lambda x, kernel, b: conv.upsample_conv_reflect_small_out(x, kernel, b, pad)
   ref = lambda x, kernel, b: conv.conv2d(_upsample_reflect(x, pad), kernel) + b
   _assert_equals_reference(fn, ref, args, rng)
+
+
+@pytest.mark.parametrize('k,shape', [(5, (2, 8, 8, 3)), (5, (1, 4, 6, 2)), (3, (1, 6, 4, 2)),
+                                     (7, (1, 8, 6, 2)), (5, (1, 5, 6, 2))])
+def test_stride2_same_conv_input_gradient_by_phases_is_exact(x64, k, shape):
+  # the phase-conv input gradient on even sizes (Image2GIF's 5x5/2 stacks), XLA's on odd ones
+  rng = np.random.default_rng(k)
+  args = (jnp.asarray(rng.normal(size=shape)), jnp.asarray(rng.normal(size=(k, k, shape[-1], 3))))
+  ref = lambda x, kernel: conv.conv2d(x, kernel, 2, 'SAME')
+  _assert_equals_reference(conv.conv2d_s2_same, ref, args, rng, numerical=shape[1] == 8)

@@ -116,16 +116,22 @@ def test_default_config_is_one_pattern_at_its_own_length(tmp_path):
 # ----------------------------------------------------------------------------- networks
 
 
-def test_deconv_is_flax_conv_transpose_with_its_gradients():
-  from animgen.models.image2gif import Deconv
-  x = jax.random.normal(jax.random.key(0), (2, 4, 4, 6))
-  ref = nn.ConvTranspose(5, (5, 5), strides=(2, 2), padding='SAME')
+@pytest.mark.parametrize('layer,shape', [
+    ('Deconv', (2, 4, 4, 6)), ('StridedConv', (2, 8, 8, 6)), ('StridedConv', (1, 64, 64, 3))])
+def test_conv_layers_are_flax_layers_with_their_gradients(layer, shape):
+  # Deconv == ConvTranspose and StridedConv == Conv 5x5/2 'SAME': parameters, values, gradients
+  from animgen.models import image2gif
+  x = jax.random.normal(jax.random.key(0), shape)
+  ref = (nn.ConvTranspose if layer == 'Deconv' else nn.Conv)(
+      5, (5, 5), strides=(2, 2), padding='SAME')
   params = ref.init(jax.random.key(1), x)
+  new = getattr(image2gif, layer)(5)
+  assert jax.tree.map(jnp.shape, new.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, params)
   params = jax.tree.map(lambda a: a + 0.1, params)       # a non-zero bias too
-  np.testing.assert_allclose(Deconv(5).apply(params, x), ref.apply(params, x), atol=1e-5)
+  np.testing.assert_allclose(new.apply(params, x), ref.apply(params, x), atol=1e-5)
   loss = lambda m: lambda p, x: jnp.sum(jnp.sin(m.apply(p, x)))
   g_ref = jax.jit(jax.grad(loss(ref), argnums=(0, 1)))(params, x)
-  g_new = jax.jit(jax.grad(loss(Deconv(5)), argnums=(0, 1)))(params, x)
+  g_new = jax.jit(jax.grad(loss(new), argnums=(0, 1)))(params, x)
   for a, b in zip(jax.tree.leaves(g_ref), jax.tree.leaves(g_new)):
     np.testing.assert_allclose(a, b, atol=1e-4)
 

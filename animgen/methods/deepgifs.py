@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from animgen import runtime
 from animgen.errors import InputError
 from animgen.methods.base import Method
 from animgen.models.deepgifs import Decoder, Discriminator, Encoder, LatentLSTM
@@ -71,6 +72,10 @@ class DeepGIFs(Method):
     if self.phase not in ('vaegan', 'lstm'):
       raise InputError(f"train.phase must be 'vaegan' or 'lstm', not {self.phase!r}")
     self.tx = optax.adam(o.learning_rate, b1=o.b1, b2=o.b2)
+
+  @property
+  def compiler_options(self):
+    return runtime.cnn_compiler_options(runtime.DOT_ONLY_YNN_OPTIONS)
 
   # ---------------------------------------------------------------- data
   def make_example(self, record, rng, train):

@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from animgen import runtime
 from animgen.methods.base import Method
 from animgen.models.image2gif import Discriminator, Generator, QNetwork
 from animgen.ops import losses, metrics, warp
@@ -191,6 +192,10 @@ class Image2GIF(Method):
     self.tx_g = optax.adam(o.learning_rate, b1=o.b1, b2=o.b2)
     self.tx_d = optax.adam(o.learning_rate, b1=o.b1, b2=o.b2)
 
+  @property
+  def compiler_options(self):
+    return runtime.cnn_compiler_options(runtime.DOT_ONLY_YNN_OPTIONS)
+
   # ---------------------------------------------------------------- data
   def make_example(self, record, rng, train):
     """A synthetic pattern record (frames, length, pattern, masks) or a real cinemagraph's
@@ -244,7 +249,7 @@ class Image2GIF(Method):
 
     All T x B frames in one batch, or with `model.remat` one time step at a time under
     jax.checkpoint (the same values; backward keeps one step's activations instead of all T:
-    the paper's batch 64 x 26 frames otherwise needs more than 24 GiB on CPU, measured)."""
+    the paper's batch 64 x 27 frames peaks at 11.7 GiB without it, bench/README.md)."""
     t, b = hs.shape[:2]
     if self.remat:
       dec = jax.checkpoint(lambda p, h, o: self._gen(p, 'decode', h, o))

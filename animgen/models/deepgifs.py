@@ -10,6 +10,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from animgen.models.layers import LSTMCell, upsample_nearest
+from animgen.ops.conv import conv2d, fast_kernels_enabled, upsample2_conv3x3
 
 LEAK = 0.01   # LeakyReLU slope of the public code (PyTorch default)
 
@@ -30,6 +31,23 @@ class ConvStack(nn.Module):
       x = nn.Conv(w, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), dtype=self.dtype)(x)
       x = nn.leaky_relu(_bn(train)(x), LEAK)
     return x.reshape(x.shape[0], -1)
+
+
+class UpConv(nn.Module):
+  """Nearest x2 upsampling, then flax's Conv(features, (3, 3), padding=1) (same parameters); on
+  CPU computed as one 2x2 conv to the four output phases (ops.conv.upsample2_conv3x3)."""
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features))
+    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    x, kernel, bias = x.astype(self.dtype), kernel.astype(self.dtype), bias.astype(self.dtype)
+    if fast_kernels_enabled():
+      return upsample2_conv3x3(x, kernel, bias, 'zeros')
+    up = jnp.pad(upsample_nearest(x, 2), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return conv2d(up, kernel) + bias
 
 
 class Encoder(nn.Module):
@@ -62,9 +80,8 @@ class Decoder(nn.Module):
     w = list(self.widths)[::-1]                       # 256, 128, 64, 32
     h = nn.Dense(self.base * self.base * w[0], dtype=self.dtype, name='fc')(z)
     h = h.reshape(z.shape[0], self.base, self.base, w[0])   # public code: no activation here
-    for c in w[1:] + [self.channels]:                 # 128, 64, 32, C
-      h = upsample_nearest(h, 2)
-      h = nn.Conv(c, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype)(h)
+    for i, c in enumerate(w[1:] + [self.channels]):   # 128, 64, 32, C
+      h = UpConv(c, dtype=self.dtype, name=f'Conv_{i}')(h)   # the names of nn.Conv's params
       h = nn.leaky_relu(_bn(train)(h), LEAK)          # public code: BN + LeakyReLU on all 4
     return jnp.tanh(h).astype(jnp.float32)
 

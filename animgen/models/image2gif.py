@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from animgen.models.layers import ConvLSTMCell, LSTMCell
-from animgen.ops.conv import conv2d, conv2d_fast, fast_kernels_enabled
+from animgen.ops.conv import conv2d, conv2d_fast, conv2d_s2_same, fast_kernels_enabled
 
 
 def _subpixel_kernel(kernel):
@@ -68,6 +68,21 @@ class Deconv(nn.Module):
     return y.reshape(b, 2 * h, 2 * w, self.features) + bias.astype(self.dtype)
 
 
+class StridedConv(nn.Module):
+  """Exactly flax's Conv(features, (5, 5), strides=(2, 2), padding='SAME') (same parameters); on
+  CPU its input gradient runs as a phase conv (ops.conv.conv2d_s2_same), not XLA's slow one."""
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (5, 5, x.shape[-1], self.features))
+    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    y = conv2d_s2_same(x, kernel) if fast_kernels_enabled() else conv2d(x, kernel, 2, 'SAME')
+    return y + bias.astype(self.dtype)
+
+
 class ConvStack(nn.Module):
   """4 conv 5x5 stride 2 layers (Sec. 5.1), [B, 64, 64, C] -> [B, 4, 4, widths[-1]]."""
   widths: tuple = (64, 128, 256, 512)
@@ -77,7 +92,7 @@ class ConvStack(nn.Module):
   @nn.compact
   def __call__(self, x):
     for i, w in enumerate(self.widths):
-      x = nn.Conv(w, (5, 5), strides=(2, 2), padding='SAME', dtype=self.dtype, name=f'conv{i}')(x)
+      x = StridedConv(w, dtype=self.dtype, name=f'conv{i}')(x)
       x = nn.leaky_relu(x, 0.2) if self.leaky else nn.relu(x)
     return x
 

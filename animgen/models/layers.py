@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from animgen.ops.conv import (conv2d, conv2d_fast, fast_kernels_enabled,
-                              upsample2_conv3x3_reflect, upsample_conv_reflect_small_out)
+                              upsample2_conv3x3, upsample_conv_reflect_small_out)
 
 
 # PyTorch's default conv init (kaiming_uniform a=sqrt(5)) is U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
@@ -60,7 +60,7 @@ class Conv(nn.Module):
     x = x.astype(self.dtype)
     fast = self.fast and fast_kernels_enabled()
     if self.upsample and fast and k == 3 and pad == 1 and z is None and self.stride == 1:
-      return upsample2_conv3x3_reflect(x, kernel, bias)
+      return upsample2_conv3x3(x, kernel, bias)
     if (self.upsample and fast and z is None and self.stride == 1
         and pad < 2 * min(x.shape[1:3])
         and self.features * k * k <= x.shape[-1]):

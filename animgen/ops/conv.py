@@ -280,19 +280,23 @@ _PHASE_TAPS = jnp.array([[[1., 0., 0.], [0., 1., 1.]],
                          [[1., 1., 0.], [0., 0., 1.]]])
 
 
-def upsample2_conv3x3_reflect(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
-  """Exactly conv3x3(reflect_pad(upsample_nearest(x, 2), 1)) + bias, at 16/36 of the FLOPs.
+def upsample2_conv3x3(x: jax.Array, kernel: jax.Array, bias: jax.Array,
+                      padding: str = 'reflect') -> jax.Array:
+  """Exactly conv3x3(pad(upsample_nearest(x, 2), 1)) + bias, at 16/36 of the FLOPs, with
+  reflection (padding='reflect') or zero (padding='zeros') padding.
 
-  Reflection padding of a nearest-upsampled map equals edge padding of the input, and each of
-  the four output phases is a 2x2 conv of the input; the four are computed as one 2x2 conv with
-  4 * Cout outputs and interleaved (depth-to-space). x: [B, H, W, Cin] -> [B, 2H, 2W, Cout].
+  Padding a nearest-upsampled map by 1 equals upsampling the input padded by 1 (edge padding
+  for reflection, zeros for zeros) and cropping 1, and each of the four output phases is a 2x2
+  conv of the padded input; the four are computed as one 2x2 conv with 4 * Cout outputs and
+  interleaved (depth-to-space). x: [B, H, W, Cin] -> [B, 2H, 2W, Cout].
   """
   b, h, w, _ = x.shape
   cout = kernel.shape[-1]
   taps = _PHASE_TAPS.astype(kernel.dtype)
   k2 = jnp.einsum('apk,bql,klio->pqiabo', taps, taps, kernel)  # [2, 2, Cin, 2, 2, Cout]
   k2 = k2.reshape(2, 2, kernel.shape[2], 4 * cout)
-  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode='edge')
+  mode = {'reflect': 'edge', 'zeros': 'constant'}[padding]
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode=mode)
   y = conv2d_fast(xp, k2)  # [B, H+1, W+1, 4*Cout]
   y = y.reshape(b, h + 1, w + 1, 2, 2, cout)
   rows = [jnp.stack([y[:, a:a + h, c:c + w, a, c] for c in range(2)], axis=3) for a in range(2)]
@@ -300,3 +304,51 @@ def upsample2_conv3x3_reflect(x: jax.Array, kernel: jax.Array, bias: jax.Array) 
   return out.reshape(b, 2 * h, 2 * w, cout) + bias.astype(x.dtype)
 
 
+
+
+def _input_phase_kernel(kernel):
+  """The [k, k, I, O] kernel of conv2d(x, kernel, 2, 'SAME') on even H, W -> (the [n, n, O, 4 I]
+  kernel of one stride-1 conv of the output gradient to the input's four phases, its padding).
+
+  With 'SAME' the input is padded by lo = (k - 2) // 2 in front, so y[m] reads x[2 m + t - lo]
+  for the taps t; x[2 a + r] therefore receives g[a + e] through the tap t = r + lo - 2 e."""
+  k, _, cin, cout = kernel.shape
+  lo = (k - 2) // 2
+  es = range(-((k - 1 - lo) // 2), (1 + lo) // 2 + 1)
+  zero = jnp.zeros((cout, cin), kernel.dtype)
+  def tap(ty, tx):
+    return kernel[ty, tx].T if 0 <= ty < k and 0 <= tx < k else zero
+  k_phase = jnp.stack([jnp.stack([
+      jnp.concatenate([tap(ry + lo - 2 * ey, rx + lo - 2 * ex) for ry in (0, 1) for rx in (0, 1)],
+                      axis=-1)
+      for ex in es]) for ey in es])
+  return k_phase, (-es[0], es[-1])
+
+
+@jax.custom_vjp
+def conv2d_s2_same(x, kernel):
+  """Exactly conv2d(x, kernel, 2, 'SAME'). For odd k and even H, W the input gradient is
+  computed as one stride-1 conv of the output gradient to the four input phases and a
+  depth-to-space (as Deconv computes a transposed conv) instead of XLA's transposed conv,
+  which XLA:CPU runs at ~0.25 GFLOP/s where the output is 4x4 (bench/README.md, Image2GIF)."""
+  return conv2d(x, kernel, 2, 'SAME')
+
+
+def _conv2d_s2_same_fwd(x, kernel):
+  return conv2d_s2_same(x, kernel), (x, kernel)
+
+
+def _conv2d_s2_same_bwd(res, g):
+  x, kernel = res
+  b, ho, wo, _ = g.shape
+  cin = kernel.shape[2]
+  if kernel.shape[0] % 2 == 0 or x.shape[1] % 2 or x.shape[2] % 2:
+    return jax.vjp(lambda a, w: conv2d(a, w, 2, 'SAME'), x, kernel)[1](g)
+  dw = jax.vjp(lambda w: conv2d(x, w, 2, 'SAME'), kernel)[1](g)[0]   # XLA's weight gradient
+  k_phase, (lo, hi) = _input_phase_kernel(kernel.astype(g.dtype))
+  dx = conv2d(jnp.pad(g, ((0, 0), (lo, hi), (lo, hi), (0, 0))), k_phase)   # [B, Ho, Wo, 4 I]
+  dx = dx.reshape(b, ho, wo, 2, 2, cin).transpose(0, 1, 3, 2, 4, 5).reshape(b, 2 * ho, 2 * wo, cin)
+  return dx.astype(x.dtype), dw
+
+
+conv2d_s2_same.defvjp(_conv2d_s2_same_fwd, _conv2d_s2_same_bwd)
