@@ -368,3 +368,58 @@ def test_paper_network_has_the_public_code_parameter_count(data_dir, variant, la
   got = {k: sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(v))
          for k, v in shapes.items()}
   assert got == _public_code_parameter_counts(latent)
+
+
+# ----------------------------------------------------------------------------- digit evaluation
+
+
+def _digit_clips(n, frames, seed=0):
+  """n Moving MNIST clips of the shipped test digits -> frames [n, T, 64, 64, 1] in [0, 1],
+  positions [n, T, 2, 2], labels [n, 2]."""
+  from animgen.evaluators import digits
+  images, labels = digits.shipped_split('test')
+  rng = np.random.default_rng(seed)
+  out = [], [], []
+  for _ in range(n):
+    pick = rng.integers(0, len(images), 2)
+    pos, _ = mm.digit_trajectories(rng, 2, frames, 64 - 28)
+    for lst, v in zip(out, (mm.compose(images[pick], pos)[..., None] / 255.0, pos, labels[pick])):
+      lst.append(v)
+  return tuple(np.stack(v) for v in out)
+
+
+def test_digit_crops_are_the_windows_at_the_corners():
+  from animgen.evaluators import digits
+  images, _ = digits.shipped_split('test')
+  pos = np.array([[[3.2, 30.0], [36.0, 1.6]]] * 2)            # far apart: no overlap
+  frames = (mm.compose(images[:2], pos)[None, ..., None])       # [1, 2, 64, 64, 1]
+  got = digits.crops(frames, pos[None], 1)
+  np.testing.assert_array_equal(got[..., 0], images[:2])       # (x, y) corners, rounded
+
+
+def test_digit_classifier_finds_the_true_digits_and_not_the_copied_seed():
+  from animgen.evaluators import digits
+  classify, acc = digits.train_classifier(steps=300, batch=64, test_crops=300)
+  assert acc > 0.8
+  truth, positions, labels = _digit_clips(48, 11)
+  found = digits.recognition(classify, truth, truth, positions, labels, 10)
+  assert found['truth'] > 0.8 and found['generated'] == found['truth']
+  assert found['copy_seed'] < 0.5 * found['truth']
+  shifted = np.roll(truth, 4, axis=3)                          # the digits 4 px off
+  assert digits.recognition(classify, shifted, truth, positions, labels, 10)['generated'] < (
+      found['truth'])
+
+
+def test_rollout_digit_evaluation_reads_the_records_and_refuses_other_datasets():
+  import types
+  from animgen.errors import InputError
+  truth, positions, labels = _digit_clips(4, 6)
+  src = [{'frames': (truth[i] * 255).astype(np.uint8), 'positions': positions[i],
+          'labels': labels[i]} for i in range(4)]
+  ctx = types.SimpleNamespace(config=types.SimpleNamespace(dataset='moving_mnist/tiny', seed=0))
+  found = rollout._digits_found(ctx, src, truth, truth, 5, steps=2, batch=8)
+  assert found['frame'] == 5 and found['generated'] == found['truth']
+  assert {'copy_seed', 'classifier_test_acc'} <= set(found)
+  ctx.config.dataset = 'bouncing_balls/tiny'
+  with pytest.raises(InputError, match='digit_frame needs a moving_mnist dataset'):
+    rollout._digits_found(ctx, src, truth, truth, 5, steps=2, batch=8)

@@ -3,7 +3,8 @@
 landscape_sequences: Animating Landscape Sec. 6.2 / Fig. 10 (RMSE and LPIPS per predicted frame,
   over the chosen codebook codes: mean, min and max per frame index; the still input alongside).
 deepgifs_rollout: DeepGIFs' rollout table (PSNR and SSIM per generated frame; copying the seed
-  frame alongside), with a strip of examples.
+  frame alongside), with a strip of examples; on Moving MNIST optionally the share of digits
+  recognised in one generated frame (evaluators.digits).
 """
 import jax
 import jax.numpy as jnp
@@ -116,9 +117,12 @@ def _generate_clips(ctx, clips, t):
   return np.concatenate(out)
 
 
-def deepgifs_rollout(ctx: EvalContext, clips: int = 64) -> Output:
+def deepgifs_rollout(ctx: EvalContext, clips: int = 64, digit_frame: int = 0,
+                     classifier_steps: int = 1500, classifier_batch: int = 128) -> Output:
   """From the first frame of each of the first `clips` test clips, generate the clip's length and
-  compare every generated frame with the truth (PSNR, SSIM), next to repeating the seed frame."""
+  compare every generated frame with the truth (PSNR, SSIM), next to repeating the seed frame.
+  With `digit_frame` (Moving MNIST only) also the share of digits a classifier trained for
+  `classifier_steps` finds at their true places in that frame (evaluators.digits)."""
   method = ctx.method
   if method.phase == 'vaegan':
     return Output()   # the LSTM is not trained yet
@@ -133,14 +137,40 @@ def deepgifs_rollout(ctx: EvalContext, clips: int = 64) -> Output:
   step = int(ctx.step)
   record = {'step': step, 'num_clips': int(n), 'frames': idx,
             **{k: [round(float(x), 4) for x in v] for k, v in table.items()}}
+  scalars = {f'rollout_{k}': float(np.mean(v)) for k, v in table.items()}
+  if digit_frame:
+    found = _digits_found(ctx, src, gen, truth, min(digit_frame, t - 1), classifier_steps,
+                          classifier_batch)
+    record['digits'] = found
+    scalars.update({f'digits_{k}': v for k, v in found.items() if isinstance(v, float)})
   curve = lambda k: [('DeepGIFs rollout', idx, table[k], None, None),
                      ('copy seed frame', idx, table[f'{k}_copy'], None, None)]
   files = {f'eval_rollout_{step}.json': record,
            f'eval_rollout_{step}.png': [('PSNR (dB) per generated frame', curve('psnr')),
                                         ('SSIM per generated frame', curve('ssim'))],
            f'rollout_examples_{step}.png': example_strip(truth[:3], gen[:3])}
-  return Output(scalars={f'rollout_{k}': float(np.mean(v)) for k, v in table.items()},
-                files=files)
+  return Output(scalars=scalars, files=files)
+
+
+def _digits_found(ctx, src, gen, truth, t, steps, batch) -> dict:
+  """evaluators.digits.recognition of frame t of the rollouts, with the classifier's accuracy."""
+  from animgen.datasets import moving_mnist
+  from animgen.errors import InputError
+  from animgen.evaluators import digits
+  name = ctx.config.dataset
+  if not name.startswith('moving_mnist/') or 'labels' not in src[0]:
+    raise InputError(f'evals.rollout.digit_frame needs a moving_mnist dataset, not {name!r}: '
+                     'set it to 0')
+  if truth.shape[2] != np.asarray(src[0]['frames']).shape[1]:
+    raise InputError('evals.rollout.digit_frame needs image_size equal to the dataset frames '
+                     f'({np.asarray(src[0]["frames"]).shape[1]} px): set it to 0')
+  n = len(gen)
+  positions = np.stack([np.asarray(src[i]['positions']) for i in range(n)])
+  labels = np.stack([np.asarray(src[i]['labels']) for i in range(n)])
+  additive = moving_mnist.CONFIGS[name.split('/', 1)[1]].additive
+  classify, acc = digits.train_classifier(steps, batch, ctx.config.seed, truth.shape[2], additive)
+  return {'frame': int(t), **digits.recognition(classify, gen, truth, positions, labels, t),
+          'classifier_test_acc': acc}
 
 
 def example_strip(truth, gen):

@@ -136,3 +136,16 @@ class Discriminator(nn.Module):
     h = nn.Dense(self.latent_dim, dtype=self.dtype, name='fc')(h)
     h = nn.leaky_relu(_bn(train, 'bn_fc')(h), LEAK)
     return nn.Dense(1, dtype=self.dtype, name='logit')(h)[:, 0].astype(jnp.float32)
+
+
+class DigitClassifier(nn.Module):
+  """The digit (10 classes) of a 28x28 crop [B, 28, 28, 1] in [0, 1] around one Moving MNIST
+  digit: the judge of the rollout digit evaluation (ours; the paper shows samples only)."""
+
+  @nn.compact
+  def __call__(self, x):
+    h = x
+    for width in (32, 64):
+      h = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2))(h))
+    h = nn.relu(nn.Dense(128)(h.reshape(h.shape[0], -1)))
+    return nn.Dense(10)(h)
