@@ -228,3 +228,17 @@ def test_auto_coarse_factor():
   assert auto_coarse(540, 960) == 8      # 67 px
   assert auto_coarse(1080, 1920) == 16   # 67 px
   assert auto_coarse(255, 4000) == 1     # the shorter side decides
+
+
+def test_default_choice_is_the_looping_candidate_not_the_still_one():
+  """Without a preference model the command picks the candidate that loops: a still corner's
+  candidate has the lower energy (nothing in it can loop), but nothing in it moves."""
+  from animgen.looper import command
+  video, square = periodic_square(T=40, H=24, W=24, lo=4, hi=14, period=8)
+  corner = np.zeros_like(square)
+  corner[16:, 16:] = True
+  loops = stages.solve(video, stages.LoopConfig(min_period=8), targets=np.stack([corner, square]),
+                       names=['corner', 'square'])
+  assert not (loops[0].periods > 1).any() and (loops[1].periods[square] > 1).mean() > 0.9
+  assert loops[0].energy < loops[1].energy   # the old energy-per-pixel rule chose the corner
+  assert command.default_order(loops) == [1, 0]

@@ -186,6 +186,17 @@ def _write_labels(path, loops, maps, best):
       np.savez_compressed(f, **arrays)
 
 
+def default_order(loops):
+  """Candidate indices, best first, without a preference model: energy per looping pixel, and
+  candidates in which nothing loops last. Ours (Oh Sec. 4 ranks by learned preference): the
+  energy per image pixel favours candidates that stay still, since a still pixel costs only
+  its static term."""
+  def key(i):
+    moving = int((loops[i].periods > 1).sum())
+    return (moving == 0, loops[i].energy / max(moving, 1))
+  return sorted(range(len(loops)), key=key)
+
+
 def cmd_loop(args):
   from animgen.looper import stages
   from animgen.progress import Progress
@@ -205,7 +216,7 @@ def cmd_loop(args):
   loops = stages.solve(video, config, semantics=F, natural=natural, targets=maps, names=names,
                        progress=prog)
   prog.say(f'solved {len(loops)} candidate(s) in {time.time() - tic:.1f} s')
-  best = min(range(len(loops)), key=lambda i: loops[i].energy / (h * w))
+  best = default_order(loops)[0]
   n_out = args.out_frames or int(max(l.periods.max() for l in loops))
   written = _write_loops(args, video, fps, loops, best, n_out, prog)
   if args.labels_out:
