@@ -404,6 +404,8 @@ def build_parser():
   convert.register(sub)
   from animgen.looper import command as loop_command
   loop_command.register(sub)
+  from animgen.preference import command as prefs_command
+  prefs_command.register(sub)
   _add_sample(sub)
   _add_datasets(sub)
   return p

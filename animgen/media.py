@@ -465,9 +465,25 @@ def check_output(path: str, flag: str = '-o') -> None:
   ext = os.path.splitext(path.rstrip('/'))[1].lower()
   if ext not in OUTPUT_EXTS:
     raise InputError(f'{flag} {path}: unknown extension {ext}; use .mp4, .gif, .png or a folder')
+  _check_parent(path, flag)
+
+
+def _check_parent(path: str, flag: str) -> None:
   parent = os.path.dirname(os.path.abspath(path.rstrip('/'))) or '.'
   if os.path.exists(parent) and not os.access(parent, os.W_OK):
     raise InputError(f'{flag} {path}: folder {parent} is not writable')
+
+
+def check_data_output(path: str, flag: str = '-o', ext: str | None = None) -> None:
+  """InputError unless `path` can be written as a data file with extension `ext` (None: a
+  folder) in a writable folder. Called before any work starts."""
+  if ext and not path.endswith(ext):
+    raise InputError(f'{flag} {path}: use a {ext} path')
+  if ext and os.path.isdir(path):
+    raise InputError(f'{flag} {path}: is a folder; give a {ext} file name')
+  if not ext and os.path.exists(path) and not os.path.isdir(path):
+    raise InputError(f'{flag} {path}: is a file; give a folder')
+  _check_parent(path, flag)
 
 
 def _save_pil(im: Image.Image, path: str, fmt: str, **kwargs) -> None:

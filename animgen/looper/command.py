@@ -97,6 +97,12 @@ def auto_coarse(h, w):
 def _check_args(args):
   """Every argument error before any work starts."""
   from animgen import media
+  if bool(args.prefs) != bool(args.user):
+    raise InputError('--prefs and --user go together: --prefs MODEL.npz (animgen prefs fit) '
+                     '--user ID ranks the candidates for that user')
+  if args.prefs:
+    from animgen.preference import command as prefs
+    prefs.user_index(prefs.load_model(args.prefs)[3], args.user, args.prefs)
   for out in args.output:
     media.check_output(out)
   if args.coarse < 0:
@@ -134,7 +140,7 @@ def _targets(args, video, mask, prog):
     F, natural, maps, names = candidates(video, args, prog.say)
   if mask is not None:
     return F, natural, mask[None], ['mask']
-  if args.candidates <= 1:
+  if args.candidates <= 1 or not len(maps):  # no candidate region: one loop, as without K
     return F, natural, maps.any(0, keepdims=True), ['all']
   return F, natural, maps, names
 
@@ -158,13 +164,13 @@ def _write_loop(args, video, fps, loop, n_out, targets, prog):
   return list(targets) + [maps_out]
 
 
-def _write_loops(args, video, fps, loops, best, n_out, prog):
-  """The best loop to the outputs and, with --candidates > 1, every other loop to the outputs
-  suffixed with its name; returns the paths written."""
-  jobs = [(loops[best], args.output)]
+def _write_loops(args, video, fps, loops, order, n_out, prog):
+  """The best loop (order[0]) to the outputs and, with --candidates > 1, the other loops in
+  `order` to the outputs suffixed with their names; returns the paths written."""
+  jobs = [(loops[order[0]], args.output)]
   if args.candidates > 1:
-    jobs += [(loop, [_suffixed(o, _slug(loop.name)) for o in args.output])
-             for i, loop in enumerate(loops) if i != best]
+    jobs += [(loops[i], [_suffixed(o, _slug(loops[i].name)) for o in args.output])
+             for i in order[1:]]
   written = []
   with prog.stage(f'render ({len(jobs)} loop(s) of {n_out} frames)', len(jobs), 'loops',
                   jobs[0][0].name) as st:
@@ -197,6 +203,36 @@ def default_order(loops):
   return sorted(range(len(loops)), key=key)
 
 
+def _class_responses(args, video):
+  """Time-mean responses [H, W, 32] of Oh's classes for the context features: the
+  --segmentation's, or all background without one (as the panels' clips without segmenter)."""
+  from animgen.looper import semantics
+  t, h, w, _ = video.shape
+  if args.segmentation:
+    F, classes = semantics.to_oh_classes(*semantics.load_responses(args.segmentation, t, h, w))
+    return np.asarray(F).mean(0)
+  c = len(semantics.class_table().classes)
+  return np.eye(c, dtype=np.float32)[np.zeros((h, w), int)]
+
+
+def _preferred_order(args, video, loops, n_out, prog):
+  """--prefs: the candidates ranked by the user's predicted rating (Oh Sec. 4)."""
+  from animgen.looper import render
+  from animgen.preference import command as prefs, features
+  responses = _class_responses(args, video)
+  with prog.stage('context features', len(loops), 'candidates') as st:
+    parts = []
+    for loop in loops:
+      frames = np.asarray(render.render(video, loop.periods, loop.starts, n_out))
+      parts.append(features.cinemagraph_parts(video, loop.periods, loop.starts, frames,
+                                              responses))
+      st.advance()
+  ratings, order = prefs.rank_for_user(args.prefs, args.user, parts)
+  prog.say(f'predicted ratings of {args.user}: ' + ', '.join(
+      f'{loops[i].name} {ratings[i]:.2f}' for i in order))
+  return order
+
+
 def cmd_loop(args):
   from animgen.looper import stages
   from animgen.progress import Progress
@@ -216,9 +252,11 @@ def cmd_loop(args):
   loops = stages.solve(video, config, semantics=F, natural=natural, targets=maps, names=names,
                        progress=prog)
   prog.say(f'solved {len(loops)} candidate(s) in {time.time() - tic:.1f} s')
-  best = default_order(loops)[0]
   n_out = args.out_frames or int(max(l.periods.max() for l in loops))
-  written = _write_loops(args, video, fps, loops, best, n_out, prog)
+  order = (_preferred_order(args, video, loops, n_out, prog) if args.prefs
+           else default_order(loops))
+  best = order[0]
+  written = _write_loops(args, video, fps, loops, order, n_out, prog)
   if args.labels_out:
     _write_labels(args.labels_out, loops, maps, best)
     written.append(args.labels_out)
@@ -241,6 +279,10 @@ def register(sub):
   p.add_argument('--mask', default=None,
                  help='image, white where the loop should move: replaces the candidate map and '
                  're-runs stages 2-3 with alpha_sta doubled (Oh supp., user editing)')
+  p.add_argument('--prefs', default=None,
+                 help='preference model (.npz of animgen prefs fit): rank the candidates by '
+                 "the --user's predicted rating (Oh Sec. 4) instead of energy per looping pixel")
+  p.add_argument('--user', default=None, help='user id of the --prefs model')
   p.add_argument('--labels-out', default=None,
                  help='.npz with per-pixel int periods and starts per candidate, and the maps')
   p.add_argument('--min-period', type=int, default=32, help='minimum loop period in frames '

@@ -1,0 +1,186 @@
+"""`animgen prefs`: the preference model of Oh et al. 2017 Sec. 4 on a user panel.
+
+  animgen prefs panel DIR            a simulated panel (the user study is not public)
+  animgen prefs fit PANEL -o M.npz   the joint model (RBF) on all ratings of a panel
+  animgen prefs eval PANEL -o DIR    Fig. 8 (mAP of every model, 9-fold CV), Figs. 9 and 10
+and `animgen loop VIDEO --candidates K --prefs M.npz --user ID` ranks a clip's candidates.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+
+from animgen.errors import InputError
+
+
+def _positive(flag, value, low=1):
+  if not low <= value:
+    raise InputError(f'{flag} {value}: use an integer >= {low}')
+
+
+def cmd_panel(args):
+  from animgen import media
+  from animgen.preference import panel
+  _positive('--clips', args.clips, 2)
+  _positive('--users', args.users, 2)
+  _positive('--groups', args.groups)
+  if not 0 < args.observed <= 1:
+    raise InputError(f'--observed {args.observed}: use a share in (0, 1]')
+  if os.path.exists(os.path.join(args.dir, 'ratings.csv')):
+    raise InputError(f'{args.dir}: already holds a panel (ratings.csv); give a new folder')
+  media.check_data_output(args.dir, 'DIR')
+  tic = time.time()
+
+  def progress(done, rows):
+    if not args.quiet:
+      print(f'\ranimgen prefs panel: {done}/{args.clips} clips, {rows} cinemagraphs, '
+            f'{time.time() - tic:.0f} s', end='', flush=True, file=sys.stderr)
+
+  p, truth = panel.make_panel(args.seed, args.clips, args.users, args.groups, args.size,
+                              args.frames, args.observed, faces=not args.no_faces,
+                              progress=progress)
+  panel.write_panel(args.dir, p, truth)
+  stats = panel.rating_stats(p.ratings)
+  if not args.quiet:
+    print(file=sys.stderr)
+  print(f'animgen: wrote {args.dir}: {len(p.ids)} cinemagraphs from {args.clips} clips, '
+        f'{len(p.users)} users, {stats["observed"]:.1%} rated, std > 1 for '
+        f'{stats["share_std_above_1"]:.1%} of the cinemagraphs (paper 72.7 %), std < 0.5 for '
+        f'{stats["share_std_below_0.5"]:.1%}')
+
+
+def register(sub):
+  p = sub.add_parser('prefs', help='per-user preference of cinemagraphs (Oh 2017 Sec. 4)')
+  s = p.add_subparsers(dest='prefs_command', required=True, parser_class=type(p))
+  a = s.add_parser('panel', help='make a simulated user panel (cinemagraphs, ratings, truth)')
+  a.add_argument('dir', help='new folder for ratings.csv, cinemagraphs.npz, truth.npz')
+  a.add_argument('--seed', type=int, default=0)
+  a.add_argument('--clips', type=int, default=244, help='clips (paper: 244)')
+  a.add_argument('--users', type=int, default=59, help='users (paper: 59)')
+  a.add_argument('--groups', type=int, default=4, help='latent taste groups')
+  a.add_argument('--size', type=int, default=64, help='clip side in pixels')
+  a.add_argument('--frames', type=int, default=40, help='frames per clip')
+  a.add_argument('--observed', type=float, default=0.63, help='share of ratings observed')
+  a.add_argument('--no-faces', action='store_true', help='zero the face features')
+  a.add_argument('-q', '--quiet', action='store_true')
+  a.set_defaults(func=cmd_panel)
+  _register_fit(s)
+
+
+# ------------------------------------------------------------------------------ the model
+
+
+def _mapping_arrays(prefix, M):
+  from animgen.preference import models
+  if isinstance(M, models.RBF):
+    return {f'{prefix}_kind': np.asarray('rbf'), f'{prefix}_centres': np.asarray(M.centres),
+            f'{prefix}_sigmas': np.asarray(M.sigmas), f'{prefix}_W': np.asarray(M.W)}
+  return {f'{prefix}_kind': np.asarray('linear'), f'{prefix}_W': np.asarray(M.W)}
+
+
+def _mapping(arrays, prefix):
+  from animgen.preference import models
+  if str(arrays[f'{prefix}_kind']) == 'rbf':
+    return models.RBF(*(arrays[f'{prefix}_{k}'] for k in ('centres', 'sigmas', 'W')))
+  return models.Linear(arrays[f'{prefix}_W'])
+
+
+def save_model(path, params, scales, sizes, p, V):
+  """The fitted joint model and the panel's context features V as an npz of plain arrays
+  (read back without pickles)."""
+  from animgen import media
+  media.write_npz(path, U=params.U, Y=params.Y, theta=params.theta, users=p.users, ids=p.ids,
+                  V=np.asarray(V),
+                  **{f'scale_{k}': np.float64(v) for k, v in scales.items()},
+                  **{f'size_{k}': np.int64(v) for k, v in sizes.items()},
+                  **_mapping_arrays('ml', params.Ml), **_mapping_arrays('mh', params.Mh))
+
+
+def load_model(path):
+  """-> (models.Params, scales, sizes, users, V) of `animgen prefs fit`; one-line errors."""
+  from animgen.preference import features, models, panel
+  arrays = panel.read_npz(path, 'preference model') if os.path.isfile(path) else None
+  if arrays is None:
+    raise InputError(f'{path}: not found; make one with animgen prefs fit PANEL -o {path}')
+  need = ['U', 'Y', 'theta', 'users', 'V', 'ml_kind', 'mh_kind'] + [
+      f'{k}_{p}' for k in ('scale', 'size') for p in features.PARTS]
+  missing = [k for k in need if k not in arrays]
+  if missing:
+    raise InputError(f'{path}: not a preference model of animgen prefs fit (no '
+                     f'{", ".join(missing[:3])})')
+  params = models.Params(arrays['U'], arrays['Y'], _mapping(arrays, 'ml'),
+                         _mapping(arrays, 'mh'), arrays['theta'], np.zeros(0))
+  scales = {p: float(arrays[f'scale_{p}']) for p in features.PARTS}
+  sizes = {p: int(arrays[f'size_{p}']) for p in features.PARTS}
+  return params, scales, sizes, arrays['users'].astype(str), arrays['V']
+
+
+def _fit_panel(p, mapping='rbf', seed=0, **hyper):
+  from animgen.preference import features, models
+  rows = [{k: p.parts[k][i] for k in features.PARTS} for i in range(len(p.ids))]
+  V, scales = features.normalise_parts(rows)
+  n = len(p.users)
+  if n < 3:
+    raise InputError(f'{n} user(s) in the panel: the joint model needs at least 3')
+  hyper = {'dim': min(models.DIM, n - 1), 'd': min(models.NUM_BASIS, n - 1), **hyper}  # dim < n
+  params = models.joint_fit(p.ratings, p.observed, V, mapping=mapping,
+                            rng=np.random.default_rng(seed), **hyper)
+  return params, scales, {k: p.parts[k].shape[1] for k in features.PARTS}, V
+
+
+def cmd_fit(args):
+  from animgen import media
+  from animgen.preference import panel
+  media.check_data_output(args.output, ext='.npz')
+  p = panel.load_panel(args.panel)
+  tic = time.time()
+  params, scales, sizes, V = _fit_panel(p, args.mapping, args.seed)
+  save_model(args.output, params, scales, sizes, p, V)
+  print(f'animgen: wrote {args.output}: joint model ({args.mapping}) of {len(p.users)} users on '
+        f'{len(p.ids)} cinemagraphs, {int(p.observed.sum())} ratings, {time.time() - tic:.1f} s')
+
+
+def personal_ratings(params, V_panel, V, j, k=5):
+  """User j's ratings of new cinemagraphs V [N, D]: Eq. 10's f(v, u_j), plus the user's mean
+  residual (completed rating - f) on the k panel cinemagraphs nearest in context. Ours: f is
+  additive in u, so on its own it would rank new cinemagraphs alike for every user."""
+  from animgen.preference import models
+  panel_f = models.joint_predict(params, V_panel, j)
+  residual = np.asarray(params.Y)[:, j] - panel_f
+  d2 = ((np.asarray(V)[:, None] - np.asarray(V_panel)[None]) ** 2).sum(-1)
+  near = np.argsort(d2, axis=1, kind='stable')[:, :min(k, len(V_panel))]
+  return models.joint_predict(params, V, j) + residual[near].mean(1)
+
+
+def user_index(users, user, model_path) -> int:
+  if user not in set(users):
+    shown = ', '.join(users[:5]) + (', ...' if len(users) > 5 else '')
+    raise InputError(f'--user {user}: not a user of {model_path} ({len(users)} users: {shown})')
+  return int(np.flatnonzero(users == user)[0])
+
+
+def rank_for_user(model_path, user, parts_list):
+  """Predicted ratings of candidate cinemagraphs (context-feature part dicts) for a user of the
+  model, and the candidate order, best first."""
+  from animgen.preference import features
+  params, scales, sizes, users, V_panel = load_model(model_path)
+  j = user_index(users, user, model_path)
+  for parts in parts_list:
+    bad = [k for k in features.PARTS if np.size(parts[k]) != sizes[k]]
+    if bad:
+      raise InputError(f'{model_path}: fitted on {bad[0]} features of size {sizes[bad[0]]}, '
+                       f'the candidates have {np.size(parts[bad[0]])}')
+  V = np.stack([features.apply_scales(parts, scales) for parts in parts_list])
+  ratings = personal_ratings(params, V_panel, V, j)
+  return np.asarray(ratings), [int(i) for i in np.argsort(-np.asarray(ratings), kind='stable')]
+
+
+def _register_fit(s):
+  f = s.add_parser('fit', help='fit the joint model (Eqs. 8-10) on all ratings of a panel')
+  f.add_argument('panel', help='panel folder (ratings.csv, cinemagraphs.npz)')
+  f.add_argument('-o', '--output', required=True, help='model .npz (plain arrays, no pickles)')
+  f.add_argument('--mapping', choices=('rbf', 'linear'), default='rbf',
+                 help="auto-encoder mappings: Gaussian RBF (the paper's best) or linear")
+  f.add_argument('--seed', type=int, default=0)
+  f.set_defaults(func=cmd_fit)
