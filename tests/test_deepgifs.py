@@ -283,7 +283,7 @@ def test_lstm_phase_compares_prediction_t_with_frame_t_plus_1(tiny):
 
   def both(state, frames):
     _, m = method.train_step(state, {'frames': frames}, rng)
-    return m['loss_rec'], _next_frame_mse_reference(method, state, deepgifs.to_signed(frames), rng)
+    return m['loss_rec'], _next_frame_mse_reference(method, state, deepgifs.to_input(frames), rng)
   got, want = jax.jit(both)(state, frames)
   np.testing.assert_allclose(got, want, rtol=1e-5)
 
@@ -423,3 +423,20 @@ def test_rollout_digit_evaluation_reads_the_records_and_refuses_other_datasets()
   ctx.config.dataset = 'bouncing_balls/tiny'
   with pytest.raises(InputError, match='digit_frame needs a moving_mnist dataset'):
     rollout._digits_found(ctx, src, truth, truth, 5, steps=2, batch=8)
+
+
+def test_decoder_reaches_black_and_white_of_the_frames_it_learns(tiny):
+  """The public decoder ends in BN + LeakyReLU + tanh: with its last BatchNorm giving -4 or +4
+  everywhere (a few standard deviations), it must reach the data's black and white. On frames
+  scaled to [-1, 1] it cannot draw black, and training collapses to a grey output."""
+  method, state = tiny
+  params = jax.tree.map(lambda x: x, state.params)
+  dec = dict(params['decoder'])
+  last = sorted(k for k in dec if k.startswith('BatchNorm'))[-1]
+  black, white = (float(deepgifs.to_input(np.uint8(v))) for v in (0, 255))
+  z = jnp.zeros((2, method.config.model.latent_dim))
+  for level, target in ((-4.0, black), (4.0, white)):
+    dec[last] = {'scale': jnp.zeros_like(dec[last]['scale']),
+                 'bias': jnp.full_like(dec[last]['bias'], level)}
+    out, _ = method.decode(dict(params, decoder=dec), state.batch_stats, z, False)
+    assert np.abs(np.asarray(out) - target).max() < 0.05, (level, target, float(out.mean()))

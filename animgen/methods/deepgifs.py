@@ -41,13 +41,15 @@ class DeepGIFsState:
   opt_d: optax.OptState  # Adam of the discriminator
 
 
-def to_signed(frames_uint8):
-  """uint8 [0, 255] -> float32 [-1, 1], the range of the decoder's tanh."""
-  return frames_uint8.astype(jnp.float32) / 127.5 - 1.0
+def to_input(frames_uint8):
+  """uint8 [0, 255] -> float32 [0, 1], the frames the networks see. Not [-1, 1]: the public
+  decoder ends in BN + LeakyReLU before its tanh, so it cannot go much below 0 (on [-1, 1]
+  frames it draws no black background and collapses to grey, loss_rec stuck at 0.97)."""
+  return frames_uint8.astype(jnp.float32) / 255.0
 
 
 def to_unit(x):
-  return jnp.clip((x + 1.0) * 0.5, 0.0, 1.0)
+  return jnp.clip(x, 0.0, 1.0)
 
 
 class DeepGIFs(Method):
@@ -214,7 +216,7 @@ class DeepGIFs(Method):
     """VAE-GAN phase: batch['frames'] [B, k, H, W, C] are B * k single frames (the public
     code's batch of 128 frames), reconstructed. LSTM phase: clips [B, T, H, W, C], frame t
     predicts frame t + 1 (teacher forcing, MSE(x[:, 1:], x_hat[:, :-1]) as the public code)."""
-    frames = to_signed(batch['frames'])
+    frames = to_input(batch['frames'])
     if self.phase == 'vaegan':
       x = frames.reshape((-1,) + frames.shape[2:])
       return self._update(state, x, x, self.config.loss.lambda_gan, rng, False)
@@ -224,10 +226,10 @@ class DeepGIFs(Method):
   def rollout(self, state, batch, num_frames):
     """From the first frame of each clip in batch['frames'] (uint8) -> [B, num_frames, H, W, C]
     in [0, 1], frame 0 = the seed frame."""
-    return to_unit(self.rollout_from(state, to_signed(batch['frames'])[:, 0], num_frames))
+    return to_unit(self.rollout_from(state, to_input(batch['frames'])[:, 0], num_frames))
 
   def rollout_from(self, state, seed, num_frames):
-    """seed [B, H, W, C] in [-1, 1] -> [B, num_frames, H, W, C], frame 0 = seed: encode the last
+    """seed [B, H, W, C] in [0, 1] -> [B, num_frames, H, W, C], frame 0 = seed: encode the last
     frame (mu, BatchNorm running averages), LSTM step, decode (Sec. 4.1)."""
     p, s = state.params, state.batch_stats
     carry = self.lstm.initialize_carry(seed.shape[0])
@@ -245,7 +247,7 @@ class DeepGIFs(Method):
   def sample(self, state, batch, rng):
     """LSTM phase: the rollout from each clip's first frame; VAE-GAN phase: reconstructions."""
     del rng
-    frames = to_signed(batch['frames'])
+    frames = to_input(batch['frames'])
     rgb = lambda v: jnp.repeat(to_unit(v), 3 // self.channels, axis=-1)
     if self.phase == 'vaegan':
       p, s = state.params, state.batch_stats
@@ -259,7 +261,7 @@ class DeepGIFs(Method):
     """Per clip: VAE reconstruction PSNR, teacher-forced next-frame PSNR and its
     copy-the-previous-frame baseline (codes = mu, BatchNorm running averages)."""
     p, s = state.params, state.batch_stats
-    frames = to_signed(batch['frames'])
+    frames = to_input(batch['frames'])
     b, t = frames.shape[:2]
     flat = frames.reshape((-1,) + frames.shape[2:])
     mu, _, _ = self.encode(p, s, flat, False)

@@ -1,5 +1,5 @@
 """DeepGIFs networks (Malik, Troute & Capoor, Sec. 4.1): VAE encoder / decoder, latent LSTM and
-discriminator. NHWC, images in [-1, 1].
+discriminator. NHWC, images in [0, 1].
 
 BatchNorm follows PyTorch's defaults (the public code is PyTorch): running-average momentum
 0.1 (flax momentum 0.9) and epsilon 1e-5.
