@@ -1,7 +1,6 @@
 """The simulated user panel (Oh 2017 Sec. 4 has no public study): its statistics, its
 calibration to the paper's rating spread, the observation pattern, the files and their errors,
 and the clips' candidates from the looper."""
-import os
 
 import numpy as np
 import pytest

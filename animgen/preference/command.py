@@ -66,6 +66,7 @@ def register(sub):
   a.add_argument('-q', '--quiet', action='store_true')
   a.set_defaults(func=cmd_panel)
   _register_fit(s)
+  _register_eval(s)
 
 
 # ------------------------------------------------------------------------------ the model
@@ -116,7 +117,7 @@ def load_model(path):
   return params, scales, sizes, arrays['users'].astype(str), arrays['V']
 
 
-def _fit_panel(p, mapping='rbf', seed=0, **hyper):
+def fit_panel(p, mapping='rbf', seed=0, **hyper):
   from animgen.preference import features, models
   rows = [{k: p.parts[k][i] for k in features.PARTS} for i in range(len(p.ids))]
   V, scales = features.normalise_parts(rows)
@@ -135,7 +136,7 @@ def cmd_fit(args):
   media.check_data_output(args.output, ext='.npz')
   p = panel.load_panel(args.panel)
   tic = time.time()
-  params, scales, sizes, V = _fit_panel(p, args.mapping, args.seed)
+  params, scales, sizes, V = fit_panel(p, args.mapping, args.seed)
   save_model(args.output, params, scales, sizes, p, V)
   print(f'animgen: wrote {args.output}: joint model ({args.mapping}) of {len(p.users)} users on '
         f'{len(p.ids)} cinemagraphs, {int(p.observed.sum())} ratings, {time.time() - tic:.1f} s')
@@ -174,6 +175,91 @@ def rank_for_user(model_path, user, parts_list):
   V = np.stack([features.apply_scales(parts, scales) for parts in parts_list])
   ratings = personal_ratings(params, V_panel, V, j)
   return np.asarray(ratings), [int(i) for i in np.argsort(-np.asarray(ratings), kind='stable')]
+
+
+# ------------------------------------------------------------------------------- evaluate
+
+# a 4 x 3 corner of supp. Sec. 2's 7 x 9 grid (--grid paper searches all of it)
+SMALL_GRID = {'lambda_R': (1e-3, 1e-2, 0.1, 1.0), 'd': (10, 25, 40)}
+
+
+def _panel_matrix(p):
+  from animgen.preference import features
+  rows = [{k: p.parts[k][i] for k in features.PARTS} for i in range(len(p.ids))]
+  return features.normalise_parts(rows)[0]
+
+
+def _size_caps(n):
+  """The latent size and RBF basis of the models that have them, at most n - 1 for n users
+  (the Laplacian eigenmap and the k-means over users need it); the paper's 25 otherwise."""
+  from animgen.preference import models
+  dim, d = min(models.DIM, n - 1), min(models.NUM_BASIS, n - 1)
+  return {'S-RF + MC': {'dim': dim}, 'S-RF + AEm': {'dim': dim, 'd': d},
+          'Joint (Lin.)': {'dim': dim, 'd': d}, 'Joint (RBF)': {'dim': dim, 'd': d}}
+
+
+def _capped(grid, n):
+  return dict(grid, d=tuple(sorted({min(v, n - 1) for v in grid['d']})))
+
+
+def evaluate_panel(p, seed=0, grid='small', names=None, say=print):
+  """supp. Sec. 3.2 on a panel: the joint models' lambda and d tuned on the validation 10 %, then
+  9-fold cross-validation of every model of Fig. 8. -> (table, tuned hyper-parameters)."""
+  from animgen.preference import baselines, evaluate
+  V = _panel_matrix(p)
+  rng = np.random.default_rng(seed)
+  split = evaluate.split_protocol(p.observed, rng)
+  full = {'lambda_R': evaluate.LAMBDA_GRID, 'd': evaluate.BASIS_GRID}
+  hyper = _size_caps(len(p.users))
+  for name in baselines.JOINT:
+    tic = time.time()
+    best, _ = evaluate.tune(name, p.ratings, p.observed, V, split, rng, base=hyper[name],
+                            grid=_capped(full if grid == 'paper' else SMALL_GRID, len(p.users)))
+    hyper[name] = best
+    say(f'{name}: {best} on the validation split ({time.time() - tic:.0f} s)')
+  table = {}
+  for name in names or baselines.MODELS:
+    tic = time.time()
+    table.update(evaluate.cross_validate([name], p.ratings, p.observed, V, rng, hyper, split))
+    say(f'{name}: mAP {table[name][0]:.3f} +- {table[name][1]:.3f}, RMSE {table[name][2]:.3f} '
+        f'({time.time() - tic:.0f} s)')
+  return table, hyper
+
+
+def cmd_eval(args):
+  from animgen import media
+  from animgen.preference import panel
+  media.check_data_output(args.output, 'DIR')
+  p = panel.load_panel(args.panel)
+  say = (lambda line: None) if args.quiet else (
+      lambda line: print(f'animgen prefs eval: {line}', file=sys.stderr, flush=True))
+  tic = time.time()
+  table, hyper = evaluate_panel(p, args.seed, args.grid, say=say)
+  os.makedirs(args.output, exist_ok=True)
+  media.write_json(os.path.join(args.output, 'fig8_map.json'), {
+      'models': {k: {'map': v[0], 'map_std': v[1], 'rmse': v[2]} for k, v in table.items()},
+      'hyper': hyper, 'seed': args.seed, 'grid': args.grid, 'cinemagraphs': len(p.ids),
+      'users': len(p.users), 'ratings': int(p.observed.sum()), 'seconds': time.time() - tic})
+  from animgen.preference import figures
+  truth = (panel.load_truth(args.panel) if os.path.isfile(os.path.join(args.panel, 'truth.npz'))
+           else None)
+  written = figures.write_all(args.output, p, table, hyper, args.seed, truth)
+  lines = ['| model | mAP (std over 9 folds) | RMSE |', '|---|---|---|'] + [
+      f'| {k} | {v[0]:.3f} ({v[1]:.3f}) | {v[2]:.3f} |' for k, v in table.items()]
+  print('\n'.join(lines))
+  print(f'animgen: wrote {os.path.join(args.output, "fig8_map.json")}, {", ".join(written)}')
+
+
+def _register_eval(s):
+  e = s.add_parser('eval', help="Fig. 8's mAP of every model (9-fold CV), Figs. 9 and 10")
+  e.add_argument('panel', help='panel folder (ratings.csv, cinemagraphs.npz)')
+  e.add_argument('-o', '--output', required=True, help='folder for the table and figures')
+  e.add_argument('--grid', choices=('small', 'paper'), default='small',
+                 help="the joint models' lambda x d search: a 4 x 3 corner or supp. Sec. 2's "
+                 'full 7 x 9 grid')
+  e.add_argument('--seed', type=int, default=0)
+  e.add_argument('-q', '--quiet', action='store_true')
+  e.set_defaults(func=cmd_eval)
 
 
 def _register_fit(s):
