@@ -243,7 +243,8 @@ def cmd_eval(args):
   from animgen.preference import figures
   truth = (panel.load_truth(args.panel) if os.path.isfile(os.path.join(args.panel, 'truth.npz'))
            else None)
-  written = figures.write_all(args.output, p, table, hyper, args.seed, truth)
+  params = fit_panel(p, 'rbf', args.seed, **hyper['Joint (RBF)'])[0]
+  written = figures.write_all(args.output, p, table, params, args.seed, truth)
   lines = ['| model | mAP (std over 9 folds) | RMSE |', '|---|---|---|'] + [
       f'| {k} | {v[0]:.3f} ({v[1]:.3f}) | {v[2]:.3f} |' for k, v in table.items()]
   print('\n'.join(lines))

@@ -61,11 +61,9 @@ def fig10(path, U, groups=None, seed=0):
   return plot.save(fig, path)
 
 
-def write_all(folder, p, table, hyper, seed=0, truth=None):
-  """Figs. 8-10 of a panel into `folder`; the joint model refitted on all ratings."""
-  from animgen.preference import command, models
-  fit = dict(hyper.get('Joint (RBF)', {}))
-  params, _, _, _ = command.fit_panel(p, 'rbf', seed, **fit)
+def write_all(folder, p, table, params, seed=0, truth=None):
+  """Figs. 8-10 of a panel into `folder`; params: the joint model (RBF) fitted on all ratings."""
+  from animgen.preference import models
   completed = {'MC (SVT)': models.svt_complete(p.ratings, p.observed),
                'Joint (RBF)': np.clip(params.Y, 1, 5)}
   groups = None if truth is None else np.asarray(truth['group'])
