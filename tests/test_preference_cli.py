@@ -36,7 +36,7 @@ def fitted(tmp_path_factory):
 
 def test_fit_writes_a_model_that_reads_back(fitted):
   d, p = fitted
-  params, scales, sizes, users, V = prefs.load_model(str(d / 'model.npz'))
+  params, scales, sizes, users, V, _ = prefs.load_model(str(d / 'model.npz'))
   assert sizes == SIZES and list(users) == list(p.users) and V.shape[0] == len(p.ids)
   assert params.U.shape == (len(p.users), models.DIM) and np.isfinite(params.Y).all()
   seen = p.observed
@@ -48,7 +48,7 @@ def test_a_panel_cinemagraph_gets_its_completed_rating_per_user(fitted):
   """With k = 1 the nearest panel cinemagraph of a panel row is itself, so each user's
   rating of it is that user's completed rating: users with other tastes rank differently."""
   d, p = fitted
-  params, _, _, _, V = prefs.load_model(str(d / 'model.npz'))
+  params, _, _, _, V, _ = prefs.load_model(str(d / 'model.npz'))
   for j in range(len(p.users)):
     got = prefs.personal_ratings(params, V, V[:5], j, k=1)
     np.testing.assert_allclose(got, params.Y[:5, j], atol=1e-6)
@@ -97,7 +97,7 @@ def test_loop_ranks_candidates_for_the_user(fitted, tmp_path):
 
 @pytest.mark.parametrize('args, message', [
     (['loop', 'data/clips/newtonscradle.gif', '-o', 'x.gif', '--prefs', 'm.npz'],
-     '--prefs and --user go together'),
+     '--prefs goes with one of --user or --user-ratings'),
     (['loop', 'data/clips/newtonscradle.gif', '-o', 'x.gif', '--prefs', 'none.npz', '--user',
       'u1'], 'none.npz: not found'),
     (['prefs', 'fit', 'no_panel', '-o', 'x.npz'], 'no_panel: not a folder'),
@@ -126,3 +126,46 @@ def test_eval_writes_the_fig8_table_and_figures(tmp_path):
   for name in ('fig8_map.png', 'fig9_completed.png', 'fig10_tsne.png'):
     with open(tmp_path / 'out' / name, 'rb') as f:
       assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_a_new_user_is_served_as_the_nearest_panel_user(fitted, tmp_path):
+  d, p = fitted
+  model = prefs.load_model(str(d / 'model.npz'))
+  Y, ids = model[0].Y, model[5]
+  for j in (2, 7):
+    rows = ['cinemagraph,rating'] + [f'{ids[i]},{Y[i, j]:.4f}' for i in range(0, 40, 3)]
+    (tmp_path / f'me{j}.csv').write_text('\n'.join(rows) + '\n')
+    assert prefs.resolve_user(model, user_ratings=str(tmp_path / f'me{j}.csv'))[0] == j
+    parts = [{k: p.parts[k][i] for k in features.PARTS} for i in range(5)]
+    mine = prefs.rank_for_user(str(d / 'model.npz'), None, parts, str(tmp_path / f'me{j}.csv'))
+    theirs = prefs.rank_for_user(str(d / 'model.npz'), f'u{j}', parts)
+    np.testing.assert_array_equal(mine[0], theirs[0])
+  (tmp_path / 'bad.csv').write_text('cinemagraph,rating\nnot_a_panel_one,3\n')
+  with pytest.raises(Exception, match='not_a_panel_one is not one the model was fitted on'):
+    prefs.resolve_user(model, user_ratings=str(tmp_path / 'bad.csv'))
+
+
+def test_features_of_a_folder_of_cinemagraph_files_make_a_panel(tmp_path):
+  """A real study's layout: cinemagraph files + ratings.csv -> prefs features -> a panel."""
+  from animgen import media
+  rng = np.random.default_rng(0)
+  still = np.broadcast_to(rng.uniform(0.2, 0.8, (1, 32, 32, 3)), (12, 32, 32, 3)).copy()
+  (tmp_path / 'study').mkdir()
+  for name, moving in (('a2', True), ('a10', False), ('b1', True)):
+    v = still.copy()
+    if moving:
+      for t in range(12):
+        x = 4 + 2 * (t % 6)
+        v[t, 10:18, x:x + 8] = 1.0
+    media.write_video(str(tmp_path / 'study' / f'{name}.gif'), v, fps=10)
+  out = tmp_path / 'study_panel'
+  cli.main(['prefs', 'features', str(tmp_path / 'study'), '-o', str(out / 'cinemagraphs.npz'),
+            '-q'])
+  (out / 'ratings.csv').write_text('cinemagraph,user,rating\na2,x,4\na10,x,1\nb1,y,5\n')
+  p = panel.load_panel(str(out))
+  assert list(p.ids) == ['a2', 'a10', 'b1']   # natural order of the file stems
+  motion = p.parts['motion']
+  assert motion[0].sum() > 0 and motion[2].sum() > 0 and motion[1].sum() == 0
+  assert p.ratings[1, 0] == 1 and np.isnan(p.ratings[1, 1])
+  r = _cli('prefs', 'features', str(tmp_path / 'nothing'), '-o', str(tmp_path / 'x.npz'))
+  assert r.returncode == 2 and 'not a folder' in r.stderr and not (tmp_path / 'x.npz').exists()

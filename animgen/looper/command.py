@@ -97,12 +97,14 @@ def auto_coarse(h, w):
 def _check_args(args):
   """Every argument error before any work starts."""
   from animgen import media
-  if bool(args.prefs) != bool(args.user):
-    raise InputError('--prefs and --user go together: --prefs MODEL.npz (animgen prefs fit) '
-                     '--user ID ranks the candidates for that user')
+  who = [a for a in (args.user, args.user_ratings) if a]
+  if bool(args.prefs) != bool(who) or len(who) > 1:
+    raise InputError('--prefs goes with one of --user or --user-ratings: --prefs MODEL.npz '
+                     '(animgen prefs fit) --user ID (a panel user) or --user-ratings FILE.csv '
+                     '(a new user\'s ratings of panel cinemagraphs) ranks the candidates')
   if args.prefs:
     from animgen.preference import command as prefs
-    prefs.user_index(prefs.load_model(args.prefs)[3], args.user, args.prefs)
+    prefs.resolve_user(prefs.load_model(args.prefs), args.user, args.user_ratings, args.prefs)
   for out in args.output:
     media.check_output(out)
   if args.coarse < 0:
@@ -207,12 +209,12 @@ def _class_responses(args, video):
   """Time-mean responses [H, W, 32] of Oh's classes for the context features: the
   --segmentation's, or all background without one (as the panels' clips without segmenter)."""
   from animgen.looper import semantics
+  from animgen.preference import features
   t, h, w, _ = video.shape
   if args.segmentation:
     F, classes = semantics.to_oh_classes(*semantics.load_responses(args.segmentation, t, h, w))
     return np.asarray(F).mean(0)
-  c = len(semantics.class_table().classes)
-  return np.eye(c, dtype=np.float32)[np.zeros((h, w), int)]
+  return features.background_responses(h, w)
 
 
 def _preferred_order(args, video, loops, n_out, prog):
@@ -227,8 +229,9 @@ def _preferred_order(args, video, loops, n_out, prog):
       parts.append(features.cinemagraph_parts(video, loop.periods, loop.starts, frames,
                                               responses))
       st.advance()
-  ratings, order = prefs.rank_for_user(args.prefs, args.user, parts)
-  prog.say(f'predicted ratings of {args.user}: ' + ', '.join(
+  ratings, order = prefs.rank_for_user(args.prefs, args.user, parts, args.user_ratings)
+  who = args.user or prefs.resolve_user(prefs.load_model(args.prefs), None, args.user_ratings)[1]
+  prog.say(f'predicted ratings of {who}: ' + ', '.join(
       f'{loops[i].name} {ratings[i]:.2f}' for i in order))
   return order
 
@@ -283,6 +286,9 @@ def register(sub):
                  help='preference model (.npz of animgen prefs fit): rank the candidates by '
                  "the --user's predicted rating (Oh Sec. 4) instead of energy per looping pixel")
   p.add_argument('--user', default=None, help='user id of the --prefs model')
+  p.add_argument('--user-ratings', default=None,
+                 help='a new user: CSV with columns cinemagraph,rating of panel cinemagraphs; '
+                 'ranks for the panel user whose ratings are nearest (Oh Sec. 4)')
   p.add_argument('--labels-out', default=None,
                  help='.npz with per-pixel int periods and starts per candidate, and the maps')
   p.add_argument('--min-period', type=int, default=32, help='minimum loop period in frames '

@@ -3,6 +3,7 @@
   animgen prefs panel DIR            a simulated panel (the user study is not public)
   animgen prefs fit PANEL -o M.npz   the joint model (RBF) on all ratings of a panel
   animgen prefs eval PANEL -o DIR    Fig. 8 (mAP of every model, 9-fold CV), Figs. 9 and 10
+  animgen prefs features FOLDER -o PANEL/cinemagraphs.npz   a real study's cinemagraph files
 and `animgen loop VIDEO --candidates K --prefs M.npz --user ID` ranks a clip's candidates.
 """
 import os
@@ -67,6 +68,71 @@ def register(sub):
   a.set_defaults(func=cmd_panel)
   _register_fit(s)
   _register_eval(s)
+  _register_features(s)
+
+
+# ------------------------------------------------------------------ a real study's files
+
+_CINEMAGRAPH_EXTS = ('.gif', '.mp4', '.mov', '.avi', '.webm', '.mkv', '.png')
+
+
+def cinemagraph_files(folder):
+  """(ids, paths) of the cinemagraph files in a folder, in natural order; the id is the stem."""
+  from animgen import media
+  if not os.path.isdir(folder):
+    raise InputError(f'{folder}: not a folder; give the folder of the study\'s cinemagraph '
+                     f'files ({", ".join(_CINEMAGRAPH_EXTS)})')
+  names = sorted((n for n in os.listdir(folder) if n.lower().endswith(_CINEMAGRAPH_EXTS)),
+                 key=media.natural_key)
+  ids = [os.path.splitext(n)[0] for n in names]
+  if not names:
+    raise InputError(f'{folder}: no cinemagraph files ({", ".join(_CINEMAGRAPH_EXTS)})')
+  twice = sorted({i for i in ids if ids.count(i) > 1})
+  if twice:
+    raise InputError(f'{folder}: two files are named {twice[0]}; ids are file stems, rename one')
+  return ids, [os.path.join(folder, n) for n in names]
+
+
+def cmd_features(args):
+  """The context features of a folder of cinemagraph files as a panel's cinemagraphs.npz."""
+  from animgen import media
+  from animgen.preference import features
+  _positive('--max-frames', args.max_frames, 2)
+  media.check_data_output(args.output, ext='.npz')
+  ids, paths = cinemagraph_files(args.folder)
+  motion = (features.load_motion_features(args.motion_features, len(ids))
+            if args.motion_features else [None] * len(ids))
+  rows = []
+  for k, (path, m) in enumerate(zip(paths, motion)):
+    frames, _ = media.read_video(path, max_frames=args.max_frames)
+    rows.append(features.rendered_parts(frames, faces=not args.no_faces, motion=m))
+    if not args.quiet:
+      print(f'\ranimgen prefs features: {k + 1}/{len(paths)}', end='', flush=True,
+            file=sys.stderr)
+  if not args.quiet:
+    print(file=sys.stderr)
+  sizes = {p: sorted({r[p].size for r in rows}) for p in features.PARTS}
+  media.write_npz(args.output, ids=np.asarray(ids), clip=np.arange(len(ids)),
+                  name=np.asarray([''] * len(ids)),
+                  **{f'part_{p}': np.stack([r[p] for r in rows]) for p in features.PARTS})
+  print(f'animgen: wrote {args.output}: context features of {len(ids)} cinemagraphs (hand '
+        f'{sizes["hand"][0]}, motion {sizes["motion"][0]}, semantic {sizes["semantic"][0]}); '
+        'put it next to the study\'s ratings.csv')
+
+
+def _register_features(s):
+  f = s.add_parser('features', help="a real study: context features of a folder of "
+                   "cinemagraph files, as a panel's cinemagraphs.npz")
+  f.add_argument('folder', help='cinemagraph files (GIF/MP4/...); the file stem is the id '
+                 'that ratings.csv uses')
+  f.add_argument('-o', '--output', required=True, help='.npz (e.g. PANEL/cinemagraphs.npz)')
+  f.add_argument('--motion-features', default=None,
+                 help='.npz with features [N, D], one row per file in natural order (e.g. real '
+                 'C3D features), instead of the flow-histogram stand-in')
+  f.add_argument('--max-frames', type=int, default=150, help='read at most this many frames')
+  f.add_argument('--no-faces', action='store_true', help='zero the face features')
+  f.add_argument('-q', '--quiet', action='store_true')
+  f.set_defaults(func=cmd_features)
 
 
 # ------------------------------------------------------------------------------ the model
@@ -99,12 +165,13 @@ def save_model(path, params, scales, sizes, p, V):
 
 
 def load_model(path):
-  """-> (models.Params, scales, sizes, users, V) of `animgen prefs fit`; one-line errors."""
+  """-> (models.Params, scales, sizes, users, V, cinemagraph ids) of `animgen prefs fit`;
+  one-line errors."""
   from animgen.preference import features, models, panel
   arrays = panel.read_npz(path, 'preference model') if os.path.isfile(path) else None
   if arrays is None:
     raise InputError(f'{path}: not found; make one with animgen prefs fit PANEL -o {path}')
-  need = ['U', 'Y', 'theta', 'users', 'V', 'ml_kind', 'mh_kind'] + [
+  need = ['U', 'Y', 'theta', 'users', 'ids', 'V', 'ml_kind', 'mh_kind'] + [
       f'{k}_{p}' for k in ('scale', 'size') for p in features.PARTS]
   missing = [k for k in need if k not in arrays]
   if missing:
@@ -114,7 +181,8 @@ def load_model(path):
                          _mapping(arrays, 'mh'), arrays['theta'], np.zeros(0))
   scales = {p: float(arrays[f'scale_{p}']) for p in features.PARTS}
   sizes = {p: int(arrays[f'size_{p}']) for p in features.PARTS}
-  return params, scales, sizes, arrays['users'].astype(str), arrays['V']
+  return (params, scales, sizes, arrays['users'].astype(str), arrays['V'],
+          arrays['ids'].astype(str))
 
 
 def fit_panel(p, mapping='rbf', seed=0, **hyper):
@@ -161,12 +229,47 @@ def user_index(users, user, model_path) -> int:
   return int(np.flatnonzero(users == user)[0])
 
 
-def rank_for_user(model_path, user, parts_list):
+def read_user_ratings(path):
+  """A new user's ratings {cinemagraph id: rating} from a CSV with the columns cinemagraph and
+  rating (a user column, if present, is ignored); one-line errors naming the row."""
+  from animgen.preference import panel
+  rows = panel.read_ratings_csv(path, user_column=False)
+  return {c: r for c, _, r in rows}
+
+
+def nearest_user(Y, ids, given, source) -> int:
+  """The panel user whose completed ratings Y [m, n] of the cinemagraphs `ids` are nearest
+  (mean squared difference) to a new user's ratings `given` (Oh Sec. 4: a new user is served
+  as the most similar user in the database)."""
+  index = {c: i for i, c in enumerate(ids)}
+  unknown = sorted(c for c in given if c not in index)
+  if unknown:
+    raise InputError(f'{source}: cinemagraph {unknown[0]} is not one the model was fitted on '
+                     f'({len(unknown)} unknown id(s)); rate cinemagraphs of the panel')
+  rows = np.asarray([index[c] for c in given])
+  r = np.asarray(list(given.values()))
+  d = ((np.asarray(Y)[rows] - r[:, None]) ** 2).mean(0)
+  return int(np.argmin(d))
+
+
+def resolve_user(model, user=None, user_ratings=None, model_path='') -> tuple[int, str]:
+  """(index, description) of the user to rank for: --user ID, or the panel user nearest to
+  the ratings of --user-ratings FILE."""
+  params, users, ids = model[0], model[3], model[5]
+  if user_ratings is None:
+    return user_index(users, user, model_path), user
+  j = nearest_user(params.Y, ids, read_user_ratings(user_ratings), user_ratings)
+  return j, f'{os.path.basename(user_ratings)} (nearest panel user {users[j]})'
+
+
+def rank_for_user(model_path, user, parts_list, user_ratings=None):
   """Predicted ratings of candidate cinemagraphs (context-feature part dicts) for a user of the
-  model, and the candidate order, best first."""
+  model (or the panel user nearest to the ratings in `user_ratings`), and the candidate order,
+  best first."""
   from animgen.preference import features
-  params, scales, sizes, users, V_panel = load_model(model_path)
-  j = user_index(users, user, model_path)
+  model = load_model(model_path)
+  params, scales, sizes, users, V_panel = model[:5]
+  j = resolve_user(model, user, user_ratings, model_path)[0]
   for parts in parts_list:
     bad = [k for k in features.PARTS if np.size(parts[k]) != sizes[k]]
     if bad:

@@ -304,6 +304,35 @@ def cinemagraph_parts(video, periods, starts, frames, responses=None, *, faces=T
           'semantic': semantic_feature(responses, dyn)}
 
 
+def background_responses(h: int, w: int) -> np.ndarray:
+  """[H, W, C] responses over Oh's 32 classes that say 'background' everywhere: the semantic
+  part of a cinemagraph without segmenter output."""
+  from animgen.looper import semantics
+  c = len(semantics.class_table().classes)
+  return np.eye(c, dtype=np.float32)[np.zeros((h, w), int)]
+
+
+# a rendered cinemagraph's pixel moves when its value range over the loop exceeds this (of the
+# [0, 1] scale): ours, above the +-4 grey levels of GIF dithering and MP4 coding noise
+_MOVING_RANGE = 0.05
+
+
+def rendered_parts(frames, *, faces=True, motion=None) -> dict[str, np.ndarray]:
+  """The parts of a finished cinemagraph file, without its source video or loop labels: the
+  dynamic region is where the value range over the loop exceeds `_MOVING_RANGE`, its pixels
+  loop with the file's length from frame 0 (so globalLoopCosts is the file's own wrap-around
+  seam), and the semantic part is `background_responses` (ours: for a real study's files)."""
+  f = np.asarray(frames, np.float32)
+  if f.ndim != 4 or f.shape[-1] != 3 or not len(f):
+    raise InputError(f'a cinemagraph needs RGB frames [T, H, W, 3], got {f.shape}')
+  if len(f) == 1:  # a file with one frame (GIF writers merge identical frames) is all still
+    f = np.concatenate([f, f])
+  moving = (f.max(0) - f.min(0)).max(-1) > _MOVING_RANGE
+  periods = np.where(moving, len(f), 1)
+  return cinemagraph_parts(f, periods, np.zeros_like(periods), f,
+                           background_responses(*f.shape[1:3]), faces=faces, motion=motion)
+
+
 # --------------------------------------------------------------------------- normalisation
 
 

@@ -7,7 +7,8 @@ A panel is a folder: `ratings.csv` (cinemagraph,user,rating; the observed entrie
 `cinemagraphs.npz` (ids, clip, name and one [m, d] array per context-feature part) and, for a
 simulated panel, `truth.npz` (the generator's hidden groups, weights, biases, scores and full
 ratings). A real study gives the same two files: its ratings as the CSV, and the context features
-of its cinemagraphs (`features.cinemagraph_parts`) as the npz.
+of its cinemagraphs as the npz (`animgen prefs features FOLDER` makes it from the cinemagraph
+files).
 """
 import csv
 import dataclasses
@@ -140,7 +141,7 @@ def real_clip(rng, path, size, frames):
   from animgen import media
   from animgen.ops import warp
   import jax.numpy as jnp
-  from animgen.looper import semantics
+  from animgen.preference import features
   video, _ = media.read_video(os.path.join(_ROOT, 'data', path))
   t, h, w, _ = video.shape
   side = int(rng.integers(min(h, w) // 2, min(h, w) + 1))
@@ -150,8 +151,7 @@ def real_clip(rng, path, size, frames):
   if rng.random() < 0.5:
     clip = clip[:, :, ::-1]
   clip = np.clip(np.asarray(warp.resize(jnp.asarray(clip), size, size)), 0, 1)
-  c = len(semantics.class_table().classes)
-  return clip.astype(np.float32), np.eye(c, dtype=np.float32)[np.zeros((size, size), int)]
+  return clip.astype(np.float32), features.background_responses(size, size)
 
 
 # ---------------------------------------------------------------------------- cinemagraphs
@@ -329,16 +329,18 @@ def read_npz(path, what):
                      f'({type(e).__name__}: {str(e).splitlines()[0][:120]})') from None
 
 
-def read_ratings_csv(path):
+def read_ratings_csv(path, user_column=True):
   """-> list of (cinemagraph id, user id, rating): a CSV with a header naming the columns
-  cinemagraph, user and rating (ratings 1-5); one-line errors naming the row."""
+  cinemagraph, user and rating (ratings 1-5; without `user_column`, one user's ratings and the
+  user id ''); one-line errors naming the row."""
+  columns = ('cinemagraph', 'user', 'rating') if user_column else ('cinemagraph', 'rating')
   if not os.path.isfile(path):
-    raise InputError(f'{path}: not found; give a CSV with columns cinemagraph,user,rating')
+    raise InputError(f'{path}: not found; give a CSV with columns {",".join(columns)}')
   out, seen = [], set()
   with open(path, newline='', encoding='utf-8', errors='replace') as f:
     reader = csv.DictReader(f)
-    if not reader.fieldnames or not {'cinemagraph', 'user', 'rating'} <= set(reader.fieldnames):
-      raise InputError(f'{path}: the header must name the columns cinemagraph,user,rating '
+    if not reader.fieldnames or not set(columns) <= set(reader.fieldnames):
+      raise InputError(f'{path}: the header must name the columns {",".join(columns)} '
                        f'(found {",".join(reader.fieldnames or [])[:80] or "nothing"})')
     for k, row in enumerate(reader, start=2):
       try:
@@ -348,11 +350,12 @@ def read_ratings_csv(path):
       if not 1 <= r <= 5:
         raise InputError(f'{path} line {k}: rating {str(row["rating"])[:20]!r}; use a number '
                          'from 1 to 5')
-      key = (row['cinemagraph'], row['user'])
+      key = (row['cinemagraph'], row['user'] if user_column else '')
       if key in seen:
-        raise InputError(f'{path} line {k}: a second rating of {key[0]} by {key[1]}')
+        raise InputError(f'{path} line {k}: a second rating of {key[0]}' +
+                         (f' by {key[1]}' if user_column else ''))
       seen.add(key)
-      out.append((row['cinemagraph'], row['user'], r))
+      out.append((row['cinemagraph'], key[1], r))
   if not out:
     raise InputError(f'{path}: no ratings')
   return out
