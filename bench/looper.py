@@ -139,13 +139,14 @@ def cut_times(video, config, moves=6):
   return float(np.median(tj)), float(np.median(tr))
 
 
-def one(size, frames, reference, repeat, coarse=1, name='tree'):
+def one(size, frames, reference, repeat, coarse=1, name='tree', mincut='auto'):
   import dataclasses
-  from animgen.looper import stages
+  from animgen.looper import maxflow, stages
   video = clip(size, frames, name)
-  config = stages.LoopConfig(min_period=32 if frames >= 64 else 16, coarse=coarse)
+  config = stages.LoopConfig(min_period=32 if frames >= 64 else 16, coarse=coarse,
+                             mincut=mincut)
   out = {'clip': name, 'size': size, 'frames': frames, 'min_period': config.min_period,
-         'coarse': coarse}
+         'coarse': coarse, 'mincut': maxflow.resolve(mincut)}
   out['jax'], out['jax_energy'], out['jax_looping'] = run_jax(video, config, repeat)
   out['jax_peak_rss_gib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
   if reference:
@@ -165,16 +166,20 @@ def main():
   ap.add_argument('--coarse', type=int, default=1, help='JAX side: stages 1-2 at 1/F size')
   ap.add_argument('--clip', choices=sorted(CLIPS), default='tree',
                   help='shipped clip: tree (data/clips/tree.mp4) or cradle (newtonscradle.gif)')
+  ap.add_argument('--mincut', choices=('auto', 'push-relabel', 'bk'), default='auto',
+                  help="the animgen side's cut back end (auto: BK on a CPU)")
   ap.add_argument('--one', type=int, default=0, help=argparse.SUPPRESS)
   a = ap.parse_args()
   if a.one:
-    return one(a.one, a.frames, not a.no_reference, a.repeat, a.coarse, a.clip)
+    return one(a.one, a.frames, not a.no_reference, a.repeat, a.coarse, a.clip, a.mincut)
   if a.coarse > 1:
     print(f'JAX: stages 1-2 at 1/{a.coarse} size, then refined; reference: all at full size')
+  print(f'animgen min cut: {a.mincut}')
   print(f'{"size":>5} {"stage":>8} {"jax s":>8} {"pymaxflow s":>12} {"ratio":>6}')
   for size in a.sizes:
     cmd = [sys.executable, __file__, '--one', str(size), '--frames', str(a.frames),
-           '--repeat', str(a.repeat), '--coarse', str(a.coarse), '--clip', a.clip] + (
+           '--repeat', str(a.repeat), '--coarse', str(a.coarse), '--clip', a.clip,
+           '--mincut', a.mincut] + (
                ['--no-reference'] if a.no_reference else [])
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:

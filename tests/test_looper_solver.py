@@ -7,7 +7,7 @@ import maxflow as pymaxflow
 import numpy as np
 import pytest
 
-from animgen.looper import expansion
+from animgen.looper import expansion, maxflow
 from animgen.looper.maxflow import grid_mincut
 
 mincut = jax.jit(grid_mincut)
@@ -67,6 +67,22 @@ def test_mincut_source_side_is_what_cannot_reach_the_sink():
   assert int(flow) == 0 and np.asarray(side).all()
   flow, side = mincut(zeros[0], zeros[1] + 5, *zeros[2:])  # every node has a free sink arc
   assert int(flow) == 0 and not np.asarray(side).any()
+
+
+def test_bk_back_end_cuts_like_push_relabel_under_jit_and_vmap():
+  """maxflow.bk_mincut (PyMaxflow through pure_callback) traced inside jit and vmap: the same
+  flow and a minimum cut of the same value as grid_mincut on each graph."""
+  rng = np.random.default_rng(7)
+  grids = [_random_grid(rng, 9, 11, kind) for kind in ('uniform', 'strong', 'sparse')]
+  stacked = [np.stack(c) for c in zip(*grids)]
+  flows, sides = jax.jit(jax.vmap(maxflow.bk_mincut))(*stacked)
+  want, _ = jax.vmap(grid_mincut)(*stacked)
+  np.testing.assert_array_equal(flows, want)
+  for k, caps in enumerate(grids):
+    assert _cut_capacity(np.asarray(sides[k]), *caps) == int(want[k]) > 0
+  assert maxflow.resolve('auto') == ('bk' if jax.default_backend() == 'cpu' else 'push-relabel')
+  with pytest.raises(ValueError, match='use one of auto, push-relabel, bk'):
+    maxflow.resolve('dinic')
 
 
 def test_mincut_vmap_equals_separate_calls():
@@ -135,7 +151,8 @@ def _oracle_expansion(p, lab, num_labels, sweeps):
   return lab, energies
 
 
-def test_alpha_expansion_matches_pymaxflow_oracle():
+@pytest.mark.parametrize('mincut', ['push-relabel', 'bk'])
+def test_alpha_expansion_matches_pymaxflow_oracle(mincut):
   rng = np.random.default_rng(2)
   L, sweeps = 5, 2
   p = _problem(rng, 12, 12, L)
@@ -145,7 +162,8 @@ def test_alpha_expansion_matches_pymaxflow_oracle():
   # The moves really are non-submodular sometimes: A + D > B + C for some label pair.
   pr = p['pair']
   assert any(pr[l1, l2] > pr[l1, a] + pr[a, l2] for l1, l2, a in np.ndindex(L, L, L))
-  labels, e = expansion.alpha_expansion(unary_fn, pairwise_fn, pj, lab0, L, sweeps, scale=1.0)
+  labels, e = expansion.alpha_expansion(unary_fn, pairwise_fn, pj, lab0, L, sweeps, scale=1.0,
+                                        mincut=mincut)
   ref_lab, ref_energies = _oracle_expansion(p, lab0, L, sweeps)
   ref_e = ref_energies[-1]
   assert float(e) == _np_energy(p, np.asarray(labels))
@@ -156,7 +174,7 @@ def test_alpha_expansion_matches_pymaxflow_oracle():
   lab, prev = lab0, _np_energy(p, lab0)
   for a, ref_move in zip(list(range(L)) * sweeps, ref_energies):
     lab, e1 = expansion.alpha_expansion(unary_fn, pairwise_fn, pj, lab, L, 1, order=[a],
-                                        scale=1.0)
+                                        scale=1.0, mincut=mincut)
     assert float(e1) <= prev
     assert float(e1) == ref_move
     prev = float(e1)
@@ -166,18 +184,20 @@ def test_alpha_expansion_matches_pymaxflow_oracle():
   lab, prev = lab0, _np_energy(p, lab0)
   for a in list(range(L)) * sweeps:
     lab, e1 = expansion.alpha_expansion(unary_fn, pairwise_fn, pj, lab, L, 1, order=[a],
-                                        scale=0.03)
+                                        scale=0.03, mincut=mincut)
     assert float(e1) == _np_energy(p, np.asarray(lab)) <= prev
     prev = float(e1)
   assert prev < 0.8 * _np_energy(p, lab0)
 
 
-def test_alpha_expansion_vmap_equals_separate_solves():
+@pytest.mark.parametrize('mincut', ['push-relabel', 'bk'])
+def test_alpha_expansion_vmap_equals_separate_solves(mincut):
   rng = np.random.default_rng(3)
   probs = [_problem(rng, 10, 9, 4, integer=False) for _ in range(3)]
   labs = [rng.integers(0, 4, (10, 9)) for _ in range(3)]
   stacked = jax.tree.map(lambda *a: jnp.asarray(np.stack(a), jnp.float32), *probs)
-  solve = lambda p, l: expansion.alpha_expansion(unary_fn, pairwise_fn, p, l, 4, 3)
+  solve = lambda p, l: expansion.alpha_expansion(unary_fn, pairwise_fn, p, l, 4, 3,
+                                                 mincut=mincut)
   labels, energies = jax.vmap(solve)(stacked, jnp.asarray(np.stack(labs), jnp.int32))
   for k in range(3):
     lab, e = solve(jax.tree.map(lambda a: a[k], stacked), labs[k])

@@ -87,7 +87,7 @@ def test_expansion_energy_matches_pymaxflow_reference():
   num_labels = prob.P.shape[0]
   lab0 = jnp.zeros(prob.P.shape[1:], jnp.int32) + num_labels - 1
   lab, e = expansion.alpha_expansion(costs.unary, costs.pairwise, prob, lab0, num_labels,
-                                     sweeps=2)
+                                     sweeps=2, mincut='push-relabel')
   ref_lab, ref_e = reference.alpha_expansion(costs.unary, costs.pairwise, prob, lab0,
                                              num_labels, sweeps=2)
   e0 = float(expansion.energy(costs.unary, costs.pairwise, prob, lab0))

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from animgen.looper.maxflow import grid_mincut
+from animgen.looper import maxflow
 
 # Auto scale: a move's total capacity becomes about 2^29 and each rounded term at most 2^25, so
 # no int32 sum in the graph construction or the min cut can overflow.
@@ -93,17 +93,17 @@ def _capacities(d0, d1, edges, scale):
 
 def move_capacities(unary, pairwise, problem, labels, a, scale=None):
   """int32 grid capacities (source, sink, right, left, down, up) of the truncated expansion move
-  to label `a` (the arguments of `grid_mincut`); the sink side is the pixels that switch."""
+  to label `a` (the arguments of `maxflow.grid_mincut`); the sink side is the pixels that switch."""
   return _capacities(*_move_terms(unary, pairwise, problem, labels, a), scale)
 
 
-def _move(unary, pairwise, problem, labels, a, scale, current):
+def _move(unary, pairwise, problem, labels, a, scale, current, mincut='push-relabel'):
   """(pixels that switch to `a` in the min cut of the truncated move, costs of the labelling
   after it as `_current` gives them, its true energy).
 
   Everything is read from the move's own untruncated terms, so no cost is evaluated twice."""
   d0, d1, edges = _move_terms(unary, pairwise, problem, labels, a, current)
-  _, keep = grid_mincut(*_capacities(d0, d1, edges, scale))
+  _, keep = maxflow.mincut_fn(mincut)(*_capacities(d0, d1, edges, scale))
   after = _after(d0, d1, edges, ~keep)
   return ~keep, after, _total(after)
 
@@ -126,9 +126,10 @@ def move_energy(d0, d1, edges, y):
   return _total(_after(d0, d1, edges, y))
 
 
-@functools.partial(jax.jit, static_argnames=('unary', 'pairwise', 'num_labels', 'sweeps'))
+@functools.partial(jax.jit, static_argnames=('unary', 'pairwise', 'num_labels', 'sweeps',
+                                             'mincut'))
 def alpha_expansion(unary, pairwise, problem, labels0, num_labels, sweeps=1, order=None,
-                    scale=None, num_moves=None):
+                    scale=None, num_moves=None, mincut='auto'):
   """Alpha-expansion from labels0 [H, W] int32. Returns (labels, energy).
 
   One sweep tries an expansion move for every label in `order` (default 0..num_labels-1), or
@@ -136,8 +137,9 @@ def alpha_expansion(unary, pairwise, problem, labels0, num_labels, sweeps=1, ord
   uses); up to `sweeps` sweeps, stopping early after a sweep that lowers nothing. Float costs
   become int32 capacities by `scale` (default: chosen per move from its total capacity, see
   _TOTAL_CAPACITY). A move is kept only if it strictly lowers `energy`; pixels already labelled a
-  stay a.
+  stay a. mincut: the cut back end (`maxflow.MINCUTS`; 'auto': BK on a CPU).
   """
+  mincut = maxflow.resolve(mincut)
   order = jnp.arange(num_labels) if order is None else jnp.asarray(order, jnp.int32)
   labels0 = jnp.asarray(labels0, jnp.int32)
   current0 = _current(unary, pairwise, problem, labels0)
@@ -145,7 +147,7 @@ def alpha_expansion(unary, pairwise, problem, labels0, num_labels, sweeps=1, ord
   def move(k, carry):  # the costs of the current labelling ride along, updated by each move
     labels, e, current = carry
     a = order[k]
-    switch, after, e_new = _move(unary, pairwise, problem, labels, a, scale, current)
+    switch, after, e_new = _move(unary, pairwise, problem, labels, a, scale, current, mincut)
     better = e_new < e
     keep = lambda new, old: jnp.where(better, new, old)
     return (keep(jnp.where(switch, a, labels), labels), keep(e_new, e),

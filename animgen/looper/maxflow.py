@@ -1,12 +1,24 @@
-"""Exact s-t minimum cut on a 4-connected grid: parallel push-relabel with global relabelling.
+"""Exact s-t minimum cut on a 4-connected grid, by two back ends with one interface.
 
-Goldberg & Tarjan (1988) push-relabel, run synchronously on every pixel at once as in the GPU
-grid-cut solvers (Vineet & Narayanan 2008), with periodic global relabelling (Cherkassky &
-Goldberg 1997). Only the first phase is run (a maximum preflow): it already gives the flow value
-and the cut. All arithmetic is int32, so the result is exact; it is jit-compatible and vmappable.
+`grid_mincut`: Goldberg & Tarjan (1988) push-relabel, run synchronously on every pixel at once as
+in the GPU grid-cut solvers (Vineet & Narayanan 2008), with periodic global relabelling
+(Cherkassky & Goldberg 1997). Only the first phase is run (a maximum preflow): it already gives
+the flow value and the cut. All arithmetic is int32 and it runs until no active node is left (no
+iteration cap, so it never stops on an inexact cut), so the result is exact; jit-compatible and
+vmappable: the solver of accelerators and vmapped batches.
+
+`bk_mincut`: the same cut by PyMaxflow (Boykov-Kolmogorov, a serial augmenting-path solver that
+is several times faster on a CPU), called from inside jitted code through `jax.pure_callback`.
+
+`resolve` picks one: 'auto' is BK on a CPU back end (when PyMaxflow imports) and push-relabel
+elsewhere.
 """
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
+
+MINCUTS = ('auto', 'push-relabel', 'bk')
 
 
 def _shift(a, di, dj, fill):
@@ -74,7 +86,7 @@ def _push_relabel(state, inf):
   return e, d, rt, tuple(new_rs)
 
 
-def grid_mincut(source, sink, right, left, down, up, max_iters=1 << 20, block=32):
+def grid_mincut(source, sink, right, left, down, up, block=32):
   """Maximum flow and a minimum cut of a 4-connected H x W grid graph.
 
   source, sink: int32 [H, W] capacities s -> x and x -> t. right / left: [H, W-1] capacities
@@ -84,7 +96,7 @@ def grid_mincut(source, sink, right, left, down, up, max_iters=1 << 20, block=32
   Returns (flow, source_side): the int32 maximum flow value and a bool [H, W] minimum cut whose
   source side is the set of nodes that cannot reach the sink in the final residual graph (the
   largest source side among all minimum cuts). Runs `block` push/relabel steps between global
-  relabels, at most `max_iters` steps in all (the result is exact when it stops before that).
+  relabels until no node with excess can reach the sink (the preflow phase always terminates).
   """
   h, w = source.shape
   inf = h * w + 1  # a path to the sink has at most h * w arcs
@@ -98,16 +110,52 @@ def grid_mincut(source, sink, right, left, down, up, max_iters=1 << 20, block=32
         jnp.concatenate([i32(down), zr], 0), jnp.concatenate([zr, i32(up)], 0))
 
   def cond(c):
-    e, d, _, _, it = c
-    return jnp.any((e > 0) & (d < inf)) & (it < max_iters)
+    e, d, _, _ = c
+    return jnp.any((e > 0) & (d < inf))
 
   def body(c):
-    e, d, rt, rs, it = c
+    e, d, rt, rs = c
     e, d, rt, rs = lax.fori_loop(0, block, lambda _, s: _push_relabel(s, inf), (e, d, rt, rs))
-    return e, _global_relabel(rt, rs, inf), rt, rs, it + block
+    return e, _global_relabel(rt, rs, inf), rt, rs
 
   d = _global_relabel(rt, rs, inf)
-  e, d, rt, _, _ = lax.while_loop(cond, body, (e, d, rt, rs, jnp.int32(0)))
+  e, d, rt, _ = lax.while_loop(cond, body, (e, d, rt, rs))
   # Preflow value = what reached the sink; the cut separates nodes that can still reach it.
   flow = jnp.sum(through) + jnp.sum(sink - through - rt)
   return flow, d >= inf
+
+
+def _bk_host(source, sink, right, left, down, up):
+  """Host side of `bk_mincut`: numpy arrays in, (int32 flow, bool source side) out."""
+  from animgen.looper import reference
+  flow, side = reference.mincut(source, sink, right, left, down, up)
+  return np.int32(flow), np.asarray(side, bool)
+
+
+def bk_mincut(source, sink, right, left, down, up):
+  """`grid_mincut` by PyMaxflow on the host; traceable, and vmapped one graph at a time. The
+  source side is the one PyMaxflow reports (another minimum cut than push-relabel's may be
+  chosen where several exist)."""
+  h, w = jnp.shape(source)
+  out = (jax.ShapeDtypeStruct((), jnp.int32), jax.ShapeDtypeStruct((h, w), jnp.bool_))
+  args = [jnp.asarray(a, jnp.int32) for a in (source, sink, right, left, down, up)]
+  return jax.pure_callback(_bk_host, out, *args, vmap_method='sequential')
+
+
+def resolve(name: str) -> str:
+  """'push-relabel' or 'bk' for a MINCUTS name; 'auto' is BK on a CPU back end when PyMaxflow
+  imports (exact either way: both give a minimum cut of the same graph)."""
+  if name not in MINCUTS:
+    raise ValueError(f'mincut {name!r}: use one of {", ".join(MINCUTS)}')
+  if name != 'auto':
+    return name
+  try:
+    import maxflow  # noqa: F401  (PyMaxflow)
+  except ImportError:
+    return 'push-relabel'
+  return 'bk' if jax.default_backend() == 'cpu' else 'push-relabel'
+
+
+def mincut_fn(name: str):
+  """The cut function of a resolved back end name."""
+  return {'push-relabel': grid_mincut, 'bk': bk_mincut}[resolve(name)]

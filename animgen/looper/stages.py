@@ -30,6 +30,7 @@ class LoopConfig:
   sweeps: int = 1
   coarse: int = 1           # >1: stages 1-2 at 1/coarse resolution, then refine
   period_batch: int = 0     # periods per stage-1 call; 0: automatic (see `period_batch`)
+  mincut: str = 'auto'      # cut back end (maxflow.MINCUTS): 'auto' is BK on a CPU
   params: costs.Params = costs.Params()
 
 
@@ -69,7 +70,8 @@ def start_tables(p_map, num_labels, num_frames, q):
   return jnp.minimum(lam, _max_start(p_map, num_frames, q)[None]).astype(jnp.int32)
 
 
-def _solve(problem, P, S, labels0, sweeps, pairwise=costs.pairwise, used_only=False):
+def _solve(problem, P, S, labels0, sweeps, pairwise=costs.pairwise, used_only=False,
+           mincut='auto'):
   """Alpha-expansion over the label tables P, S from labels0. used_only: moves only for the
   labels that labels0 uses (coarse-to-fine refinement: the coarse solution chose them)."""
   prob = costs.with_labels(problem, P, S)
@@ -78,7 +80,8 @@ def _solve(problem, P, S, labels0, sweeps, pairwise=costs.pairwise, used_only=Fa
     used = jnp.zeros(P.shape[0], bool).at[labels0.ravel()].set(True)
     order, num_moves = jnp.argsort(~used, stable=True).astype(jnp.int32), jnp.sum(used)
   return expansion.alpha_expansion(costs.unary, pairwise, prob, labels0, P.shape[0],
-                                   sweeps=sweeps, order=order, num_moves=num_moves)
+                                   sweeps=sweeps, order=order, num_moves=num_moves,
+                                   mincut=mincut)
 
 
 def _best_unary(problem, P, S):
@@ -89,8 +92,8 @@ def _best_unary(problem, P, S):
   return jnp.argmin(u, axis=0).astype(jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=('num_frames', 'q', 'sweeps'))
-def stage1(problem, periods, *, num_frames, q, sweeps=1):
+@functools.partial(jax.jit, static_argnames=('num_frames', 'q', 'sweeps', 'mincut'))
+def stage1(problem, periods, *, num_frames, q, sweeps=1, mincut='auto'):
   """Starts s*_{x|p} for every period (vmapped over periods) -> int32 [n_p, H, W]."""
   h, w = problem.gamma_t.shape
   num_labels = int((num_frames - 1) // q + 1)
@@ -99,7 +102,8 @@ def stage1(problem, periods, *, num_frames, q, sweeps=1):
     p_map = jnp.full((h, w), p, jnp.int32)
     P = jnp.broadcast_to(p_map, (num_labels, h, w))
     S = start_tables(p_map, num_labels, num_frames, q)
-    lab, _ = _solve(problem, P, S, _best_unary(problem, P, S), sweeps, costs.pairwise_loops)
+    lab, _ = _solve(problem, P, S, _best_unary(problem, P, S), sweeps, costs.pairwise_loops,
+                    mincut=mincut)
     return jnp.take_along_axis(S, lab[None], 0)[0]
   return jax.vmap(one)(periods)
 
@@ -114,22 +118,22 @@ def stage2_tables(starts1, periods, num_frames, q):
   return P, S.astype(jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=('sweeps', 'used_only'))
-def stage2(problem, P, S, labels0, *, sweeps=2, used_only=False):
+@functools.partial(jax.jit, static_argnames=('sweeps', 'used_only', 'mincut'))
+def stage2(problem, P, S, labels0, *, sweeps=2, used_only=False, mincut='auto'):
   """Per-pixel periods with their paired starts -> (period [H, W], start [H, W], energy)."""
-  lab, e = _solve(problem, P, S, labels0, sweeps, used_only=used_only)
+  lab, e = _solve(problem, P, S, labels0, sweeps, used_only=used_only, mincut=mincut)
   pick = lambda t: jnp.take_along_axis(t, lab[None], 0)[0]
   return pick(P), pick(S), e
 
 
-@functools.partial(jax.jit, static_argnames=('num_frames', 'q', 'sweeps'))
-def stage3(problem, p_map, s_map, *, num_frames, q, sweeps=1):
+@functools.partial(jax.jit, static_argnames=('num_frames', 'q', 'sweeps', 'mincut'))
+def stage3(problem, p_map, s_map, *, num_frames, q, sweeps=1, mincut='auto'):
   """Starts with the periods fixed -> (start [H, W], energy)."""
   num_labels = int((num_frames - 1) // q + 1)
   P = jnp.broadcast_to(p_map, (num_labels,) + p_map.shape).astype(jnp.int32)
   S = start_tables(p_map, num_labels, num_frames, q)
   lab0 = jnp.minimum(s_map // q, num_labels - 1).astype(jnp.int32)
-  lab, e = _solve(problem, P, S, lab0, sweeps)
+  lab, e = _solve(problem, P, S, lab0, sweeps, mincut=mincut)
   return jnp.take_along_axis(S, lab[None], 0)[0], e
 
 
@@ -181,7 +185,8 @@ def period_batch(config: LoopConfig, num_periods: int) -> int:
   return min(2, num_periods) if jax.default_backend() == 'cpu' else num_periods
 
 
-def stage1_batched(problem, periods, *, num_frames, q, sweeps=1, batch=None, stage=None):
+def stage1_batched(problem, periods, *, num_frames, q, sweeps=1, batch=None, stage=None,
+                   mincut='auto'):
   """`stage1` over `periods` `batch` at a time (default all at once) -> int32 [n_p, H, W].
 
   Every batch has the same shape, so it compiles once: the last one repeats its last period.
@@ -194,7 +199,8 @@ def stage1_batched(problem, periods, *, num_frames, q, sweeps=1, batch=None, sta
   out = []
   for i in range(0, n + pad, batch):
     out.append(jax.block_until_ready(
-        stage1(problem, padded[i:i + batch], num_frames=num_frames, q=q, sweeps=sweeps)))
+        stage1(problem, padded[i:i + batch], num_frames=num_frames, q=q, sweeps=sweeps,
+               mincut=mincut)))
     if stage is not None:
       nxt = i + batch
       stage.advance(min(batch, n - i), f'p = {int(periods[nxt])}' if nxt < n else None)
@@ -235,7 +241,7 @@ def _stage2_coarse(small, small_targets, starts1, periods, config, t, h, w):
   e_small = _targeted(small, small_targets)
   lab0 = _per_target(small, lambda pr: _init_stage2(pr, P, S), e_small)
   p_s, s_s, _ = _per_target(small, lambda pr, l0: stage2(
-      pr, P, S, l0, sweeps=config.sweeps_stage2), e_small, lab0)
+      pr, P, S, l0, sweeps=config.sweeps_stage2, mincut=config.mincut), e_small, lab0)
   return _upsample(starts1, h, w), _upsample(p_s, h, w), _upsample(s_s, h, w)
 
 
@@ -252,7 +258,8 @@ def _stage2_full(base, targets, starts1, periods, config, t, seed=None):
     lab0 = _per_target(base, lambda pr: _init_stage2(pr, P, S), e_full)
     sweeps = config.sweeps_stage2
   p_map, s_map, _ = _per_target(base, lambda pr, l0: stage2(
-      pr, P, S, l0, sweeps=sweeps, used_only=seed is not None), e_full, lab0)
+      pr, P, S, l0, sweeps=sweeps, used_only=seed is not None, mincut=config.mincut), e_full,
+      lab0)
   return jax.block_until_ready(p_map), s_map, e_full
 
 
@@ -261,7 +268,8 @@ def _stage3_all(base, e_full, p_map, s_map, config, t):
   # stage 3 sweeps over every start label even after a coarse solve: restricting it to the
   # starts the upsampled solution uses cost 2 % energy on the benchmark clip (docs/looper.md)
   s_map, energy = _per_target(base, lambda pr, pm, sm: stage3(
-      pr, pm, sm, num_frames=t, q=config.params.q, sweeps=config.sweeps), e_full, p_map, s_map)
+      pr, pm, sm, num_frames=t, q=config.params.q, sweeps=config.sweeps, mincut=config.mincut),
+      e_full, p_map, s_map)
   return s_map, jax.block_until_ready(energy)
 
 
@@ -288,7 +296,8 @@ def solve(video, config: LoopConfig, semantics=None, natural=None, targets=None,
   n_p = len(periods)
   with prog.stage(f'stage 1 ({n_p} periods)', n_p, 'periods', f'p = {int(periods[0])}') as st:
     starts1 = stage1_batched(small if f > 1 else base, periods, num_frames=t, q=config.params.q,
-                             sweeps=config.sweeps, batch=period_batch(config, n_p), stage=st)
+                             sweeps=config.sweeps, batch=period_batch(config, n_p), stage=st,
+                             mincut=config.mincut)
   num_labels = n_p + len(range(0, t, config.params.q))
   seed = None
   with prog.stage(f'stage 2 ({len(targets)} candidate(s), {num_labels} labels)',
@@ -326,10 +335,13 @@ def solve_videos(videos, config: LoopConfig, semantics=None, natural=None,
 
   def one(video, sem, nat, tgt):
     prob = costs.build_problem(video, config.params, semantics=sem, natural=nat, target=tgt)
-    starts1 = stage1(prob, periods, num_frames=t, q=q, sweeps=config.sweeps)
+    cut = config.mincut
+    starts1 = stage1(prob, periods, num_frames=t, q=q, sweeps=config.sweeps, mincut=cut)
     P, S = stage2_tables(starts1, periods, t, q)
-    p_map, s_map, _ = stage2(prob, P, S, _init_stage2(prob, P, S), sweeps=config.sweeps_stage2)
-    s_map, energy = stage3(prob, p_map, s_map, num_frames=t, q=q, sweeps=config.sweeps)
+    p_map, s_map, _ = stage2(prob, P, S, _init_stage2(prob, P, S), sweeps=config.sweeps_stage2,
+                             mincut=cut)
+    s_map, energy = stage3(prob, p_map, s_map, num_frames=t, q=q, sweeps=config.sweeps,
+                           mincut=cut)
     return p_map, s_map, energy
 
   if semantics is None:
