@@ -2,8 +2,9 @@
 
 Semantics come from `--segmentation FILE.npz` (per-frame class responses or labels of any
 segmenter, PASCAL-Context 60 classes are mapped to Oh's 32) or, without it, from the
-unsupervised motion/colour fallback of `semantics.motion_candidates` (the semantic weight w is
-then 0: only its candidate regions are used).
+unsupervised motion/colour fallback of `semantics.motion_candidates`: its regions are the
+candidate maps, their one-hot responses the semantics F of the energy, and they count as
+natural (`FALLBACK_NATURAL`).
 """
 import dataclasses
 import os
@@ -15,6 +16,9 @@ from animgen.errors import InputError
 
 DEFAULT_MAX_SIZE = 960      # Oh Sec. 5: at most 960x540 ...
 DEFAULT_MAX_SECONDS = 5.0   # ... and at most 5 s
+# Without a segmenter the moving regions count as natural classes (ours: what loops in a
+# cinemagraph is mostly water, trees, sky, fire; a person is protected with --segmentation)
+FALLBACK_NATURAL = True
 
 
 def _stem(path):
@@ -70,8 +74,12 @@ def candidates(video, args, say):
     natural = semantics.natural_union(maps, names)
     source = f'segmentation {os.path.basename(args.segmentation)}: ' + ', '.join(names)
   else:
-    maps, _ = semantics.motion_candidates(video, K=args.top_k)
-    F, natural = None, np.zeros((h, w), bool)  # fallback: w drops out (docs/looper.md)
+    # the fallback's one-hot region responses are the semantics (Phi_F, Psi_F and the semantic
+    # gamma_s act on them), and its regions count as natural (FALLBACK_NATURAL, docs/looper.md)
+    maps, F = semantics.motion_candidates(video, K=args.top_k)
+    maps = np.asarray(maps, bool)
+    natural = maps.any(0) if FALLBACK_NATURAL else np.zeros((h, w), bool)
+    F = F if len(maps) else None  # nothing moves: Liao's energy, no semantic channel to use
     names = [f'region {i + 1}' for i in range(len(maps))]
     source = f'motion fallback: {len(maps)} region(s)'
   maps = np.asarray(maps, bool)
@@ -107,6 +115,8 @@ def _check_args(args):
     prefs.resolve_user(prefs.load_model(args.prefs), args.user, args.user_ratings, args.prefs)
   for out in args.output:
     media.check_output(out)
+  if args.p_short < 1:
+    raise InputError(f'--p-short {args.p_short}: use a period in frames >= 1')
   if args.coarse < 0:
     raise InputError(f'--coarse {args.coarse}: use 0 (automatic), 1 (full size) or a factor > 1')
   if args.labels_out and not args.labels_out.endswith('.npz'):
@@ -126,7 +136,7 @@ def _read_mask(path, h, w):
 def _loop_config(args, num_frames, coarse):
   """The solver settings from the arguments (clip-length errors here, before any work)."""
   from animgen.looper import costs, stages
-  params = costs.Params()
+  params = costs.Params(p_short=args.p_short)
   if args.mask:  # Oh supp.: a user mask doubles alpha_sta
     params = dataclasses.replace(params, alpha_sta=2 * params.alpha_sta)
   config = stages.LoopConfig(min_period=args.min_period, max_period=args.max_period,
@@ -267,6 +277,11 @@ def cmd_loop(args):
         f'{", ".join(written)}')
 
 
+def costs_p_short():
+  from animgen.looper import costs
+  return costs.Params().p_short
+
+
 def register(sub):
   p = sub.add_parser('loop', help='video -> seamless loop / cinemagraph (Liao 2013, Oh 2017)')
   p.add_argument('video', help='MP4/AVI/MOV/GIF or a folder of frames')
@@ -293,6 +308,9 @@ def register(sub):
                  help='.npz with per-pixel int periods and starts per candidate, and the maps')
   p.add_argument('--min-period', type=int, default=32, help='minimum loop period in frames '
                  '(Oh supp.: 32; a multiple of 4)')
+  p.add_argument('--p-short', type=int, default=costs_p_short(),
+                 help='natural pixels pay alpha_inf for periods below this (Oh supp.: 20; with '
+                 'the minimum period 32 it never acts, as in the paper: lower --min-period)')
   p.add_argument('--max-period', type=int, default=0, help='maximum period (0: clip length)')
   p.add_argument('--coarse', type=int, default=0,
                  help='solve stages 1-2 at 1/N resolution, then refine; 0 (default): automatic, '

@@ -332,14 +332,16 @@ def _otsu(values: np.ndarray, bins: int = 256) -> float:
 
 
 def motion_score(video) -> jax.Array:
-  """[H, W] dynamicity: 1.4826 MAD over t of the intensity differences V(t+1) - V(t) (the MAD
-  of Liao's / Oh's gamma_t; unlike a plain temporal std it ignores slow lighting drift), blurred
-  with a Gaussian of sigma `_scale` pixels."""
+  """[H, W] dynamicity: sqrt(pi / 2) x the MEAN absolute deviation over t of the intensity
+  differences d(t) = V(t+1) - V(t) from their temporal median (a std under Gaussian noise),
+  blurred with a Gaussian of sigma `_scale` pixels. Subtracting the median ignores slow lighting
+  drift; the mean (not a median, as in the MAD) counts a pixel that an object sweeps over in a
+  few frames only, where most d(t) are zero."""
   grey = _grey(video)
   h, w = grey.shape[1:]
   d = jnp.diff(grey, axis=0)
-  mad = 1.4826 * costs.mads(d)[0]
-  return _blur(mad, float(_scale(h, w)))
+  dev = jnp.mean(jnp.abs(d - costs.median0(d)), axis=0)
+  return _blur(float(np.sqrt(np.pi / 2)) * dev, float(_scale(h, w)))
 
 
 def motion_candidates(video, K: int = 4) -> tuple[jax.Array, jax.Array]:
