@@ -160,6 +160,8 @@ def test_loop_command_on_the_shipped_cradle(tmp_path):
     (('data/photos/china.jpg', '-o', 'x.gif'), 'not a still image'),
     (('data/clips/newtonscradle.gif', '-o', 'x.xyz', '--min-period', '16'), 'unknown extension'),
     (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--coarse', '-2'), '--coarse -2'),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--candidates', '-5'), '--candidates -5'),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--top-k', '0'), '--top-k 0'),
 ])
 def test_loop_bad_input_is_one_line_exit_2(tmp_path, args, message):
   r = _cli(*[a if not a.startswith('x.') else str(tmp_path / a) for a in args])
@@ -286,3 +288,36 @@ def test_fallback_finds_sweeping_objects_and_loops_each_with_its_period():
   frames = np.asarray(render.render(video, loop.periods, loop.starts, 48, blend=False))
   near = ndimage.binary_dilation(objects[0][0] | objects[1][0], iterations=2)
   assert np.quantile(frames.std(0).max(-1)[~near], 0.99) < 0.03   # sensor noise only
+
+
+def test_candidate_ids_are_objects_pairs_and_all():
+  from animgen.looper import command
+  maps = np.zeros((3, 4, 4), bool)
+  for k in range(3):
+    maps[k, k] = True
+  got, names = command.combinations(maps, ['tree', 'water', 'sky'])
+  assert names == ['tree', 'water', 'sky', 'tree+water', 'tree+sky', 'water+sky', 'all']
+  np.testing.assert_array_equal(got[3], maps[0] | maps[1])
+  np.testing.assert_array_equal(got[5], maps[1] | maps[2])
+  np.testing.assert_array_equal(got[6], maps.any(0))
+  two, names2 = command.combinations(maps[:2], ['tree', 'water'])
+  assert names2 == ['tree', 'water', 'all'] and len(two) == 3   # the pair is all of them
+
+
+def test_loop_candidates_writes_the_best_n_and_a_json_of_all(tmp_path):
+  import json
+  from animgen import media
+  video, _ = two_sweepers()
+  media.write_video(str(tmp_path / 'two.gif'), video, fps=10)
+  r = _cli(str(tmp_path / 'two.gif'), '-o', str(tmp_path / 'c.gif'), '--min-period', '8',
+           '--candidates', '2', '-q')
+  assert r.returncode == 0, r.stderr
+  with open(tmp_path / 'c_candidates.json') as f:
+    rows = json.load(f)['candidates']
+  assert [row['rank'] for row in rows] == [1, 2, 3]
+  assert sorted(row['name'] for row in rows) == ['all', 'region 1', 'region 2']
+  assert rows[0]['outputs'] == [str(tmp_path / 'c.gif')] and len(rows[1]['outputs']) == 1
+  assert rows[2]['outputs'] == []   # --candidates 2: the third is solved and listed only
+  assert all(row['looping'] > 0 and row['energy'] > 0 for row in rows)
+  written = sorted(os.listdir(tmp_path))
+  assert len([n for n in written if n.endswith('.gif')]) == 3   # the clip and two loops

@@ -84,10 +84,24 @@ def candidates(video, args, say):
     source = f'motion fallback: {len(maps)} region(s)'
   maps = np.asarray(maps, bool)
   if len(maps) > 1 and args.candidates > 1:  # Oh Sec. 3.3: combinations of objects as well
-    maps = np.concatenate([maps, maps.any(0, keepdims=True)])
-    names.append('all')
+    maps, names = combinations(maps, names)
   say(source)
   return F, natural, maps, names
+
+
+def combinations(maps, names):
+  """Candidate IDs of Oh Sec. 3.3: each object, each pair of objects and (from three objects
+  on) all of them together -> (maps [n, H, W], names such as 'tree+water' and 'all')."""
+  import itertools
+  maps, names = list(maps), list(names)
+  k = len(maps)
+  for i, j in itertools.combinations(range(k), 2):
+    if k > 2:
+      maps.append(maps[i] | maps[j])
+      names.append(f'{names[i]}+{names[j]}')
+  maps.append(np.any(maps[:k], axis=0))
+  names.append('all')
+  return np.asarray(maps, bool), names
 
 
 def auto_coarse(h, w):
@@ -115,6 +129,9 @@ def _check_args(args):
     prefs.resolve_user(prefs.load_model(args.prefs), args.user, args.user_ratings, args.prefs)
   for out in args.output:
     media.check_output(out)
+  for flag, value in (('--candidates', args.candidates), ('--top-k', args.top_k)):
+    if value < 1:
+      raise InputError(f'{flag} {value}: use a count >= 1')
   if args.p_short < 1:
     raise InputError(f'--p-short {args.p_short}: use a period in frames >= 1')
   if args.coarse < 0:
@@ -177,19 +194,39 @@ def _write_loop(args, video, fps, loop, n_out, targets, prog):
 
 
 def _write_loops(args, video, fps, loops, order, n_out, prog):
-  """The best loop (order[0]) to the outputs and, with --candidates > 1, the other loops in
-  `order` to the outputs suffixed with their names; returns the paths written."""
-  jobs = [(loops[order[0]], args.output)]
-  if args.candidates > 1:
-    jobs += [(loops[i], [_suffixed(o, _slug(loops[i].name)) for o in args.output])
-             for i in order[1:]]
+  """The best loop (order[0]) to the outputs and, with --candidates N > 1, the next N - 1 loops
+  in `order` to the outputs suffixed with their names; returns (paths written, the outputs of
+  each loop index)."""
+  picked = order[:max(args.candidates, 1)]
+  jobs = [(loops[order[0]], args.output)] + [
+      (loops[i], [_suffixed(o, _slug(loops[i].name)) for o in args.output]) for i in picked[1:]]
+  outputs = {i: list(targets) for i, (_, targets) in zip(picked, jobs)}
   written = []
   with prog.stage(f'render ({len(jobs)} loop(s) of {n_out} frames)', len(jobs), 'loops',
                   jobs[0][0].name) as st:
     for k, (loop, targets) in enumerate(jobs):
       written += _write_loop(args, video, fps, loop, n_out, targets, prog)
       st.advance(item=jobs[k + 1][0].name if k + 1 < len(jobs) else None)
-  return written
+  return written, outputs
+
+
+def _write_summary(args, loops, order, outputs, ratings=None):
+  """OUTPUT_candidates.json: every candidate, best first, with its energy, looping fraction,
+  periods used, predicted rating (--prefs) and the files written for it."""
+  from animgen import media
+  path = _suffixed(args.output[0], 'candidates', '.json')
+  rows = []
+  for rank, i in enumerate(order):
+    loop = loops[i]
+    row = {'rank': rank + 1, 'name': loop.name, 'energy': float(loop.energy),
+           'looping': float((loop.periods > 1).mean()),
+           'periods': sorted(int(p) for p in np.unique(loop.periods) if p > 1),
+           'outputs': outputs.get(i, [])}
+    if ratings is not None:
+      row['predicted_rating'] = float(ratings[i])
+    rows.append(row)
+  media.write_json(path, {'video': args.video, 'candidates': rows})
+  return path
 
 
 def _write_labels(path, loops, maps, best):
@@ -240,6 +277,7 @@ def _preferred_order(args, video, loops, n_out, prog):
                                               responses))
       st.advance()
   ratings, order = prefs.rank_for_user(args.prefs, args.user, parts, args.user_ratings)
+  args.predicted = ratings
   who = args.user or prefs.resolve_user(prefs.load_model(args.prefs), None, args.user_ratings)[1]
   prog.say(f'predicted ratings of {who}: ' + ', '.join(
       f'{loops[i].name} {ratings[i]:.2f}' for i in order))
@@ -269,7 +307,9 @@ def cmd_loop(args):
   order = (_preferred_order(args, video, loops, n_out, prog) if args.prefs
            else default_order(loops))
   best = order[0]
-  written = _write_loops(args, video, fps, loops, order, n_out, prog)
+  written, outputs = _write_loops(args, video, fps, loops, order, n_out, prog)
+  if args.candidates > 1:
+    written.append(_write_summary(args, loops, order, outputs, getattr(args, 'predicted', None)))
   if args.labels_out:
     _write_labels(args.labels_out, loops, maps, best)
     written.append(args.labels_out)
@@ -288,8 +328,9 @@ def register(sub):
   p.add_argument('-o', '--output', required=True, action='append',
                  help='.gif, .mp4, .png (animated) or a folder; repeat for several formats')
   p.add_argument('--candidates', type=int, default=1,
-                 help='>1: also write one cinemagraph per candidate object (and all together), '
-                 'named OUTPUT_<candidate>; the best one goes to OUTPUT')
+                 help='N > 1: solve every candidate (each object, each pair of objects, all '
+                 'together), write the best to OUTPUT and the next N - 1 as OUTPUT_<candidate>, '
+                 'and all of them with energies in OUTPUT_candidates.json')
   p.add_argument('--top-k', type=int, default=4, help='candidate objects (Oh Sec. 3.1: K = 4)')
   p.add_argument('--segmentation', default=None,
                  help='per-frame segmenter output (.npz with "responses" [T,H,W,C] or "labels" '
