@@ -200,6 +200,34 @@ def test_loop_command_mask_makes_the_masked_region_move(tmp_path):
     assert list(d['names']) == ['mask']
     assert d['candidate_maps'][0][:, :32].all() and not d['candidate_maps'][0][:, 32:].any()
     assert (d['periods'][0][:, :32] > 1).mean() > 0.5
+    masked = d['periods'][0], d['starts'][0]
+  frames, _ = media.read_video(str(tmp_path / 'm.gif'))
+  assert np.quantile(frames[:, :, 36:].std(0).max(-1), 0.99) < 0.02   # the right half is still
+  # editing as the paper does: a first run caches stage 1, the masked run reuses it
+  first = _cli('data/clips/newtonscradle.gif', '-o', str(tmp_path / 'a.gif'), '--min-period',
+               '16', '--max-size', '64', '--labels-out', str(tmp_path / 'a.npz'), '-q')
+  assert first.returncode == 0, first.stderr
+  edit = _cli('data/clips/newtonscradle.gif', '-o', str(tmp_path / 'e.gif'), '--min-period',
+              '16', '--max-size', '64', '--mask', str(tmp_path / 'mask.png'), '--reuse-stage1',
+              str(tmp_path / 'a.npz'), '--labels-out', str(tmp_path / 'e.npz'))
+  assert edit.returncode == 0, edit.stderr
+  assert 'stage 1: reused' in edit.stderr and 'stage 1 (' not in edit.stderr
+  with np.load(tmp_path / 'e.npz') as d:
+    np.testing.assert_array_equal(d['periods'][0], masked[0])
+    np.testing.assert_array_equal(d['starts'][0], masked[1])
+  other = _cli('data/clips/newtonscradle.gif', '-o', str(tmp_path / 'o.gif'), '--min-period',
+               '20', '--max-size', '64', '--reuse-stage1', str(tmp_path / 'a.npz'))
+  assert other.returncode == 2 and 'solved for other periods' in other.stderr
+
+
+def test_a_user_mask_doubles_alpha_sta():
+  import types
+  from animgen.looper import command
+  args = types.SimpleNamespace(mask=None, min_period=16, max_period=0, p_short=20)
+  plain = command._loop_config(args, 40, 1).params
+  edited = command._loop_config(types.SimpleNamespace(**{**vars(args), 'mask': 'm.png'}), 40,
+                                1).params
+  assert plain.alpha_sta == costs.Params().alpha_sta and edited.alpha_sta == 2 * plain.alpha_sta
 
 
 def test_used_only_moves_visit_the_labels_of_the_start_labelling():

@@ -150,6 +150,21 @@ def _read_mask(path, h, w):
   return mask > 0.5
 
 
+def _read_stage1(path, period_list):
+  """The stage-1 starts cached by --labels-out, checked against this solve's periods."""
+  from animgen.preference import panel
+  arrays = panel.read_npz(path, 'labels') if os.path.isfile(path) else None
+  if arrays is None:
+    raise InputError(f'--reuse-stage1 {path}: not found; write it with --labels-out first')
+  if 'stage1_starts' not in arrays or 'stage1_periods' not in arrays:
+    raise InputError(f'--reuse-stage1 {path}: no stage1_starts in it; write it with '
+                     '--labels-out of animgen loop')
+  if not np.array_equal(arrays['stage1_periods'], period_list):
+    raise InputError(f'--reuse-stage1 {path}: solved for other periods; use the same clip, '
+                     '--frames/--max-seconds and --min-period/--max-period as that run')
+  return arrays['stage1_starts']
+
+
 def _loop_config(args, num_frames, coarse):
   """The solver settings from the arguments (clip-length errors here, before any work)."""
   from animgen.looper import costs, stages
@@ -229,13 +244,16 @@ def _write_summary(args, loops, order, outputs, ratings=None):
   return path
 
 
-def _write_labels(path, loops, maps, best):
-  """--labels-out: per-candidate int periods and starts, the candidate maps, names and best."""
+def _write_labels(path, loops, maps, best, period_list):
+  """--labels-out: per-candidate int periods and starts, the candidate maps, names and best,
+  and the shared stage-1 starts with their periods (what --reuse-stage1 reads back)."""
   from animgen import media
   arrays = {'periods': np.stack([l.periods for l in loops]).astype(np.int32),
             'starts': np.stack([l.starts for l in loops]).astype(np.int32),
             'candidate_maps': np.asarray(maps, bool),
-            'names': np.asarray([l.name for l in loops]), 'best': np.int32(best)}
+            'names': np.asarray([l.name for l in loops]), 'best': np.int32(best),
+            'stage1_starts': np.asarray(loops[0].stage1, np.int32),
+            'stage1_periods': np.asarray(period_list, np.int32)}
   with media.atomic_file(path) as tmp:
     with open(tmp, 'wb') as f:
       np.savez_compressed(f, **arrays)
@@ -293,6 +311,8 @@ def cmd_loop(args):
   coarse = args.coarse or auto_coarse(h, w)
   config = _loop_config(args, t, coarse)
   mask = _read_mask(args.mask, h, w) if args.mask else None
+  starts1 = (_read_stage1(args.reuse_stage1, stages.period_set(t, config))
+             if args.reuse_stage1 else None)
   # every input is checked: from here on, progress on stderr
   prog = Progress('animgen loop', quiet=args.quiet)
   prog.say(f'{t} frames at {w}x{h}, {fps:g} fps')
@@ -301,7 +321,7 @@ def cmd_loop(args):
   F, natural, maps, names = _targets(args, video, mask, prog)
   tic = time.time()
   loops = stages.solve(video, config, semantics=F, natural=natural, targets=maps, names=names,
-                       progress=prog)
+                       progress=prog, starts1=starts1)
   prog.say(f'solved {len(loops)} candidate(s) in {time.time() - tic:.1f} s')
   n_out = args.out_frames or int(max(l.periods.max() for l in loops))
   order = (_preferred_order(args, video, loops, n_out, prog) if args.prefs
@@ -311,7 +331,7 @@ def cmd_loop(args):
   if args.candidates > 1:
     written.append(_write_summary(args, loops, order, outputs, getattr(args, 'predicted', None)))
   if args.labels_out:
-    _write_labels(args.labels_out, loops, maps, best)
+    _write_labels(args.labels_out, loops, maps, best, stages.period_set(t, config))
     written.append(args.labels_out)
   print(f'animgen: wrote {n_out} frames at {w}x{h} (best: {loops[best].name}): '
         f'{", ".join(written)}')
@@ -345,6 +365,9 @@ def register(sub):
   p.add_argument('--user-ratings', default=None,
                  help='a new user: CSV with columns cinemagraph,rating of panel cinemagraphs; '
                  'ranks for the panel user whose ratings are nearest (Oh Sec. 4)')
+  p.add_argument('--reuse-stage1', default=None, metavar='LABELS.npz',
+                 help='skip stage 1 by reusing the one cached in an earlier --labels-out of the '
+                 'same clip and options (e.g. to edit a candidate with --mask)')
   p.add_argument('--labels-out', default=None,
                  help='.npz with per-pixel int periods and starts per candidate, and the maps')
   p.add_argument('--min-period', type=int, default=32, help='minimum loop period in frames '

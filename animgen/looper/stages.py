@@ -41,6 +41,7 @@ class Loop:
   starts: np.ndarray
   energy: float
   name: str = 'all'
+  stage1: np.ndarray | None = None  # the shared stage-1 starts [n_p, h, w] at stage-1 size
 
 
 def period_set(num_frames: int, config: LoopConfig) -> np.ndarray:
@@ -274,7 +275,7 @@ def _stage3_all(base, e_full, p_map, s_map, config, t):
 
 
 def solve(video, config: LoopConfig, semantics=None, natural=None, targets=None,
-          names=None, progress=None) -> list[Loop]:
+          names=None, progress=None, starts1=None) -> list[Loop]:
   """Candidate loops of `video` [T, H, W, 3] in [0, 1], one per target map (Oh Alg. 1).
 
   semantics: responses F [T, H, W, K] or None; natural: bool [H, W] union of natural-class maps;
@@ -282,7 +283,8 @@ def solve(video, config: LoopConfig, semantics=None, natural=None, targets=None,
   everywhere). Stage 1 is shared by all candidates; stages 2-3 are vmapped over them.
   progress: an animgen.progress.Progress (a bar per stage), a callable that receives one line
   per finished stage ('costs: 0.1 s', 'stage 1 (7 periods): 2.0 s', 'stage 2 (...): ...',
-  'stage 3: ...'), or None.
+  'stage 3: ...'), or None. starts1: the stage-1 starts of an earlier solve of the same video
+  and config (`Loop.stage1`): stage 1 is skipped (editing a candidate map with a mask).
   """
   prog = Progress.wrap(progress)
   video = jnp.asarray(video, jnp.float32)
@@ -294,10 +296,20 @@ def solve(video, config: LoopConfig, semantics=None, natural=None, targets=None,
   with prog.stage('costs'):
     base, small, small_targets = _build_problems(video, config, semantics, natural, targets, f)
   n_p = len(periods)
-  with prog.stage(f'stage 1 ({n_p} periods)', n_p, 'periods', f'p = {int(periods[0])}') as st:
-    starts1 = stage1_batched(small if f > 1 else base, periods, num_frames=t, q=config.params.q,
-                             sweeps=config.sweeps, batch=period_batch(config, n_p), stage=st,
-                             mincut=config.mincut)
+  solved_at = (n_p,) + ((h // f, w // f) if f > 1 else (h, w))
+  if starts1 is not None:
+    starts1 = np.asarray(starts1)
+    if starts1.shape != solved_at:
+      raise InputError(f'the cached stage 1 is {starts1.shape} (periods, height, width) but this '
+                       f'solve needs {solved_at}: re-run without it on the same clip and options')
+    starts1 = jnp.asarray(starts1, jnp.int32)
+    prog.say('stage 1: reused')
+  else:
+    with prog.stage(f'stage 1 ({n_p} periods)', n_p, 'periods', f'p = {int(periods[0])}') as st:
+      starts1 = stage1_batched(small if f > 1 else base, periods, num_frames=t,
+                               q=config.params.q, sweeps=config.sweeps,
+                               batch=period_batch(config, n_p), stage=st, mincut=config.mincut)
+  cache = np.asarray(starts1)
   num_labels = n_p + len(range(0, t, config.params.q))
   seed = None
   with prog.stage(f'stage 2 ({len(targets)} candidate(s), {num_labels} labels)',
@@ -310,7 +322,8 @@ def solve(video, config: LoopConfig, semantics=None, natural=None, targets=None,
   with prog.stage('stage 3'):
     s_map, energy = _stage3_all(base, e_full, p_map, s_map, config, t)
   p_map, s_map, energy = map(np.asarray, (p_map, s_map, energy))
-  return [Loop(p_map[i], s_map[i], float(energy[i]), names[i]) for i in range(len(targets))]
+  return [Loop(p_map[i], s_map[i], float(energy[i]), names[i], cache)
+          for i in range(len(targets))]
 
 
 def solve_videos(videos, config: LoopConfig, semantics=None, natural=None,
