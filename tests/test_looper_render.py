@@ -85,12 +85,56 @@ def test_screened_poisson_matches_dense_least_squares():
   np.testing.assert_allclose(u[..., 0], want, atol=1e-5)
 
 
+def test_periodic_screened_poisson_matches_dense_least_squares():
+  """The 3-D solve, periodic in time and Neumann in space, against lstsq of the same rows."""
+  rng = np.random.default_rng(12)
+  n, h, w, eps = 5, 3, 4, 0.2
+  f = rng.random((n, h, w, 1))
+  gt, gx, gy = (rng.normal(size=s) for s in ((n, h, w, 1), (n, h, w - 1, 1), (n, h - 1, w, 1)))
+  u = np.asarray(render.screened_poisson_periodic(*(a.astype(np.float32)
+                                                    for a in (f, gt, gx, gy)), eps))
+  idx = np.arange(n * h * w).reshape(n, h, w)
+  pairs = [(idx, np.roll(idx, -1, 0), gt), (idx[:, :, :-1], idx[:, :, 1:], gx),
+           (idx[:, :-1], idx[:, 1:], gy)]
+  rows, rhs = [], []
+  for a, b, g in pairs:
+    for i0, i1, gv in zip(a.ravel(), b.ravel(), g.ravel()):
+      r = np.zeros(n * h * w)
+      r[i1], r[i0] = 1, -1
+      rows.append(r)
+      rhs.append(gv)
+  a = np.vstack([np.array(rows), np.sqrt(eps) * np.eye(n * h * w)])
+  b = np.concatenate([rhs, np.sqrt(eps) * f.ravel()])
+  want = np.linalg.lstsq(a, b, rcond=None)[0].reshape(n, h, w)
+  np.testing.assert_allclose(u[..., 0], want, atol=1e-4)
+
+
+def test_periodic_blend_hides_the_loop_wrap_and_keeps_a_periodic_video():
+  rng = np.random.default_rng(13)
+  walk = np.clip(0.5 + np.cumsum(rng.normal(0, 0.03, (40, 6, 6, 3)), axis=0), 0, 1)
+  video = walk.astype(np.float32)
+  p, s = np.full((6, 6), 16), np.full((6, 6), 8)
+  plain = np.asarray(render.render(video, p, s, 16, blend=False))
+  blended = np.asarray(render.render(video, p, s, 16, method='periodic'))
+  wrap = lambda f: np.abs(f[(8 + 16) % 16] - f[(8 + 15) % 16]).mean()   # j = p - 1 -> j = 0
+  steps = np.abs(np.diff(plain, axis=0)).mean()
+  assert wrap(plain) > 3 * steps
+  assert wrap(blended) < 0.8 * wrap(plain)   # measured 0.065 vs 0.097 (eps 0.01)
+  # a video that already loops with the labels' period: nothing to blend
+  tt = np.arange(48)[:, None, None, None]
+  periodic = (0.5 + 0.3 * np.sin(2 * np.pi * tt / 16 + rng.uniform(0, 6, (1, 6, 6, 3))))
+  periodic = periodic.astype(np.float32)
+  np.testing.assert_allclose(np.asarray(render.render(periodic, p, s, 16, method='periodic')),
+                             np.asarray(render.render(periodic, p, s, 16, blend=False)),
+                             atol=1e-4)
+
+
 def test_blend_with_one_label_and_no_fade_is_identity():
   rng = np.random.default_rng(3)
   video = rng.random((20, 8, 10, 3)).astype(np.float32)
   p, s = np.full((8, 10), 12), np.full((8, 10), 5)
   plain = np.asarray(render.render(video, p, s, 12, blend=False))
-  blended = np.asarray(render.render(video, p, s, 12, crossfade=0))
+  blended = np.asarray(render.render(video, p, s, 12, crossfade=0, method='frames'))
   np.testing.assert_allclose(blended, plain, atol=2e-5)
 
 
@@ -105,7 +149,7 @@ def test_crossfade_weights_and_wrap():
   for start, c in [(8, 4), (2, 2)]:
     s = np.full((4, 4), start)
     plain = np.asarray(render.render(video, p, s, 16, blend=False))
-    faded = np.asarray(render.render(video, p, s, 16, crossfade=4))
+    faded = np.asarray(render.render(video, p, s, 16, crossfade=4, method='frames'))
     for tt in range(16):
       j = (tt - start) % 16  # the loop's local frame: phi = s + j
       a = max(j - (16 - c) + 1, 0) / (c + 1)

@@ -149,9 +149,8 @@ def resolve(name: str) -> str:
     raise ValueError(f'mincut {name!r}: use one of {", ".join(MINCUTS)}')
   if name != 'auto':
     return name
-  try:
-    import maxflow  # noqa: F401  (PyMaxflow)
-  except ImportError:
+  import importlib.util
+  if importlib.util.find_spec('maxflow') is None:  # PyMaxflow
     return 'push-relabel'
   return 'bk' if jax.default_backend() == 'cpu' else 'push-relabel'
 

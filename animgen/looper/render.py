@@ -3,7 +3,7 @@
 The output is L(x, t) = V(x, phi(x, t)), phi(x, t) = s + ((t - s) mod p), optionally time
 stretched so that every pixel's loop fits a common output length, with a temporal cross-fade at
 each pixel's loop wrap and a gradient-domain blend of the spatial seams between labels (after
-Liao et al. 2015, simplified to a per-frame screened Poisson solve; see `render`).
+Liao et al. 2015: by default one time-periodic screened Poisson solve in 3-D; see `render`).
 """
 
 from __future__ import annotations
@@ -115,11 +115,73 @@ def _render_blended(video, phi, periods, starts, width, eps):
   return jax.lax.map(lambda f: _blend_frame(video, f, periods, starts, width, eps), phi)
 
 
+def screened_poisson_periodic(frames, gt, gx, gy, eps: float = SCREEN_EPS) -> jax.Array:
+  """argmin_u ||D_t u - gt||^2 + ||D_x u - gx||^2 + ||D_y u - gy||^2 + eps ||u - frames||^2.
+
+  frames [N, H, W, C]; gt [N, H, W, C] the wanted u[(t + 1) mod N] - u[t] (periodic in time: the
+  loop's last frame is followed by its first); gx [N, H, W-1, C], gy [N, H-1, W, C] as in
+  `screened_poisson`. D_t^T D_t is circulant, diagonalised by the FFT over time with eigenvalues
+  2 - 2 cos(2 pi k / N); space as in `screened_poisson` (DCT-II, Neumann): one exact solve.
+  """
+  n, h, w = frames.shape[:3]
+  def pad(g, axis, before):
+    return jnp.pad(g, [((1, 0) if before else (0, 1)) if i == axis else (0, 0)
+                       for i in range(4)])
+  dtg = (jnp.roll(gt, 1, axis=0) - gt + pad(gx, 2, True) - pad(gx, 2, False)
+         + pad(gy, 1, True) - pad(gy, 1, False))
+  lam = ((2 - 2 * jnp.cos(2 * jnp.pi * jnp.arange(n // 2 + 1) / n))[:, None, None]
+         + (2 - 2 * jnp.cos(jnp.pi * jnp.arange(h) / h))[None, :, None]
+         + (2 - 2 * jnp.cos(jnp.pi * jnp.arange(w) / w))[None, None, :])
+  spec = jax.scipy.fft.dctn(dtg + eps * frames, axes=(1, 2), norm='ortho')
+  spec = jnp.fft.rfft(spec, axis=0) / (lam + eps)[..., None]
+  spec = jnp.fft.irfft(spec, n=n, axis=0)
+  return jax.scipy.fft.idctn(spec, axes=(1, 2), norm='ortho')
+
+
+def _periodic_targets(video, phi):
+  """(L, gt, gx, gy) of the 3-D blend: the plain loop L = V(x, phi) and target gradients.
+
+  Space: as in `_blend_frame`, the mean of the two pixels' own consistent gradients. Time, from
+  output frame t to (t + 1) mod N at pixel x: where phi does not go back (the loop runs on, or
+  holds a frame while slowed down) the loop's own step L(t + 1) - L(t); at a wrap (phi goes
+  back to the loop's start) the mean of the step that continues t's source,
+  V(phi(t) + 1) - V(phi(t)), and the step that arrives at t + 1's source,
+  V(phi(t + 1)) - V(phi(t + 1) - 1) (Liao 2015 / Hoppe's seam gradients in time; frames outside
+  the clip are clamped)."""
+  t_in, h, w = video.shape[:3]
+  rows, cols = jnp.arange(h)[:, None], jnp.arange(w)[None, :]
+  at = lambda f, r=rows, c=cols: video[jnp.clip(f, 0, t_in - 1), r, c]
+  L = at(phi)
+  nxt = jnp.roll(phi, -1, axis=0)
+  wrap = (nxt < phi)[..., None]
+  seam = 0.5 * (at(phi + 1) - L + at(nxt) - at(nxt - 1))
+  gt = jnp.where(wrap, seam, jnp.roll(L, -1, axis=0) - L)
+  left, right, up, down = np.s_[:, :, :-1], np.s_[:, :, 1:], np.s_[:, :-1], np.s_[:, 1:]
+  gx = 0.5 * (at(phi[left], rows, cols[:, 1:]) - L[left]
+              + L[right] - at(phi[right], rows, cols[:, :-1]))
+  gy = 0.5 * (at(phi[up], rows[1:], cols) - L[up] + L[down] - at(phi[down], rows[:-1], cols))
+  return L, gt, gx, gy
+
+
+@jax.jit
+def _render_periodic(video, phi, eps):
+  L, gt, gx, gy = _periodic_targets(video, phi)
+  return jnp.clip(screened_poisson_periodic(L, gt, gx, gy, eps), 0.0, 1.0)
+
+
 def render(video, periods, starts, num_frames: int, crossfade: int = CROSSFADE,
-           blend: bool = True, stretch: bool = True, eps: float = SCREEN_EPS) -> jax.Array:
+           blend: bool = True, stretch: bool = True, eps: float = SCREEN_EPS,
+           method: str = 'frames') -> jax.Array:
   """The loop [num_frames, H, W, 3] of video [T, H, W, 3] under labels periods, starts [H, W].
 
-  blend=False: exactly video[phi(x, t), x] (no cross-fade, no seam blend). blend=True:
+  blend=False: exactly video[phi(x, t), x] (no cross-fade, no seam blend).
+  blend=True, method='periodic' (default; Liao et al. 2015's gradient-domain loop blend): one
+  screened Poisson solve over the whole loop in 3-D, periodic in time, whose target gradients
+  are the loop's own except across spatial seams and loop wraps, where they are the mean of the
+  two sources' gradients (`_periodic_targets`, `screened_poisson_periodic`); `crossfade` is
+  unused.
+  blend=True, method='frames' (the per-frame renderer the simulated preference panel was made
+  with):
   1. temporal cross-fade of each pixel's last `crossfade` loop frames with the frames just
      before its start (see `_fade`; 0 turns it off);
   2. seam blend, per output frame and colour channel: with C the cross-faded frame, the target
@@ -136,6 +198,10 @@ def render(video, periods, starts, num_frames: int, crossfade: int = CROSSFADE,
   if not blend:
     h, w = p.shape
     return video[phi, jnp.arange(h)[:, None], jnp.arange(w)[None, :]]
+  if method == 'periodic':
+    return _render_periodic(video, phi, jnp.float32(eps))
+  if method != 'frames':
+    raise ValueError(f'render method {method!r}: use periodic or frames')
   return _render_blended(video, phi, p, s, jnp.int32(crossfade), jnp.float32(eps))
 
 
