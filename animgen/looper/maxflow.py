@@ -125,10 +125,36 @@ def grid_mincut(source, sink, right, left, down, up, block=32):
   return flow, d >= inf
 
 
+def host_mincut(source, sink, right, left, down, up):
+  """(flow, source_side [H, W] bool) of a grid graph by PyMaxflow (exact, int capacities)."""
+  import maxflow as pymaxflow
+  source, sink = np.asarray(source), np.asarray(sink)
+  h, w = source.shape
+  g = pymaxflow.Graph[int]()
+  ids = g.add_grid_nodes((h, w))
+  g.add_grid_tedges(ids, source, sink)
+  cap = np.zeros((h, w), np.int64)
+  for fwd, bwd, struct, cut in ((right, left, np.array([[0, 0, 0], [0, 0, 1], [0, 0, 0]]), 1),
+                                (down, up, np.array([[0, 0, 0], [0, 0, 0], [0, 1, 0]]), 0)):
+    fwd, bwd = np.asarray(fwd), np.asarray(bwd)
+    if fwd.size:
+      cap[:] = 0
+      rev = np.zeros_like(cap)
+      sl = (slice(None), slice(0, w - 1)) if cut else (slice(0, h - 1), slice(None))
+      cap[sl], rev[sl] = fwd, bwd
+      g.add_grid_edges(ids, weights=cap, structure=struct, symmetric=False)
+      # reverse capacities: edge (x + e) -> x, added from the neighbour's side
+      sl2 = (slice(None), slice(1, w)) if cut else (slice(1, h), slice(None))
+      back = np.zeros_like(cap)
+      back[sl2] = bwd
+      g.add_grid_edges(ids, weights=back, structure=struct[::-1, ::-1], symmetric=False)
+  flow = g.maxflow()
+  return int(flow), ~g.get_grid_segments(ids)
+
+
 def _bk_host(source, sink, right, left, down, up):
   """Host side of `bk_mincut`: numpy arrays in, (int32 flow, bool source side) out."""
-  from animgen.looper import reference
-  flow, side = reference.mincut(source, sink, right, left, down, up)
+  flow, side = host_mincut(source, sink, right, left, down, up)
   return np.int32(flow), np.asarray(side, bool)
 
 
