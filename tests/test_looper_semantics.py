@@ -115,11 +115,15 @@ def test_topk_responses_and_candidate_maps():
   np.testing.assert_allclose(top[5, 0, 0], [0, 1])
   np.testing.assert_allclose(top[0, 0, 0], [0.6 / 0.85, 0.25 / 0.85], rtol=1e-6)
   np.testing.assert_allclose(top[5, 0, 2], [0.5, 0.5])  # all zero -> uniform
-  pi = np.asarray(semantics.candidate_maps(top))
+  pi = np.asarray(semantics.candidate_maps(F, [0, 1]))
   assert pi.dtype == bool and pi.shape == (2, 1, 3)
-  assert pi[0, 0].tolist() == [True, False, True]  # pixel 2 ties (uniform): argmax picks 0
-  assert pi[1, 0].tolist() == [True, True, False]
-  assert np.asarray(semantics.candidate_maps(top, thr=0.1))[0, 0].tolist() == [True, True, True]
+  assert pi[0, 0].tolist() == [True, False, False]  # pixel 2 is class 3 (not kept) throughout
+  assert pi[1, 0].tolist() == [False, False, False]  # class 1 never beats class 3
+  assert np.asarray(semantics.candidate_maps(F, [0, 1], thr=0.1))[0, 0].tolist() == [
+      True, True, False]
+  assert np.asarray(semantics.candidate_maps(F, [3]))[0, 0].tolist() == [True, True, True]
+  # over the kept channels only, class 1 would win pixels 0-1 and class 0 the uniform pixel 2
+  assert np.asarray(semantics.candidate_maps(top, [0, 1]))[1, 0].tolist() == [True, True, False]
 
 
 def test_load_responses_good_files(tmp_path):

@@ -302,7 +302,7 @@ def test_fallback_finds_sweeping_objects_and_loops_each_with_its_period():
   import types
   from animgen.looper import command
   video, objects = two_sweepers()
-  args = types.SimpleNamespace(segmentation=None, top_k=4, candidates=1)
+  args = types.SimpleNamespace(segmentation=None, segmenter=None, top_k=4, candidates=1)
   F, natural, maps, _ = command.candidates(video, args, lambda line: None)
   assert F is not None and natural.any()
   covered = maps.any(0)

@@ -57,22 +57,39 @@ def read_clip(path, max_size, max_seconds, start, frames):
   return np.clip(video, 0.0, 1.0).astype(np.float32), fps
 
 
-def candidates(video, args, say):
-  """-> (semantics F or None, natural [H, W], targets [n, H, W], names, source)."""
+def class_responses(video, args, say):
+  """(F [T, H, W, C], class names) of --segmenter (run here) or --segmentation (read), merged
+  into Oh's 32 classes where they are PASCAL-Context's or ADE20K's; None without either."""
   from animgen.looper import semantics
   t, h, w, _ = video.shape
+  if args.segmenter:
+    from animgen.looper import segmenter
+    return segmenter.onnx_responses(args.segmenter, video, args.segmenter_classes,
+                                    args.segmenter_norm, say)
   if args.segmentation:
-    F, classes = semantics.load_responses(args.segmentation, t, h, w)
-    F, classes = semantics.to_oh_classes(F, classes)
+    return semantics.to_oh_classes(*semantics.load_responses(args.segmentation, t, h, w))
+  return None
+
+
+def candidates(video, args, say, responses=None):
+  """-> (semantics F or None, natural [H, W], targets [n, H, W], names); `responses` are
+  `class_responses(video, args, say)`, computed here when not given."""
+  from animgen.looper import semantics
+  t, h, w, _ = video.shape
+  if responses is None:
+    responses = class_responses(video, args, say)
+  if responses is not None:
+    F, classes = responses
     idx = semantics.select_candidates(F, video, classes, K=args.top_k)
+    given = args.segmenter or args.segmentation
     if not idx:
-      raise InputError(f'{args.segmentation}: no dynamic object class found (all classes are '
-                       'static, barely changing or tiny); try without --segmentation')
+      raise InputError(f'{given}: no dynamic object class found (all classes are static, '
+                       'barely changing or tiny); try without it (motion fallback)')
+    maps = semantics.candidate_maps(F, idx)
     F = semantics.topk_responses(F, idx)
-    maps = semantics.candidate_maps(F)
     names = [classes[i] for i in idx]
     natural = semantics.natural_union(maps, names)
-    source = f'segmentation {os.path.basename(args.segmentation)}: ' + ', '.join(names)
+    source = f'segmentation {os.path.basename(given)}: ' + ', '.join(names)
   else:
     # the fallback's one-hot region responses are the semantics (Phi_F, Psi_F and the semantic
     # gamma_s act on them), and its regions count as natural (FALLBACK_NATURAL, docs/looper.md)
@@ -136,6 +153,13 @@ def _check_args(args):
     raise InputError(f'--p-short {args.p_short}: use a period in frames >= 1')
   if args.coarse < 0:
     raise InputError(f'--coarse {args.coarse}: use 0 (automatic), 1 (full size) or a factor > 1')
+  if args.segmentation and args.segmenter:
+    raise InputError('--segmentation and --segmenter both give the semantics: use one')
+  if args.segmenter_classes and not args.segmenter:
+    raise InputError('--segmenter-classes names the classes of --segmenter: give the model too')
+  if args.segmenter:
+    from animgen.looper import segmenter
+    segmenter.check(args.segmenter, args.segmenter_classes, args.segmenter_norm)
   if args.labels_out and not args.labels_out.endswith('.npz'):
     raise InputError(f'--labels-out {args.labels_out}: use a .npz path')
 
@@ -177,11 +201,11 @@ def _loop_config(args, num_frames, coarse):
   return config
 
 
-def _targets(args, video, mask, prog):
+def _targets(args, video, mask, responses, prog):
   """-> (semantics F, natural map, candidate maps, names): the user mask, all candidates
   together, or (--candidates > 1) each candidate and all together."""
   with prog.stage('candidate regions'):
-    F, natural, maps, names = candidates(video, args, prog.say)
+    F, natural, maps, names = candidates(video, args, prog.say, responses)
   if mask is not None:
     return F, natural, mask[None], ['mask']
   if args.candidates <= 1 or not len(maps):  # no candidate region: one loop, as without K
@@ -270,23 +294,26 @@ def default_order(loops):
   return sorted(range(len(loops)), key=key)
 
 
-def _class_responses(args, video):
-  """Time-mean responses [H, W, 32] of Oh's classes for the context features: the
-  --segmentation's, or all background without one (as the panels' clips without segmenter)."""
+def _mean_responses(video, responses, say):
+  """Time-mean responses [H, W, 32] of Oh's classes for the context features: the segmenter's,
+  or all background without one (as the panels' clips without segmenter output)."""
   from animgen.looper import semantics
   from animgen.preference import features
   t, h, w, _ = video.shape
-  if args.segmentation:
-    F, classes = semantics.to_oh_classes(*semantics.load_responses(args.segmentation, t, h, w))
-    return np.asarray(F).mean(0)
+  if responses is not None:
+    F, classes = responses
+    if list(classes) == list(semantics.class_table().classes):
+      return np.asarray(F).mean(0)
+    say('--prefs: the segmenter\'s classes are not Oh\'s 32 (PASCAL-Context or ADE20K); its '
+        'context features see all background')
   return features.background_responses(h, w)
 
 
-def _preferred_order(args, video, loops, n_out, prog):
+def _preferred_order(args, video, loops, n_out, responses, prog):
   """--prefs: the candidates ranked by the user's predicted rating (Oh Sec. 4)."""
   from animgen.looper import render
   from animgen.preference import command as prefs, features
-  responses = _class_responses(args, video)
+  responses = _mean_responses(video, responses, prog.say)
   with prog.stage('context features', len(loops), 'candidates') as st:
     parts = []
     for loop in loops:
@@ -318,13 +345,17 @@ def cmd_loop(args):
   prog.say(f'{t} frames at {w}x{h}, {fps:g} fps')
   if coarse > 1:
     prog.say(f'coarse-to-fine: stages 1-2 at 1/{coarse} size (--coarse 1 solves at full size)')
-  F, natural, maps, names = _targets(args, video, mask, prog)
+  responses = None
+  if args.segmenter or args.segmentation:
+    with prog.stage('semantic responses'):
+      responses = class_responses(video, args, prog.say)
+  F, natural, maps, names = _targets(args, video, mask, responses, prog)
   tic = time.time()
   loops = stages.solve(video, config, semantics=F, natural=natural, targets=maps, names=names,
                        progress=prog, starts1=starts1)
   prog.say(f'solved {len(loops)} candidate(s) in {time.time() - tic:.1f} s')
   n_out = args.out_frames or int(max(l.periods.max() for l in loops))
-  order = (_preferred_order(args, video, loops, n_out, prog) if args.prefs
+  order = (_preferred_order(args, video, loops, n_out, responses, prog) if args.prefs
            else default_order(loops))
   best = order[0]
   written, outputs = _write_loops(args, video, fps, loops, order, n_out, prog)
@@ -355,6 +386,14 @@ def register(sub):
   p.add_argument('--segmentation', default=None,
                  help='per-frame segmenter output (.npz with "responses" [T,H,W,C] or "labels" '
                  '[T,H,W], optional "classes"); default: unsupervised motion fallback')
+  p.add_argument('--segmenter', default=None, metavar='MODEL.onnx',
+                 help='run this ONNX segmentation model on every frame (PASCAL-Context or '
+                 'ADE20K classes are merged into Oh\'s 32; see docs/looper.md for its input)')
+  p.add_argument('--segmenter-classes', default=None,
+                 help='class names of --segmenter: pascal-context, ade20k or a file with one '
+                 'name per line (default: by the number of output channels, 60 or 150)')
+  p.add_argument('--segmenter-norm', default='imagenet', choices=('imagenet', 'unit'),
+                 help='float input normalisation of --segmenter (imagenet mean/std, or [0, 1])')
   p.add_argument('--mask', default=None,
                  help='image, white where the loop should move: replaces the candidate map and '
                  're-runs stages 2-3 with alpha_sta doubled (Oh supp., user editing)')

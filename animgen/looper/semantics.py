@@ -25,6 +25,7 @@ from animgen.looper import costs
 # data/ sits next to the animgen package in a source checkout (like configs/, see convert.py)
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _TABLE = os.path.join(_ROOT, 'data', 'looper', 'pascal_context_32.json')
+_ADE20K = os.path.join(_ROOT, 'data', 'looper', 'ade20k_32.json')
 _PAPER_SIZE = 960 * 540  # frame size the paper's thresholds refer to (pixels)
 _LUMA = (0.299, 0.587, 0.114)  # "intensity" = Rec. 601 luma: our choice, the paper says intensity
 # Fallback thresholds, our choices (Oh has no unsupervised mode):
@@ -63,32 +64,58 @@ def class_table() -> ClassTable:
                     tuple(table['static']))
 
 
-def map_responses(responses_60) -> jax.Array:
-  """[..., 60] PASCAL-Context probabilities -> [..., 32]: each merged class sums its members."""
-  table = class_table()
-  r = jnp.asarray(responses_60, jnp.float32)
-  if r.shape[-1] != len(table.pascal):
-    raise ValueError(f'expected {len(table.pascal)} PASCAL-Context channels, got {r.shape}')
-  merge = jax.nn.one_hot(table.to_class, len(table.classes), dtype=jnp.float32)
+@functools.lru_cache(maxsize=None)
+def ade20k_table() -> tuple[tuple[str, ...], np.ndarray]:
+  """(the 150 ADE20K names, [150] int index into Oh's 32 classes) of the shipped ADE20K map."""
+  if not os.path.isfile(_ADE20K):
+    raise InputError(f'{_ADE20K} not found: run animgen from a source checkout')
+  with open(_ADE20K) as f:
+    rows = json.load(f)['classes']
+  oh = class_table().classes
+  return tuple(r['name'] for r in rows), np.array([oh.index(r['mapping']) for r in rows])
+
+
+def class_lists() -> dict[str, tuple[str, ...]]:
+  """The segmenter class lists animgen merges into Oh's 32: name -> class names in order."""
+  return {'pascal-context': class_table().pascal, 'ade20k': ade20k_table()[0]}
+
+
+def _merge(responses, to_class, source: str) -> jax.Array:
+  r = jnp.asarray(responses, jnp.float32)
+  if r.shape[-1] != len(to_class):
+    raise ValueError(f'expected {len(to_class)} {source} channels, got {r.shape}')
+  merge = jax.nn.one_hot(to_class, len(class_table().classes), dtype=jnp.float32)
   return jnp.matmul(r, merge, precision=jax.lax.Precision.HIGHEST)
 
 
+def map_responses(responses_60) -> jax.Array:
+  """[..., 60] PASCAL-Context probabilities -> [..., 32]: each merged class sums its members."""
+  return _merge(responses_60, class_table().to_class, 'PASCAL-Context')
+
+
 def to_oh_classes(F, names: Sequence[str]) -> tuple[jax.Array, list[str]]:
-  """(F, names) with the 60 PASCAL-Context classes in the table's order merged to Oh's 32;
-  responses over any other class list are returned unchanged."""
+  """(F, names) with the 60 PASCAL-Context or the 150 ADE20K classes (in their shipped tables'
+  order) merged to Oh's 32; responses over any other class list are returned unchanged."""
   table = class_table()
   if list(names) == list(table.pascal):
     return map_responses(F), list(table.classes)
+  ade_names, ade_to_class = ade20k_table()
+  if list(names) == list(ade_names):
+    return _merge(F, ade_to_class, 'ADE20K'), list(table.classes)
   return jnp.asarray(F, jnp.float32), list(names)
 
 
 def is_natural(name: str) -> bool:
-  """The table's natural flag of a mapped or PASCAL-Context class name; unknown names: False."""
+  """The table's natural flag of a mapped, PASCAL-Context or ADE20K class name; unknown names:
+  False."""
   table = class_table()
   if name in table.classes:
     return bool(table.natural[table.classes.index(name)])
   if name in table.pascal:
     return bool(table.natural[table.to_class[table.pascal.index(name)]])
+  ade_names, ade_to_class = ade20k_table()
+  if name in ade_names:
+    return bool(table.natural[ade_to_class[ade_names.index(name)]])
   return False
 
 
@@ -193,12 +220,14 @@ def topk_responses(F, idx: Sequence[int]) -> jax.Array:
   return jnp.where(total > 0, sub / jnp.where(total > 0, total, 1), 1.0 / sub.shape[-1])
 
 
-def candidate_maps(F_topk, thr: float = 0.15) -> jax.Array:
-  """pi [K, H, W] bool: channel k is the argmax over the K channels in >= thr * T frames."""
-  F_topk = jnp.asarray(F_topk)
-  labels = jnp.argmax(F_topk, axis=-1)
-  counts = jnp.stack([jnp.sum(labels == k, axis=0) for k in range(F_topk.shape[-1])])
-  return counts >= thr * F_topk.shape[0]
+def candidate_maps(F, idx: Sequence[int], thr: float = 0.15) -> jax.Array:
+  """pi [K, H, W] bool (Oh Sec. 3.1): class idx[k] is the per-pixel argmax of F [T, H, W, C] in
+  >= thr * T frames. Ours: the argmax runs over all C classes, not only the K kept ones (over the
+  K, every pixel would fall in some candidate, and a clip with one candidate would be all of it)."""
+  F = jnp.asarray(F)
+  labels = jnp.argmax(F, axis=-1)
+  counts = jnp.stack([jnp.sum(labels == c, axis=0) for c in idx])
+  return counts >= thr * F.shape[0]
 
 
 # ------------------------------------------------------------------- user-supplied responses

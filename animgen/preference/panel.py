@@ -167,8 +167,8 @@ def clip_loops(video, responses, config, top_k=2):
   F = np.broadcast_to(responses, (t,) + responses.shape)
   idx = semantics.select_candidates(F, video, classes, K=top_k, min_blob=4)
   if idx:
+    maps, names = np.asarray(semantics.candidate_maps(F, idx)), [classes[i] for i in idx]
     F = semantics.topk_responses(F, idx)
-    maps, names = np.asarray(semantics.candidate_maps(F)), [classes[i] for i in idx]
     natural = semantics.natural_union(maps, names)
   else:
     maps, _ = semantics.motion_candidates(video, K=top_k)

@@ -1,0 +1,158 @@
+"""Per-frame semantic responses from a user's segmentation model in ONNX (`loop --segmenter`).
+
+Oh et al. 2017 Sec. 3.1 run a PASCAL-Context FCN on every frame; here any ONNX model does: a
+PASCAL-Context (60 classes) or ADE20K (150) model is merged into Oh's 32 classes by the shipped
+tables, any other class list (`--segmenter-classes FILE`) is used as it is. Model contract: one
+image input, float32 (normalised by `norm`) or uint8 (0-255), NCHW or NHWC with 3 channels, of
+any fixed or free size; first output per-pixel class scores [1, C, h, w] (NHWC models:
+[1, h, w, C]; logits or probabilities) or class ids [1, h, w]. Scores are resized bilinearly to
+the frame, then softmaxed unless they already are probabilities.
+"""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from animgen.errors import InputError
+from animgen.looper import semantics
+
+# channel mean and std of the model input (images in [0, 1]); 'imagenet' is the convention of
+# torchvision / mmsegmentation exports
+NORMS = {'imagenet': ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+         'unit': ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))}
+_BY_COUNT = {60: 'pascal-context', 150: 'ade20k'}
+
+
+def _one_line(e: Exception) -> str:
+  return ' '.join(str(e).split())[:300] or type(e).__name__
+
+
+def read_names(spec: str) -> list[str]:
+  """The class names of --segmenter-classes: a shipped list ('pascal-context', 'ade20k'), a
+  .json list or a text file with one name per line."""
+  lists = semantics.class_lists()
+  if spec in lists:
+    return list(lists[spec])
+  if not os.path.isfile(spec):
+    raise InputError(f'--segmenter-classes {spec}: no such file; give {" or ".join(lists)} or '
+                     'a file with one class name per line')
+  try:
+    with open(spec, encoding='utf-8') as f:
+      text = f.read()
+    names = json.loads(text) if spec.endswith('.json') else [
+        n.strip() for n in text.splitlines() if n.strip()]
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise InputError(f'--segmenter-classes {spec}: cannot read it ({_one_line(e)}); give one '
+                     'class name per line') from e
+  if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+    raise InputError(f'--segmenter-classes {spec}: give a non-empty list of class names')
+  return names
+
+
+def class_names(spec: str | None, num: int) -> list[str]:
+  """The model's `num` class names from `spec` (see `read_names`); None picks the shipped list
+  with `num` classes."""
+  if spec is None:
+    if num not in _BY_COUNT:
+      raise InputError(f'the segmenter has {num} classes, not PASCAL-Context\'s 60 or ADE20K\'s '
+                       '150; name them with --segmenter-classes FILE (one name per line)')
+    spec = _BY_COUNT[num]
+  names = read_names(spec)
+  if len(names) != num:
+    raise InputError(f'--segmenter-classes {spec}: {len(names)} names for a model with {num} '
+                     'classes; give one name per output channel')
+  return names
+
+
+def _session(path: str):
+  if not os.path.isfile(path):
+    raise InputError(f'--segmenter {path}: no such file; give an .onnx segmentation model')
+  try:
+    import onnxruntime as ort
+  except ImportError as e:
+    raise InputError('--segmenter needs onnxruntime: pip install onnxruntime') from e
+  try:
+    sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+  except Exception as e:  # onnxruntime raises its own pybind classes for every kind of bad file
+    raise InputError(f'--segmenter {path}: not a usable ONNX model ({_one_line(e)})') from e
+  inp = sess.get_inputs()[0]
+  shape = list(inp.shape)
+  if len(shape) != 4 or 3 not in (shape[1], shape[3]) or inp.type not in (
+      'tensor(float)', 'tensor(uint8)'):
+    raise InputError(f'--segmenter {path}: input {inp.name} is {inp.type} {shape}; expected one '
+                     'float32 or uint8 image [1, 3, H, W] or [1, H, W, 3]')
+  return sess, inp, shape[1] == 3
+
+
+def _size(dims, h: int, w: int) -> tuple[int, int]:
+  """The model's fixed input size, or the frame's where a dimension is free."""
+  fixed = [d if isinstance(d, int) and d > 0 else None for d in dims]
+  return fixed[0] or h, fixed[1] or w
+
+
+def check(path, classes: str | None = None, norm: str = 'imagenet'):
+  """-> (session, input, NCHW?); raises the InputError of a missing or unusable model, class
+  list or norm (`loop` calls it before any work)."""
+  if norm not in NORMS:
+    raise InputError(f'--segmenter-norm {norm}: use one of {", ".join(NORMS)}')
+  if classes is not None:
+    read_names(classes)
+  return _session(os.fspath(path))
+
+
+def onnx_responses(path, video, classes: str | None = None, norm: str = 'imagenet',
+                   say=None) -> tuple[np.ndarray, list[str]]:
+  """(F float32 [T, H, W, C], names) of the ONNX model `path` on video [T, H, W, 3] in [0, 1];
+  PASCAL-Context and ADE20K responses come merged into Oh's 32 classes (`semantics`)."""
+  path = os.fspath(path)
+  sess, inp, nchw = check(path, classes, norm)
+  t, h, w, _ = video.shape
+  mh, mw = _size(inp.shape[2:4] if nchw else inp.shape[1:3], h, w)
+  mean, std = (np.array(v, np.float32) for v in NORMS[norm])
+  names, out = None, []
+  for i in range(t):
+    frame = jax.image.resize(jnp.asarray(video[i], jnp.float32), (mh, mw, 3), 'bilinear',
+                             antialias=True)
+    x = np.asarray(frame)[None]
+    x = (np.round(np.clip(x, 0, 1) * 255).astype(np.uint8) if inp.type == 'tensor(uint8)'
+         else ((x - mean) / std).astype(np.float32))
+    x = x.transpose(0, 3, 1, 2) if nchw else x
+    try:
+      y = np.asarray(sess.run(None, {inp.name: x})[0])
+    except Exception as e:  # onnxruntime's own error classes
+      raise InputError(f'--segmenter {path}: the model failed on a {list(x.shape)} frame '
+                       f'({_one_line(e)})') from e
+    if y.ndim == 4 and y.shape[0] == 1:
+      scores = y[0].transpose(1, 2, 0) if nchw else y[0]
+      names = names or class_names(classes, scores.shape[-1])
+      F = _probabilities(jax.image.resize(jnp.asarray(scores, jnp.float32),
+                                          (h, w, scores.shape[-1]), 'bilinear'))
+    elif y.ndim == 3 and y.shape[0] == 1 and np.issubdtype(y.dtype, np.integer):
+      if classes is None:
+        raise InputError(f'--segmenter {path} outputs class ids, not scores: name its classes '
+                         'with --segmenter-classes (pascal-context, ade20k or a file)')
+      names = names or read_names(classes)
+      if y.min() < 0 or y.max() >= len(names):
+        raise InputError(f'--segmenter {path}: class ids up to {y.max()} for {len(names)} '
+                         'classes; check --segmenter-classes')
+      ids = jax.image.resize(jnp.asarray(y[0]), (h, w), 'nearest')
+      F = jax.nn.one_hot(ids, len(names), dtype=jnp.float32)
+    else:
+      raise InputError(f'--segmenter {path}: first output is {y.dtype} {list(y.shape)}; expected '
+                       'class scores [1, C, h, w] or class ids [1, h, w]')
+    merged, oh_names = semantics.to_oh_classes(F, names)  # 32 channels per frame, not 150
+    out.append(np.asarray(merged))
+    if say is not None and i == 0:
+      say(f'segmenter {os.path.basename(path)}: {len(names)} classes -> {len(oh_names)}')
+  return np.stack(out), list(oh_names)
+
+
+def _probabilities(scores) -> jax.Array:
+  """Scores [..., C] as probabilities: kept where they already are (>= 0, summing to 1 per
+  pixel), else softmax (logits)."""
+  s = jnp.asarray(scores, jnp.float32)
+  is_prob = (jnp.min(s) >= 0) & (jnp.max(jnp.abs(jnp.sum(s, -1) - 1)) < 1e-3)
+  return jnp.where(is_prob, s / jnp.sum(s, -1, keepdims=True).clip(1e-12),
+                   jax.nn.softmax(s, axis=-1))
