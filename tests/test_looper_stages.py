@@ -135,7 +135,7 @@ def test_loop_command_on_the_shipped_cradle(tmp_path):
   out = tmp_path / 'cradle.gif'
   labels = tmp_path / 'labels.npz'
   r = _cli('data/clips/newtonscradle.gif', '-o', str(out), '--min-period', '16',
-           '--max-size', '64', '--labels-out', str(labels), '-q')
+           '--max-size', '64', '--labels-out', str(labels), '-q', '--blend', 'frames')
   assert r.returncode == 0, r.stderr
   from animgen import media
   frames, _ = media.read_video(str(out))
@@ -223,7 +223,8 @@ def test_loop_command_mask_makes_the_masked_region_move(tmp_path):
 def test_a_user_mask_doubles_alpha_sta():
   import types
   from animgen.looper import command
-  args = types.SimpleNamespace(mask=None, min_period=16, max_period=0, p_short=20)
+  args = types.SimpleNamespace(mask=None, min_period=16, max_period=0, p_short=20,
+                               mincut='auto')
   plain = command._loop_config(args, 40, 1).params
   edited = command._loop_config(types.SimpleNamespace(**{**vars(args), 'mask': 'm.png'}), 40,
                                 1).params

@@ -175,13 +175,13 @@ def render(video, periods, starts, num_frames: int, crossfade: int = CROSSFADE,
   """The loop [num_frames, H, W, 3] of video [T, H, W, 3] under labels periods, starts [H, W].
 
   blend=False: exactly video[phi(x, t), x] (no cross-fade, no seam blend).
-  blend=True, method='periodic' (default; Liao et al. 2015's gradient-domain loop blend): one
+  blend=True, method='periodic' (Liao et al. 2015's gradient-domain loop blend): one
   screened Poisson solve over the whole loop in 3-D, periodic in time, whose target gradients
   are the loop's own except across spatial seams and loop wraps, where they are the mean of the
   two sources' gradients (`_periodic_targets`, `screened_poisson_periodic`); `crossfade` is
   unused.
-  blend=True, method='frames' (the per-frame renderer the simulated preference panel was made
-  with):
+  blend=True, method='frames' (default; the per-frame renderer the simulated preference panel
+  was made with):
   1. temporal cross-fade of each pixel's last `crossfade` loop frames with the frames just
      before its start (see `_fade`; 0 turns it off);
   2. seam blend, per output frame and colour channel: with C the cross-faded frame, the target

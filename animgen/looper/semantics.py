@@ -386,7 +386,8 @@ def motion_candidates(video, K: int = 4) -> tuple[jax.Array, jax.Array]:
 
   Returns (maps [K', H, W] bool, F [T, H, W, K'+1] float32) with F one-hot: channel k on region
   k and the last channel (background) elsewhere, so F can stand in for segmenter responses.
-  These regions carry no semantics: the caller sets the semantic weight w to 0.
+  `animgen loop` passes F to the energy as the semantics (Phi_F, Psi_F and the semantic gamma_s
+  then act on the regions) and counts the regions as natural (`command.FALLBACK_NATURAL`).
   """
   from sklearn.cluster import KMeans
   from sklearn.metrics import silhouette_score
