@@ -350,3 +350,56 @@ def test_loop_candidates_writes_the_best_n_and_a_json_of_all(tmp_path):
   assert all(row['looping'] > 0 and row['energy'] > 0 for row in rows)
   written = sorted(os.listdir(tmp_path))
   assert len([n for n in written if n.endswith('.gif')]) == 3   # the clip and two loops
+
+
+def person_beside_water(T=48, H=40, W=48, seed=0):
+  """A still textured background under brightening light; on the left 'water', a natural
+  texture of period 24; on the right a 'person' whose upper half moves with period 12 and lower
+  half with period 20 (smooth, low-contrast motion). -> (video, labels [H, W]: 0 background,
+  1 water, 2 person)."""
+  rng = np.random.default_rng(seed)
+  t = np.arange(T)[:, None, None]
+  yy, xx = np.mgrid[0:H, 0:W]
+  light = 1 + 0.4 * np.linspace(0, 1, T)[:, None, None, None]
+  v = rng.uniform(0.3, 0.6, (1, H, W, 3)) * light + rng.normal(0, 0.01, (T, H, W, 3))
+  labels = np.zeros((H, W), int)
+  labels[4:36, 4:22], labels[4:36, 26:44] = 1, 2
+  a = 2 * np.pi * t / 24
+  water = np.stack([0.2 + 0.15 * np.sin(a + xx / 2 + yy / 3), 0.4 + 0.15 * np.cos(a + yy / 2),
+                    0.7 + 0.15 * np.sin(a - xx / 3)], -1) + rng.normal(0, 0.01, (T, H, W, 3))
+  v = np.where((labels == 1)[None, ..., None], water, v)
+
+  def part(period, phase):
+    b = 2 * np.pi * t / period
+    return np.stack([0.5 + 0.12 * np.sin(b + xx / 4 + phase), 0.45 + 0.12 * np.cos(b + yy / 5),
+                     np.broadcast_to(0.3, (T, H, W))], -1)
+  v = np.where(((labels == 2) & (yy < 20))[None, ..., None], part(12, 0), v)
+  v = np.where(((labels == 2) & (yy >= 20))[None, ..., None], part(20, 1), v)
+  return np.clip(v, 0, 1).astype(np.float32), labels
+
+
+def test_semantics_keep_a_person_whole_and_loop_the_water(tmp_path):
+  """Oh Fig. 3's claim on a clip made for it: with the segmentation (through `animgen loop
+  --segmentation`) the person, whose two halves move with periods 12 and 20, stays on one
+  period, and the water loops with a multiple of its period 24; Liao's energy on the same clip
+  tears the person along the halves' boundary."""
+  from animgen import media
+  video, labels = person_beside_water()
+  person, water = labels == 2, labels == 1
+  media.write_video(str(tmp_path / 'frames'), video, fps=10)  # lossless PNG frames
+  seg = tmp_path / 'seg.npz'
+  np.savez(seg, labels=np.broadcast_to(labels, video.shape[:3]).astype(np.int32),
+           classes=np.array(['background', 'water', 'person']))
+  out = tmp_path / 'loop.gif'
+  r = _cli(str(tmp_path / 'frames'), '-o', str(out), '--segmentation', str(seg),
+           '--min-period', '8', '--coarse', '1', '--labels-out', str(tmp_path / 'l.npz'), '-q')
+  assert r.returncode == 0, r.stderr
+  with np.load(tmp_path / 'l.npz') as d:
+    oh = d['periods'][0]
+  liao = stages.solve(video, stages.LoopConfig(min_period=8), targets=(labels > 0)[None])[0]
+
+  def share(periods):  # the fraction of the person's pixels on its most common period
+    return np.unique(periods[person], return_counts=True)[1].max() / person.sum()
+  assert share(oh) == 1.0 and np.all(oh[person] > 1), np.unique(oh[person], return_counts=True)
+  assert share(liao.periods) < 0.8, np.unique(liao.periods[person], return_counts=True)
+  assert np.all(oh[water] % 24 == 0)
