@@ -110,6 +110,34 @@ def _check_animate_args(args):
   animate.appearance_repeats(args.a_speed)
 
 
+MRF_MAX_FRAMES = 128  # `animate --loop mrf`: the looper's tables grow with frames x pixels
+
+
+def _check_mrf_args(args):
+  """One-line errors of `animate --loop mrf`, before any work."""
+  from animgen.looper import stages
+  if args.loop_frames is not None:
+    raise InputError('--loop-frames sets the cross-fade loop; --loop mrf chooses each pixel\'s '
+                     'period itself: drop one of them')
+  if args.frames > MRF_MAX_FRAMES:
+    raise InputError(f'--frames {args.frames}: --loop mrf solves over every generated frame; '
+                     f'give --frames {MRF_MAX_FRAMES} or fewer (e.g. --frames 64)')
+  stages.period_set(args.frames, stages.LoopConfig(min_period=args.min_period))
+
+
+def _mrf_loop(args, motion, notes):
+  """The generated frames looped per pixel by animgen.looper (Liao 2013 energy, periodic blend)."""
+  from animgen import media
+  from animgen.looper import command as looper
+  from animgen.progress import Progress
+  prog = Progress('animgen animate', quiet=args.quiet)
+  with prog.stage(f'mrf loop of {len(motion)} frames'):
+    video = np.asarray(motion, np.float32) / 255.0
+    frames, loop = looper.loop_frames(video, args.min_period, say=prog.say)
+  notes.append(f'mrf loop: {float((loop.periods > 1).mean()):.0%} of pixels loop')
+  return media.to_uint8(frames)
+
+
 def _animate_motion(args, image, loop, notes):
   """Motion loop of the photo (Algorithm 1, lines 1-9) -> (frames uint8, flows)."""
   from animgen import animate
@@ -207,6 +235,8 @@ def cmd_animate(args):
   """Animating Landscape, Algorithm 1, as the official test.py: photo -> looping animation at
   its resolution, with motion (P^M, cross-faded loop) and appearance (P^A under the official
   code schedule); with --method image2gif, Image2GIF's cinemagraph (cmd_animate_image2gif)."""
+  if args.method == 'landscape' and args.loop == 'mrf' and args.frames is None:
+    args.frames = 64  # --loop mrf solves over every frame: 64 frames allow periods 32 .. 64
   for key, value in ANIMATE_DEFAULTS[args.method].items():
     if getattr(args, key) is None:
       setattr(args, key, value)
@@ -216,7 +246,10 @@ def cmd_animate(args):
   from animgen.ops import generate
   _check_animate_args(args)
   min_loops = animate.appearance_repeats(args.a_speed)
-  loop = None if args.no_loop else (args.loop_frames or (args.frames + 3) // 2)  # 199 -> 101
+  mrf = args.loop == 'mrf' and not args.no_loop
+  loop = None if args.no_loop or mrf else (args.loop_frames or (args.frames + 3) // 2)  # 199->101
+  if mrf:
+    _check_mrf_args(args)
   if loop:
     generate.crossfade_weights(args.frames, loop)   # a bad --loop-frames fails before any work
   a_explicit = args.appearance_workdir is not None
@@ -234,6 +267,8 @@ def cmd_animate(args):
     notes.append('appearance only')
   else:
     motion, flows = _animate_motion(args, image, loop, notes)
+    if mrf:
+      motion = _mrf_loop(args, motion, notes)
   frames = motion
   if a_model is not None:
     keys, start, z_in, source = _appearance_keys(args, image, motion[0], a_model)
@@ -311,6 +346,13 @@ def _add_animate(sub):
   a.add_argument('--loop-frames', type=int, default=None,
                  help="length of the cross-faded loop (default (frames + 3) // 2: 101 for 199)")
   a.add_argument('--no-loop', action='store_true', help='write the generated frames unlooped')
+  a.add_argument('--loop', choices=('crossfade', 'mrf'), default='crossfade',
+                 help='crossfade (default, the official code): a linear cross-fade of the '
+                 'generated frames; mrf: each pixel gets its own period and start by '
+                 'animgen.looper (Liao 2013) and a periodic gradient-domain blend (use e.g. '
+                 '--frames 64: it solves over every frame)')
+  a.add_argument('--min-period', type=int, default=32,
+                 help='--loop mrf: shortest loop period in frames (a multiple of 4)')
   a.add_argument('--speed', type=float, default=0.2, help='motion speed s_m (official -ms 0.2)')
   g = a.add_mutually_exclusive_group()
   g.add_argument('--z-index', type=int, default=None, help='motion codebook row')

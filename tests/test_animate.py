@@ -213,6 +213,9 @@ def test_cli_appearance_only_lstm_patch_and_arrows(smoke_run, appearance_run, tm
     (['--a-speed', '0'], '--a-speed'),
     (['--motion-only', '--appearance-only'], 'exclude'),
     (['--fps', '0'], '--fps 0'),
+    (['--loop', 'mrf', '--frames', '400'], '--frames 128 or fewer'),
+    (['--loop', 'mrf', '--loop-frames', '8'], 'drop one of them'),
+    (['--loop', 'mrf', '--frames', '20', '--min-period', '16'], 'twice --min-period 16'),
 ])
 def test_cli_animate_bad_control_arguments(smoke_run, tmp_path, capsys, args, fragment):
   _, workdir, _ = smoke_run
@@ -256,3 +259,25 @@ def test_cli_animate_prints_only_its_own_lines(smoke_run, appearance_run, tmp_pa
   lines = [l for l in r.stderr.splitlines() if l.strip()]
   assert any(l.startswith('animgen animate: motion') for l in lines), r.stderr
   assert all(l.startswith('animgen') for l in lines), r.stderr
+
+
+def test_cli_animate_loop_mrf_is_the_looper_on_the_generated_frames(smoke_run, tmp_path):
+  """--loop mrf: the generated frames (the same as --no-loop writes) looped per pixel by
+  animgen.looper; the output is exactly `loop_frames` of them, one longest period long."""
+  from animgen.looper import command as looper, render
+  _, workdir, _ = smoke_run
+  src = tmp_path / 'p.png'
+  Image.fromarray((_photo(20, 30) * 255).astype(np.uint8)).save(src)
+  common = ['--workdir', workdir, '--frames', '16', '--z-index', '1', '--no-flow', '-q']
+  assert cli.main(['animate', str(src), '-o', str(tmp_path / 'raw'), '--no-loop'] + common) == 0
+  assert cli.main(['animate', str(src), '-o', str(tmp_path / 'mrf'), '--loop', 'mrf',
+                   '--min-period', '8'] + common) == 0
+  raw, _ = media.read_video(str(tmp_path / 'raw'))      # PNG frame folders: lossless
+  out, _ = media.read_video(str(tmp_path / 'mrf'))
+  want, loop = looper.loop_frames(raw, 8)
+  assert len(raw) == 16 and len(out) == loop.periods.max() and len(out) in (8, 12, 16)
+  np.testing.assert_array_equal(media.to_uint8(out), media.to_uint8(want))
+  seam, _ = render.loop_seam(out)
+  steps = np.abs(np.diff(raw, axis=0)).mean((1, 2, 3))
+  assert seam <= steps.max() + 1e-3
+

@@ -332,6 +332,26 @@ def _preferred_order(args, video, loops, n_out, responses, prog):
   return order
 
 
+def loop_frames(video, min_period=32, blend='periodic', say=None):
+  """Any frames [T, H, W, 3] in [0, 1] -> (their MRF loop [P, H, W, 3], P the longest period,
+  the stages.Loop): Liao's energy over every pixel (no candidates: all may loop), solved
+  coarse-to-fine where `auto_coarse` says so, rendered with `blend`. `animate --loop mrf` loops
+  generated animations with it."""
+  from animgen.looper import render, stages
+  t, h, w, _ = video.shape
+  config = stages.LoopConfig(min_period=min_period, coarse=auto_coarse(h, w))
+  stages.period_set(t, config)
+  loop = stages.solve(np.asarray(video, np.float32), config)[0]
+  n_out = int(loop.periods.max())
+  frames = render.render(video, loop.periods, loop.starts, n_out, blend=blend != 'none',
+                         method='frames' if blend == 'none' else blend)
+  if say is not None:
+    seam, neighbours = render.loop_seam(frames)
+    say(f'mrf loop: {float((loop.periods > 1).mean()):.0%} of pixels loop, {n_out} frames, '
+        f'seam {seam:.4f} (neighbouring frames {neighbours:.4f})')
+  return np.asarray(frames), loop
+
+
 def cmd_loop(args):
   from animgen.looper import stages
   from animgen.progress import Progress
