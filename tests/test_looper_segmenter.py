@@ -79,7 +79,7 @@ B3 = np.array([0.1, -0.2, 0.3])
 def test_scores_are_the_softmax_of_the_model_on_normalised_frames(tmp_path, video, three_classes,
                                                                   nhwc):
   model = conv_model(tmp_path / 'm.onnx', W3, B3, nhwc=nhwc)
-  F, names = segmenter.onnx_responses(model, video, three_classes, 'imagenet')
+  F, names = segmenter.model_responses(model, video, three_classes, 'imagenet')
   mean, std = (np.array(v) for v in segmenter.NORMS['imagenet'])
   x = (video - mean) / std
   assert names == ['sky', 'water', 'car']  # not PASCAL-Context or ADE20K: kept as given
@@ -91,7 +91,7 @@ def test_uint8_input_and_a_fixed_model_size(tmp_path, video, three_classes):
   back from, the 10x12 frame (bilinear), then softmaxed."""
   import jax
   model = conv_model(tmp_path / 'm.onnx', W3, B3, size=(5, 6), dtype='uint8')
-  F, _ = segmenter.onnx_responses(model, video, three_classes)
+  F, _ = segmenter.model_responses(model, video, three_classes)
   small = np.asarray(jax.image.resize(video, (3, 5, 6, 3), 'bilinear', antialias=True))
   scores = np.round(np.clip(small, 0, 1) * 255) @ W3.T + B3
   big = np.asarray(jax.image.resize(scores, (3, 10, 12, 3), 'bilinear'))
@@ -101,18 +101,18 @@ def test_uint8_input_and_a_fixed_model_size(tmp_path, video, three_classes):
 
 def test_class_ids_become_one_hot(tmp_path, video, three_classes):
   model = conv_model(tmp_path / 'm.onnx', W3, B3, argmax=True)
-  F, _ = segmenter.onnx_responses(model, video, three_classes, 'unit')
+  F, _ = segmenter.model_responses(model, video, three_classes, 'unit')
   expect = np.eye(3)[np.argmax(video @ W3.T + B3, -1)]
   np.testing.assert_array_equal(F, expect)
   with pytest.raises(InputError, match='class ids, not scores'):
-    segmenter.onnx_responses(model, video, None, 'unit')
+    segmenter.model_responses(model, video, None, 'unit')
 
 
 def test_a_150_class_model_is_merged_into_ohs_32_by_the_ade20k_table(tmp_path, video):
   """Without --segmenter-classes, 150 outputs are ADE20K's: each Oh class sums its members."""
   rng = np.random.default_rng(1)
   w, b = rng.normal(0, 1, (150, 3)), rng.normal(0, 1, 150)
-  F, names = segmenter.onnx_responses(conv_model(tmp_path / 'ade.onnx', w, b), video)
+  F, names = segmenter.model_responses(conv_model(tmp_path / 'ade.onnx', w, b), video)
   mean, std = (np.array(v) for v in segmenter.NORMS['imagenet'])
   p = softmax(((video - mean) / std) @ w.T + b)
   ade, to_class = semantics.ade20k_table()
@@ -151,11 +151,11 @@ def test_bad_models_and_class_lists_are_input_errors(tmp_path, video, three_clas
     segmenter.check(junk)
   model = conv_model(tmp_path / 'm.onnx', W3, B3)
   with pytest.raises(InputError, match='3 classes, not PASCAL'):
-    segmenter.onnx_responses(model, video)
+    segmenter.model_responses(model, video)
   two = tmp_path / 'two.txt'
   two.write_text('sky\nwater\n')
   with pytest.raises(InputError, match='2 names for a model with 3'):
-    segmenter.onnx_responses(model, video, str(two))
+    segmenter.model_responses(model, video, str(two))
   with pytest.raises(InputError, match='--segmenter-norm'):
     segmenter.check(model, None, 'zscore')
 
@@ -209,3 +209,68 @@ def test_loop_segmenter_errors_are_one_line_exit_2(tmp_path, extra, message):
   assert message.replace('missing.onnx', str(tmp_path / 'missing.onnx')) in r.stderr, r.stderr
   assert len(r.stderr.strip().splitlines()) == 1, r.stderr
   assert not list(out.parent.iterdir())
+
+
+def tflite_person_model(path, weight, bias, size=None):
+  """A TFLite model as mediapipe's selfie segmentation is one: NHWC float input, one sigmoid
+  output channel (here sigmoid(weight . rgb + bias) per pixel, a 1x1 convolution)."""
+  import tensorflow as tf
+  h, w = size or (None, None)
+  inp = tf.keras.Input((h, w, 3), batch_size=1)
+  conv = tf.keras.layers.Conv2D(1, 1, activation='sigmoid')
+  model = tf.keras.Model(inp, conv(inp))
+  conv.set_weights([np.asarray(weight, np.float32).reshape(1, 1, 3, 1),
+                    np.asarray([bias], np.float32)])
+  with open(path, 'wb') as f:
+    f.write(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+  return str(path)
+
+
+def test_a_tflite_model_with_one_channel_is_a_class_against_the_rest(tmp_path, video):
+  """Fixed 6x8 input: frames resized to it, the probability resized back, [1 - p, p]."""
+  import jax
+  w, b = np.array([3.0, -2.0, 1.0]), -0.5
+  model = tflite_person_model(tmp_path / 'p.tflite', w, b, size=(6, 8))
+  F, names = segmenter.model_responses(model, video, None, 'unit')
+  small = np.asarray(jax.image.resize(video, (3, 6, 8, 3), 'bilinear', antialias=True))
+  p = 1 / (1 + np.exp(-(small @ w + b)))
+  p = np.asarray(jax.image.resize(p[..., None], (3, 10, 12, 1), 'bilinear'))[..., 0]
+  assert names == ['background', 'person'] and F.shape == (3, 10, 12, 2)
+  np.testing.assert_allclose(F[..., 1], p, atol=1e-5)
+  np.testing.assert_allclose(F.sum(-1), 1.0, atol=1e-6)
+
+
+def test_person_needs_the_mediapipe_model_file(monkeypatch):
+  import importlib.util
+  monkeypatch.setattr(importlib.util, 'find_spec', lambda name: None)
+  with pytest.raises(InputError, match='pip install --no-deps mediapipe==0.10.14'):
+    segmenter.check('person')
+
+
+def test_segmenter_person_protects_the_person_and_loops_the_water(tmp_path, monkeypatch):
+  """`--segmenter person` on the Fig. 3 clip, with a stand-in person model that finds the
+  person by its blue channel: the motion fallback's water region is a natural candidate, the
+  person a non-natural one carved out of the motion regions; 95 % of the person stays on one
+  period (Liao's energy: 48 %, test_looper_stages), the water loops with a multiple of 24."""
+  import types
+  from test_looper_stages import person_beside_water
+  from animgen.looper import command, stages
+  video, labels = person_beside_water()
+  person, water = labels == 2, labels == 1
+  video[..., 2] = np.where(person, 0.95, 0.5 * video[..., 2])   # only the person is this blue
+  model = tflite_person_model(tmp_path / 'selfie.tflite', [0, 0, 40.0], -30.0)
+  monkeypatch.setattr(segmenter, 'person_model', lambda: model)
+  args = types.SimpleNamespace(segmentation=None, segmenter='person', segmenter_classes=None,
+                               segmenter_norm='imagenet', top_k=4, candidates=1)
+  F, natural, maps, names = command.candidates(video, args, lambda line: None)
+  assert 'person' in names and any(n.startswith('region ') for n in names), names
+  pmap = maps[names.index('person')]
+  assert (pmap == person).mean() > 0.99
+  regions = maps[[n.startswith('region ') for n in names]].any(0)
+  np.testing.assert_array_equal(natural, regions)         # the motion regions count as natural
+  assert not natural[person].any() and natural[water].mean() > 0.4  # the fallback finds half
+  loop = stages.solve(video, stages.LoopConfig(min_period=8), semantics=F, natural=natural,
+                      targets=maps.any(0, keepdims=True))[0]
+  counts = np.unique(loop.periods[person], return_counts=True)[1]
+  assert counts.max() >= 0.9 * person.sum(), np.unique(loop.periods[person], return_counts=True)
+  assert np.mean(loop.periods[water & natural] % 24 == 0) > 0.95

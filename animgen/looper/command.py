@@ -63,13 +63,28 @@ def class_responses(video, args, say):
   into Oh's 32 classes where they are PASCAL-Context's or ADE20K's; None without either."""
   from animgen.looper import semantics
   t, h, w, _ = video.shape
+  if args.segmenter == 'person':
+    return person_and_motion(video, args, say)
   if args.segmenter:
     from animgen.looper import segmenter
-    return segmenter.onnx_responses(args.segmenter, video, args.segmenter_classes,
-                                    args.segmenter_norm, say)
+    return segmenter.model_responses(args.segmenter, video, args.segmenter_classes,
+                                     args.segmenter_norm, say)
   if args.segmentation:
     return semantics.to_oh_classes(*semantics.load_responses(args.segmentation, t, h, w))
   return None
+
+
+def person_and_motion(video, args, say):
+  """`--segmenter person`: the motion fallback's regions (natural) with the person masks of
+  mediapipe's selfie segmentation carved out as a non-natural 'person' class -> (F [T, H, W,
+  K' + 2], ['background', 'region 1', ..., 'person'])."""
+  from animgen.looper import segmenter, semantics
+  F, _ = segmenter.model_responses(segmenter.person_model(), video, None, 'unit', say)
+  person = np.asarray(F)[..., 1:]
+  _, regions = semantics.motion_candidates(video, K=args.top_k)   # one-hot, background last
+  regions = np.asarray(regions) * (1 - person)
+  names = ['background'] + [f'region {i + 1}' for i in range(regions.shape[-1] - 1)] + ['person']
+  return np.concatenate([regions[..., -1:], regions[..., :-1], person], -1), names
 
 
 def candidates(video, args, say, responses=None):
@@ -90,6 +105,9 @@ def candidates(video, args, say, responses=None):
     F = semantics.topk_responses(F, idx)
     names = [classes[i] for i in idx]
     natural = semantics.natural_union(maps, names)
+    regions = np.array([n.startswith('region ') for n in names])  # --segmenter person
+    if FALLBACK_NATURAL and regions.any():
+      natural = natural | np.asarray(maps)[regions].any(0)
     source = f'segmentation {os.path.basename(given)}: ' + ', '.join(names)
   else:
     # the fallback's one-hot region responses are the semantics (Phi_F, Psi_F and the semantic
@@ -410,9 +428,11 @@ def register(sub):
   p.add_argument('--segmentation', default=None,
                  help='per-frame segmenter output (.npz with "responses" [T,H,W,C] or "labels" '
                  '[T,H,W], optional "classes"); default: unsupervised motion fallback')
-  p.add_argument('--segmenter', default=None, metavar='MODEL.onnx',
-                 help='run this ONNX segmentation model on every frame (PASCAL-Context or '
-                 'ADE20K classes are merged into Oh\'s 32; see docs/looper.md for its input)')
+  p.add_argument('--segmenter', default=None, metavar='MODEL',
+                 help='run this ONNX or TFLite segmentation model on every frame (PASCAL-Context '
+                 'or ADE20K classes are merged into Oh\'s 32; see docs/looper.md for its input); '
+                 '"person": mediapipe\'s selfie segmentation protects people as a non-natural '
+                 'class beside the motion fallback\'s regions')
   p.add_argument('--segmenter-classes', default=None,
                  help='class names of --segmenter: pascal-context, ade20k or a file with one '
                  'name per line (default: by the number of output channels, 60 or 150)')
