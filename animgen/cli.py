@@ -90,6 +90,11 @@ def _check_animate_args(args):
   _check_fps(args.fps)
   if args.flow_output:
     media.check_output(args.flow_output, '--flow-output')
+  flows = [] if args.no_flow else [('--flow-output', args.flow_output or
+                                     _flow_path(args.output[0]))]
+  media.check_distinct([('IMAGE', args.image), ('--patch', args.patch),
+                        ('--patch-mask', args.patch_mask), ('--arrows', args.arrows)],
+                       [('-o', o) for o in args.output] + flows)
   if args.frames < 2:
     raise InputError(f'--frames {args.frames}: need at least 2 frames')
   if args.motion_only and args.appearance_only:
@@ -194,6 +199,7 @@ def _check_image2gif_args(args):
                        'image2gif (which takes -o, --workdir, --frames, --fps, -q)')
   for out in args.output:
     media.check_output(out)
+  media.check_distinct([('IMAGE', args.image)], [('-o', o) for o in args.output])
   if args.frames is not None and args.frames < 2:
     raise InputError(f'--frames {args.frames}: need at least 2 frames (the photo and one more)')
   _check_fps(args.fps)

@@ -474,6 +474,22 @@ def _check_parent(path: str, flag: str) -> None:
     raise InputError(f'{flag} {path}: folder {parent} is not writable')
 
 
+def check_distinct(inputs, outputs) -> None:
+  """InputError if an output path is an input or two outputs are one file; `inputs` and
+  `outputs` are (flag, path) pairs (paths compared after resolving links and case-free of
+  trailing slashes). Called before any work starts."""
+  key = lambda p: os.path.realpath(os.path.abspath(p.rstrip('/') or p))
+  seen = {key(p): (f, p) for f, p in inputs if p}
+  for flag, path in outputs:
+    if not path:
+      continue
+    if key(path) in seen:
+      other_flag, other = seen[key(path)]
+      what = 'the input' if (other_flag, other) in inputs else f'the {other_flag} output'
+      raise InputError(f'{flag} {path} is {what} {other}: give another output path')
+    seen[key(path)] = (flag, path)
+
+
 def check_data_output(path: str, flag: str = '-o', ext: str | None = None) -> None:
   """InputError unless `path` can be written as a data file with extension `ext` (None: a
   folder) in a writable folder. Called before any work starts."""

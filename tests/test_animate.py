@@ -214,6 +214,9 @@ def test_cli_appearance_only_lstm_patch_and_arrows(smoke_run, appearance_run, tm
     (['--motion-only', '--appearance-only'], 'exclude'),
     (['--fps', '0'], '--fps 0'),
     (['--loop', 'mrf', '--frames', '400'], '--frames 128 or fewer'),
+    (['--flow-output', 'OUT'], 'is the -o output'),
+    (['-o', 'OUT'], 'is the -o output'),
+    (['-o', 'SRC'], 'is the input'),
     (['--loop', 'mrf', '--loop-frames', '8'], 'drop one of them'),
     (['--loop', 'mrf', '--frames', '20', '--min-period', '16'], 'twice --min-period 16'),
 ])
@@ -222,10 +225,11 @@ def test_cli_animate_bad_control_arguments(smoke_run, tmp_path, capsys, args, fr
   src = tmp_path / 'p.png'
   Image.fromarray((_photo(20, 30) * 255).astype(np.uint8)).save(src)
   out = tmp_path / 'o.mp4'
+  args = [{'OUT': str(out), 'SRC': str(src)}.get(a, a) for a in args]
   with pytest.raises(SystemExit) as e:
     cli.main(['animate', str(src), '-o', str(out), '--workdir', workdir] + args)
   assert e.value.code == 2 and fragment in capsys.readouterr().err
-  assert not out.exists()
+  assert not out.exists() and sorted(os.listdir(tmp_path)) == ['p.png']
 
 
 def test_cli_animate_without_a_model_says_how_to_get_one(smoke_run, tmp_path, monkeypatch,

@@ -162,6 +162,14 @@ def test_loop_command_on_the_shipped_cradle(tmp_path):
     (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--coarse', '-2'), '--coarse -2'),
     (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--candidates', '-5'), '--candidates -5'),
     (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--top-k', '0'), '--top-k 0'),
+    (('data/clips/newtonscradle.gif', '-o', 'data/clips/newtonscradle.gif'), 'is the input'),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '-o', 'x.gif'), 'is the -o output'),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--labels-out', 'x.gif'), 'is the -o'),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--labels-out', 'x.txt'), 'use a .npz'),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--out-frames', '-1'), '--out-frames -1'),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--max-seconds', 'nan'), '--max-seconds'),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--start', '-2'), '--start -2'),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--max-size', '-1'), '--max-size -1'),
 ])
 def test_loop_bad_input_is_one_line_exit_2(tmp_path, args, message):
   r = _cli(*[a if not a.startswith('x.') else str(tmp_path / a) for a in args])

@@ -165,6 +165,24 @@ def _check_args(args):
     prefs.resolve_user(prefs.load_model(args.prefs), args.user, args.user_ratings, args.prefs)
   for out in args.output:
     media.check_output(out)
+  ins = [('VIDEO', args.video), ('--segmentation', args.segmentation), ('--mask', args.mask),
+         ('--reuse-stage1', args.reuse_stage1), ('--prefs', args.prefs),
+         ('--user-ratings', args.user_ratings)]
+  outs = [('-o', o) for o in args.output] + [
+      ('-o', _suffixed(args.output[0], 'labels', '.png')), ('--labels-out', args.labels_out)]
+  if args.candidates > 1:
+    outs.append(('-o', _suffixed(args.output[0], 'candidates', '.json')))
+  media.check_distinct(ins, outs)
+  if args.labels_out:
+    media.check_data_output(args.labels_out, '--labels-out', '.npz')
+  import math
+  for flag, value in (('--max-seconds', args.max_seconds), ('--start', args.start)):
+    if not (math.isfinite(value) and value >= 0):
+      raise InputError(f'{flag} {value}: give a number of seconds >= 0')
+  for flag, value in (('--max-size', args.max_size), ('--frames', args.frames),
+                      ('--out-frames', args.out_frames), ('--max-period', args.max_period)):
+    if value < 0:
+      raise InputError(f'{flag} {value}: give a count >= 0 (0: the default)')
   for flag, value in (('--candidates', args.candidates), ('--top-k', args.top_k)):
     if value < 1:
       raise InputError(f'{flag} {value}: use a count >= 1')
@@ -179,8 +197,6 @@ def _check_args(args):
   if args.segmenter:
     from animgen.looper import segmenter
     segmenter.check(args.segmenter, args.segmenter_classes, args.segmenter_norm)
-  if args.labels_out and not args.labels_out.endswith('.npz'):
-    raise InputError(f'--labels-out {args.labels_out}: use a .npz path')
 
 
 def _read_mask(path, h, w):
