@@ -1,20 +1,20 @@
-"""`loop --segmenter MODEL.onnx`: a user's ONNX segmentation model run on every frame, and the
-shipped ADE20K -> Oh class table. The models here are built with onnx.helper: a 1x1 convolution
-whose output is known in closed form."""
+"""`loop --segmenter MODEL`: a user's ONNX or TFLite segmentation model run on every frame,
+`--segmenter person`, and the shipped ADE20K -> Oh class table. The models here are built by
+the tests (onnx.helper, TensorFlow's TFLite converter): 1x1 convolutions whose output is known
+in closed form."""
 import json
 import os
 import subprocess
 import sys
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 from scipy import ndimage
 
 from animgen.errors import InputError
 from animgen.looper import semantics, segmenter
-
-onnx = pytest.importorskip('onnx')
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,6 +1,7 @@
 """`animgen loop VIDEO -o OUT`: video -> seamless loop / cinemagraph (Liao 2013 + Oh 2017).
 
-Semantics come from `--segmenter MODEL.onnx` (run on every frame, `segmenter.py`) or
+Semantics come from `--segmenter MODEL` (ONNX, TFLite or `person`, run on every frame,
+`segmenter.py`) or
 `--segmentation FILE.npz` (per-frame class responses or labels of any segmenter); PASCAL-Context's
 60 and ADE20K's 150 classes are merged into Oh's 32. Without either they come from the
 unsupervised motion/colour fallback of `semantics.motion_candidates`: its regions are the
@@ -8,6 +9,7 @@ candidate maps, their one-hot responses the semantics F of the energy, and they 
 natural (`FALLBACK_NATURAL`).
 """
 import dataclasses
+import math
 import os
 import time
 
@@ -175,7 +177,6 @@ def _check_args(args):
   media.check_distinct(ins, outs)
   if args.labels_out:
     media.check_data_output(args.labels_out, '--labels-out', '.npz')
-  import math
   for flag, value in (('--max-seconds', args.max_seconds), ('--start', args.start)):
     if not (math.isfinite(value) and value >= 0):
       raise InputError(f'{flag} {value}: give a number of seconds >= 0')
