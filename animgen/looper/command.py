@@ -1,9 +1,9 @@
 """`animgen loop VIDEO -o OUT`: video -> seamless loop / cinemagraph (Liao 2013 + Oh 2017).
 
 Semantics come from `--segmenter MODEL` (ONNX, TFLite or `person`, run on every frame,
-`segmenter.py`) or
-`--segmentation FILE.npz` (per-frame class responses or labels of any segmenter); PASCAL-Context's
-60 and ADE20K's 150 classes are merged into Oh's 32. Without either they come from the
+`segmenter.py`) or `--segmentation FILE.npz` (per-frame class responses or labels of any
+segmenter); PASCAL-Context's 60 and ADE20K's 150 classes are merged into Oh's 32. Without
+either they come from the
 unsupervised motion/colour fallback of `semantics.motion_candidates`: its regions are the
 candidate maps, their one-hot responses the semantics F of the energy, and they count as
 natural (`FALLBACK_NATURAL`).
