@@ -3,6 +3,7 @@
   python bench/looper.py                    # 64, 128 and 256 px, 60 frames
   python bench/looper.py --sizes 64 --frames 60 --no-reference
   python bench/looper.py --sizes 256 --coarse 4     # JAX coarse-to-fine vs the exact reference
+  python bench/looper.py --sizes 960x540 --frames 64 --coarse 8 --no-reference  # paper size
 
 The clip is a shipped clip (`--clip`: tree, data/clips/tree.mp4, the default; or cradle)
 resized to S x S and extended to the requested length by playing it forward then backward. Each
@@ -28,6 +29,12 @@ sys.path.insert(0, ROOT)
 CLIPS = {'tree': 'tree.mp4', 'cradle': 'newtonscradle.gif'}
 
 
+def hw(size: str) -> tuple[int, int]:
+  """'256' -> (256, 256); '960x540' (width x height) -> (540, 960)."""
+  w, _, h = size.partition('x')
+  return int(h or w), int(w)
+
+
 def clip(size, frames, name='tree'):
   import numpy as np
   import jax.numpy as jnp
@@ -35,7 +42,8 @@ def clip(size, frames, name='tree'):
   from animgen.ops import warp
   v, _ = media.read_video(os.path.join(ROOT, 'data', 'clips', CLIPS[name]))
   v = np.concatenate([v, v[-2:0:-1]] * (frames // (2 * len(v) - 2) + 1))[:frames]
-  return np.asarray(warp.resize(jnp.asarray(v), size, size))
+  h, w = hw(size)
+  return np.asarray(warp.resize(jnp.asarray(v), h, w))
 
 
 def run_jax(video, config, repeat):
@@ -159,7 +167,8 @@ def one(size, frames, reference, repeat, coarse=1, name='tree', mincut='auto'):
 
 def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument('--sizes', type=int, nargs='*', default=[64, 128, 256])
+  ap.add_argument('--sizes', nargs='*', default=['64', '128', '256'],
+                  help='S (S x S) or WxH, e.g. 960x540 (the paper\'s frame size)')
   ap.add_argument('--frames', type=int, default=60)
   ap.add_argument('--repeat', type=int, default=2)
   ap.add_argument('--no-reference', action='store_true')
@@ -168,16 +177,17 @@ def main():
                   help='shipped clip: tree (data/clips/tree.mp4) or cradle (newtonscradle.gif)')
   ap.add_argument('--mincut', choices=('auto', 'push-relabel', 'bk'), default='auto',
                   help="the animgen side's cut back end (auto: BK on a CPU)")
-  ap.add_argument('--one', type=int, default=0, help=argparse.SUPPRESS)
+  ap.add_argument('--one', default=None, help=argparse.SUPPRESS)
   a = ap.parse_args()
   if a.one:
     return one(a.one, a.frames, not a.no_reference, a.repeat, a.coarse, a.clip, a.mincut)
   if a.coarse > 1:
     print(f'JAX: stages 1-2 at 1/{a.coarse} size, then refined; reference: all at full size')
   print(f'animgen min cut: {a.mincut}')
-  print(f'{"size":>5} {"stage":>8} {"jax s":>8} {"pymaxflow s":>12} {"ratio":>6}')
+  print(f'{"size":>7} {"stage":>8} {"jax s":>8} {"pymaxflow s":>12} {"ratio":>6}')
   for size in a.sizes:
-    cmd = [sys.executable, __file__, '--one', str(size), '--frames', str(a.frames),
+    hw(size)  # a bad size fails here, not in the child
+    cmd = [sys.executable, __file__, '--one', size, '--frames', str(a.frames),
            '--repeat', str(a.repeat), '--coarse', str(a.coarse), '--clip', a.clip,
            '--mincut', a.mincut] + (
                ['--no-reference'] if a.no_reference else [])
@@ -189,8 +199,8 @@ def main():
     for k, v in res['jax'].items():
       ref = res.get('ref', {}).get(k)
       ratio = f'{v / ref:6.2f}' if ref else '     -'
-      print(f'{size:5d} {k:>8} {v:8.2f} {ref if ref is not None else float("nan"):12.2f} {ratio}')
-    line = (f'{size:5d} energy jax {res["jax_energy"]:.5g} ({res["jax_looping"]:.0%} looping), '
+      print(f'{size:>7} {k:>8} {v:8.2f} {ref if ref is not None else float("nan"):12.2f} {ratio}')
+    line = (f'{size:>7} energy jax {res["jax_energy"]:.5g} ({res["jax_looping"]:.0%} looping), '
             f'peak RSS {res["jax_peak_rss_gib"]:.2f} GiB')
     if 'ref' in res:
       rel = (res['jax_energy'] - res['ref_energy']) / max(res['ref_energy'], 1e-12)
