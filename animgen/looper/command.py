@@ -431,17 +431,8 @@ def costs_p_short():
   return costs.Params().p_short
 
 
-def register(sub):
-  from animgen.looper.maxflow import MINCUTS
-  p = sub.add_parser('loop', help='video -> seamless loop / cinemagraph (Liao 2013, Oh 2017)')
-  p.add_argument('video', help='MP4/AVI/MOV/GIF or a folder of frames')
-  p.add_argument('-o', '--output', required=True, action='append',
-                 help='.gif, .mp4, .png (animated) or a folder; repeat for several formats')
-  p.add_argument('--candidates', type=int, default=1,
-                 help='N > 1: solve every candidate (each object, each pair of objects, all '
-                 'together), write the best to OUTPUT and the next N - 1 as OUTPUT_<candidate>, '
-                 'and all of them with energies in OUTPUT_candidates.json')
-  p.add_argument('--top-k', type=int, default=4, help='candidate objects (Oh Sec. 3.1: K = 4)')
+def _add_semantics_args(p):
+  """The options that say where the semantics come from (Oh Sec. 3.1)."""
   p.add_argument('--segmentation', default=None,
                  help='per-frame segmenter output (.npz with "responses" [T,H,W,C] or "labels" '
                  '[T,H,W], optional "classes"); default: unsupervised motion fallback')
@@ -455,6 +446,20 @@ def register(sub):
                  'name per line (default: by the number of output channels, 60 or 150)')
   p.add_argument('--segmenter-norm', default='imagenet', choices=('imagenet', 'unit'),
                  help='float input normalisation of --segmenter (imagenet mean/std, or [0, 1])')
+
+
+def register(sub):
+  from animgen.looper.maxflow import MINCUTS
+  p = sub.add_parser('loop', help='video -> seamless loop / cinemagraph (Liao 2013, Oh 2017)')
+  p.add_argument('video', help='MP4/AVI/MOV/GIF or a folder of frames')
+  p.add_argument('-o', '--output', required=True, action='append',
+                 help='.gif, .mp4, .png (animated) or a folder; repeat for several formats')
+  p.add_argument('--candidates', type=int, default=1,
+                 help='N > 1: solve every candidate (each object, each pair of objects, all '
+                 'together), write the best to OUTPUT and the next N - 1 as OUTPUT_<candidate>, '
+                 'and all of them with energies in OUTPUT_candidates.json')
+  p.add_argument('--top-k', type=int, default=4, help='candidate objects (Oh Sec. 3.1: K = 4)')
+  _add_semantics_args(p)
   p.add_argument('--mask', default=None,
                  help='image, white where the loop should move: replaces the candidate map and '
                  're-runs stages 2-3 with alpha_sta doubled (Oh supp., user editing)')
