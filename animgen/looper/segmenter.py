@@ -10,6 +10,7 @@ or probabilities) or class ids [1, h, w]. Scores are resized bilinearly to the f
 softmaxed unless they already are probabilities. `person` is mediapipe's selfie segmentation
 model, read from an installed mediapipe package (`person_model`).
 """
+import functools
 import json
 import os
 from typing import Callable, NamedTuple
@@ -132,6 +133,7 @@ def _tflite(path: str) -> Model:
                tuple(shape[2:4] if nchw else shape[1:3]))
 
 
+@functools.lru_cache(maxsize=4)  # `loop` checks the model before any work, then runs it
 def _open(path: str) -> Model:
   if not os.path.isfile(path):
     raise InputError(f'--segmenter {path}: no such file; give an .onnx or .tflite segmentation '
