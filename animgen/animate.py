@@ -267,8 +267,9 @@ def parse_arrows(spec: str) -> np.ndarray:
     try:
       with open(spec) as f:
         data = json.load(f)
-    except (OSError, ValueError) as e:
-      raise InputError(f'--arrows {spec}: not a JSON file of [[x0, y0, x1, y1], ...] ({e})')
+    except (OSError, ValueError, RecursionError) as e:
+      raise InputError(f'--arrows {spec}: not a JSON file of [[x0, y0, x1, y1], ...] '
+                       f'({type(e).__name__})') from None
     if isinstance(data, dict):
       data = data.get('arrows')
   else:

@@ -106,22 +106,26 @@ def build_method(config, num_train: int):
   return get_method(config.method)(config, num_train=num_train)
 
 
-def restore_state(method, workdir: str, sharding=None):
-  """(state, step) of the latest checkpoint in `workdir` for `method`; frozen fields (e.g. the
-  VGG16 weights) come from the method, not the checkpoint."""
+def require_checkpoint(workdir: str) -> None:
   if not checkpoint.exists(workdir):
     raise InputError(f'no checkpoint in {os.path.join(workdir, "checkpoints")}: train first '
                      f'with python -m animgen.main --config=CONFIG --workdir={workdir}')
+
+
+def restore_state(method, workdir: str, sharding=None):
+  """(state, step) of the latest checkpoint in `workdir` for `method`; frozen fields (e.g. the
+  VGG16 weights) come from the method, not the checkpoint."""
+  require_checkpoint(workdir)
   sharding = sharding or jax.sharding.SingleDeviceSharding(jax.devices()[0])
   ckpt = checkpoint.Checkpointer(workdir)
   try:
     abstract = checkpoint.abstract_like(
         checkpoint.strip_frozen(method, jax.eval_shape(lambda: method.init(jax.random.key(0),
                                                                            None))), sharding)
-    state, _ = ckpt.restore(abstract, with_data=False)
-    return checkpoint.fill_frozen(method, state), int(ckpt.latest_step())
+    state, _, step = ckpt.restore_intact(abstract, with_data=False)
+    return checkpoint.fill_frozen(method, state), int(step)
   finally:
-    ckpt.close()
+    ckpt.manager.close()
 
 
 def load(workdir: str, expect: str | None = None) -> Run:

@@ -105,6 +105,36 @@ def compilation_cache():
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
 
 
+def quiet_tensorflow() -> None:
+  """Imports TensorFlow (tfds and clu's summary writers use it) with its C++ start-up lines
+  ('oneDNN custom operations are on', 'All log messages before absl::InitializeLog()') kept off
+  the user's terminal: file descriptor 2 points at a temporary file during the import, whose
+  text is replayed only if the import fails."""
+  import importlib
+  import tempfile
+  if 'tensorflow' in sys.modules:
+    return
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile(mode='w+b') as log:
+    os.dup2(log.fileno(), 2)
+    try:
+      importlib.import_module('tensorflow')
+    except BaseException:
+      os.dup2(saved, 2)
+      log.seek(0)
+      sys.stderr.write(log.read().decode(errors='replace'))
+      raise
+    finally:
+      os.dup2(saved, 2)
+      os.close(saved)
+
+
+def _clip(text: str, limit: int = 1000) -> str:
+  """A message of at most `limit` characters: its head and tail around ' ... '."""
+  return text if len(text) <= limit else text[:limit * 2 // 3] + ' ... ' + text[-limit // 3:]
+
+
 def _one_line(e: Exception) -> str:
   lines = [l.strip() for l in str(e).splitlines() if l.strip()]
   return lines[0] if lines else type(e).__name__
@@ -112,13 +142,14 @@ def _one_line(e: Exception) -> str:
 
 @contextlib.contextmanager
 def user_errors():
-  """InputError and bad flags -> one line on stderr, exit 2; TrainingDiverged -> exit 1."""
+  """InputError and bad flags -> one line on stderr, exit 2; TrainingDiverged -> exit 1;
+  Interrupted (SIGTERM, checkpoint saved) -> exit 75."""
   from absl import flags
-  from animgen.errors import InputError, TrainingDiverged
+  from animgen.errors import EXIT_INTERRUPTED, InputError, Interrupted, TrainingDiverged
   try:
     yield
   except InputError as e:
-    print(f'animgen: error: {e}', file=sys.stderr, flush=True)
+    print(f'animgen: error: {_clip(_one_line(e))}', file=sys.stderr, flush=True)
     sys.exit(2)
   except flags.Error as e:
     print(f'animgen: error: {_one_line(e)} (see --help)', file=sys.stderr, flush=True)
@@ -126,3 +157,6 @@ def user_errors():
   except TrainingDiverged as e:
     print(f'animgen: error: {e}', file=sys.stderr, flush=True)
     sys.exit(1)
+  except Interrupted as e:
+    print(f'animgen: {e}', file=sys.stderr, flush=True)
+    sys.exit(EXIT_INTERRUPTED)

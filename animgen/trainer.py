@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from animgen import checkpoint, evaluators, input_pipeline, media, runs, runtime, sharding
-from animgen.errors import InputError, TrainingDiverged
+from animgen.errors import InputError, Interrupted, TrainingDiverged
 
 
 @dataclasses.dataclass
@@ -61,10 +61,7 @@ def warm_start(config, method, state, mesh):
   if not workdir:
     return state
   what = f'train.init_from={workdir!r}'
-  try:
-    src_config, src_num = runs.read_config(workdir)
-  except InputError as e:
-    raise InputError(f'{what}: {e}; or set --config.train.init_from=\'\'') from None
+  src_config, src_num = _init_from_config(workdir, what)
   source = runs.build_method(src_config, src_num)
   abstract = checkpoint.strip_frozen(
       source, jax.eval_shape(lambda: source.init(jax.random.key(0), None)))
@@ -78,6 +75,24 @@ def warm_start(config, method, state, mesh):
                      'latent_reg): start from a run of the same model')
   print(f'animgen: starting from {workdir} (step {step})', flush=True)
   return new
+
+
+def _init_from_config(source: str, what: str):
+  try:
+    return runs.read_config(source)
+  except InputError as e:
+    raise InputError(f'{what}: {e}; or set --config.train.init_from=\'\'') from None
+
+
+def check_warm_start(config, workdir: str) -> None:
+  """A train.init_from that cannot be read fails before the dataset is prepared (a resumed run
+  does not read it)."""
+  source = os.path.expanduser(config.get('train', {}).get('init_from') or '')
+  if source and not checkpoint.exists(workdir):
+    what = f'train.init_from={source!r}'
+    _init_from_config(source, what)
+    if not checkpoint.exists(source):
+      raise InputError(f'{what}: no checkpoint in {source}: train that run first')
 
 
 def _writer(workdir):
@@ -196,10 +211,10 @@ def _restore_or_start(config, workdir, method, mesh, steps, example, train_iter)
   if ckpt.latest_step() is None:
     return state, 0, ckpt
   abstract = checkpoint.abstract_like(checkpoint.strip_frozen(method, state), repl)
-  restored, data_state = ckpt.restore(abstract)
+  restored, data_state, start = ckpt.restore_intact(abstract, quarantine=True)
   if data_state is not None:
     train_iter.set_state(data_state)
-  start = int(ckpt.latest_step())
+  start = int(start)
   logging.info('Resumed from step %d in %s', start, workdir)
   print(f'animgen: resumed from step {start} ({ckpt.directory})', flush=True)
   return checkpoint.fill_frozen(method, restored), start, ckpt
@@ -269,6 +284,7 @@ def _run_steps(loop, state, start, stop):
 
 def train_and_evaluate(config, workdir: str):
   """Trains `config.method` on `config.dataset`; resumes from the latest checkpoint."""
+  check_warm_start(config, workdir)
   loop, state, start = _open_loop(config, workdir)
   stop = {'sigterm': False}
   previous = signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__('sigterm', True))
@@ -276,9 +292,9 @@ def train_and_evaluate(config, workdir: str):
     state, step = _run_steps(loop, state, start, stop)
     if loop.ckpt.latest_step() != step:
       loop.save(step, state, force=True)
-    if stop['sigterm']:
-      print(f'animgen: SIGTERM: saved step {step}; rerun the same command to resume', flush=True)
-    elif step >= config.train.num_steps:
+    if stop['sigterm'] and step < config.train.num_steps:
+      raise Interrupted(f'SIGTERM: saved step {step}; rerun the same command to resume')
+    if step >= config.train.num_steps:
       artefacts = finalize_state(config, workdir, loop.method, state)
       every = config.train.get('eval_every')
       if every and step % every == 0 and step > start:
@@ -303,6 +319,7 @@ def finalize_state(config, workdir, method, state) -> dict:
 
 def restore_for_eval(config, workdir):
   """-> (method, mesh, state, step) of the latest checkpoint in workdir, replicated."""
+  runs.require_checkpoint(workdir)   # before the dataset is prepared
   method, mesh, _ = setup(config)
   state, step = runs.restore_state(method, workdir, sharding.replicated(mesh))
   return method, mesh, state, step
@@ -311,6 +328,7 @@ def restore_for_eval(config, workdir):
 def evaluate(config, workdir: str) -> dict:
   """Every declared evaluator on the latest checkpoint; writes eval_<step>.json and artefacts."""
   method, mesh, state, step = restore_for_eval(config, workdir)
+  print(f'animgen: evaluating checkpoint step {step} of {workdir}', flush=True)
   return evaluate_state(config, workdir, method, mesh, state, step, runs.read_artefacts(workdir))
 
 

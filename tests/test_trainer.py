@@ -149,17 +149,18 @@ def test_eight_devices_equal_one(tmp_path, data_dir):
   assert checked > 20
 
 
-def test_sigterm_saves_a_checkpoint_and_resumes(tmp_path, data_dir):
+def test_sigterm_saves_a_checkpoint_exits_75_and_resumes(tmp_path, data_dir):
   import signal
   import subprocess
   import sys
   from conftest import ROOT
+  from animgen.errors import EXIT_INTERRUPTED
   workdir = str(tmp_path / 'term')
   cmd = [sys.executable, '-m', 'animgen.main', '--config=configs/landscape.py:smoke',
          f'--workdir={workdir}', f'--config.data_dir={data_dir}',
          '--config.train.num_steps=100000', '--config.train.log_every=1',
          '--config.train.checkpoint_every=100000', '--config.train.sample_every=0']
-  proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+  proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, env=dict(os.environ))
   try:
     for line in proc.stdout:
@@ -167,14 +168,20 @@ def test_sigterm_saves_a_checkpoint_and_resumes(tmp_path, data_dir):
         proc.send_signal(signal.SIGTERM)
         break
     rest = proc.stdout.read()
-    assert proc.wait(timeout=300) == 0
+    assert proc.wait(timeout=300) == EXIT_INTERRUPTED == 75   # not 0: a scheduler requeues it
   finally:
     proc.kill()
-  assert 'SIGTERM: saved step' in rest
+  assert 'animgen: SIGTERM: saved step' in rest
   saved = int(rest.split('SIGTERM: saved step ')[1].split(';')[0])
   ckpt = checkpoint.Checkpointer(workdir)
   assert ckpt.latest_step() == saved and 3 <= saved < 100000
   ckpt.close()
+  done = subprocess.run(cmd[:5] + [f'--config.train.num_steps={saved + 2}',
+                                   '--config.train.sample_every=0'],
+                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert f'resumed from step {saved}' in done.stdout
+  assert f'step {saved + 2}/{saved + 2}' in done.stdout
 
 
 def test_eval_codebook_is_rebuilt_when_stamped_with_another_step(smoke_run):
