@@ -6,7 +6,9 @@ into a subfolder of data_dir keyed by that folder). A method turns one stored re
 into one training example with `method.make_example(record, rng, train)`; in training the
 pipeline then applies the config's augmentation (data.crop, data.flip) to its frames.
 """
+import contextlib
 import os
+import shutil
 from typing import Any, Callable
 
 from absl import logging
@@ -23,8 +25,19 @@ def get_builder(name: str, data_dir: str | None = None, manual_dir: str | None =
   kwargs). A builder with `prepared_subdir(manual_dir)` (a user's own folder) keeps its data
   under data_dir/<that>, so each folder, and each change to it, is prepared on its own; it
   raises the builder's layout error for a missing manual_dir."""
-  import animgen.datasets  # noqa: F401  (registers the builders)
+  import animgen.datasets  # registers the builders
+  base, _, variant = name.partition('/')
+  cls = animgen.datasets.BUILDERS.get(base)
+  if cls is None:
+    raise InputError(f'unknown dataset {name!r}: choose one of '
+                     f'{", ".join(sorted(animgen.datasets.BUILDERS))} (animgen/datasets/)')
+  variants = [c.name for c in cls.BUILDER_CONFIGS or ()]
+  if variant and variants and variant not in variants:
+    raise InputError(f'unknown dataset {name!r}: {base} has ' + ', '.join(
+        f'{base}/{v}' for v in variants))
   data_dir = os.path.expanduser(data_dir or '~/tensorflow_datasets')
+  if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+    raise InputError(f'data dir {data_dir} is a file: give a folder for the prepared datasets')
   config_kw = {}
   if manual_dir:
     config_kw['download_config'] = tfds.download.DownloadConfig(
@@ -44,12 +57,44 @@ def get_builder(name: str, data_dir: str | None = None, manual_dir: str | None =
 def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = None):
   """Returns a prepared builder, generating the dataset on first use."""
   builder, kw = get_builder(name, data_dir, manual_dir)
-  if not builder.is_prepared():
+  with _absl_level(logging.ERROR):   # tfds warns of the version folder it has yet to write
+    prepared = builder.is_prepared()
+  if not prepared:
     logging.info('Preparing dataset %s into %s (first use only) ...', name, builder.data_dir)
     print(f'animgen: preparing dataset {name} into {builder.data_dir} (first use only)',
           flush=True)
-    builder.download_and_prepare(file_format='array_record', **kw)
+    made = _new_paths(builder)
+    try:
+      builder.download_and_prepare(file_format='array_record', **kw)
+    except BaseException:   # a missing or wrong manual_dir: leave no dataset skeleton behind
+      for path in made:
+        if os.path.exists(path):
+          shutil.rmtree(path, ignore_errors=True)
+      raise
   return builder
+
+
+@contextlib.contextmanager
+def _absl_level(level):
+  previous = logging.get_verbosity()
+  logging.set_verbosity(min(previous, level))   # absl: lower is quieter (ERROR -2)
+  try:
+    yield
+  finally:
+    logging.set_verbosity(previous)
+
+
+def _new_paths(builder) -> list[str]:
+  """The outermost folders that preparing `builder` would create (its data folder and tfds's
+  downloads/) and that do not exist yet."""
+  out = []
+  for path in (builder.data_dir, os.path.join(builder._data_dir_root, 'downloads')):  # noqa: SLF001
+    path, top = os.path.abspath(path), None
+    while not os.path.exists(path):
+      top, path = path, os.path.dirname(path)
+    if top and top not in out:
+      out.append(top)
+  return out
 
 
 def num_examples(builder, split: str) -> int:
@@ -106,17 +151,34 @@ def make_dataset(config, split: str, make_example: Callable[[dict, np.random.Gen
     ds = grain.MapDataset.range(n).map(lambda i: (base[index_map(i)[0]], index_map(i)[1]))
   else:
     ds = ds.map(lambda r: (r, None))
-  # Per-process shard (multi-host); each process feeds its slice of the global batch.
-  ds = ds[jax.process_index()::jax.process_count()]
   per_process = batch_size // jax.process_count()
   if train:
     ds = ds.shuffle(seed=seed).repeat(None)
     ds = ds.random_map(
         lambda rx, rng: augment(config, make_example(_with_extra(rx), rng, True), rng),
         seed=seed + 1)
-  else:
+    # Multi-host: each process feeds its rows of the one global batch sequence, so that any
+    # number of processes trains on the batches a single process would (tests/test_multihost)
+    ds = grain.MapDataset.source(_ProcessRows(ds, batch_size, per_process, jax.process_index()))
+  else:   # evaluation: every process a slice of the records (the metrics are means)
+    ds = ds[jax.process_index()::jax.process_count()]
     ds = ds.map(lambda rx: make_example(_with_extra(rx), np.random.default_rng(0), False))
   return ds.batch(per_process, drop_remainder=train)
+
+
+class _ProcessRows:
+  """Rows [p * per, (p + 1) * per) of every global batch of `batch` consecutive elements of
+  `ds`, as one random-access sequence (elements are made only when read)."""
+
+  def __init__(self, ds, batch: int, per: int, process: int):
+    self.ds, self.batch, self.per, self.process = ds, batch, per, process
+
+  def __len__(self):
+    return len(self.ds) // self.batch * self.per
+
+  def __getitem__(self, j):
+    k, r = divmod(j, self.per)
+    return self.ds[k * self.batch + self.process * self.per + r]
 
 
 def _with_extra(record_and_extra):

@@ -7,12 +7,18 @@ import numpy as np
 
 
 def maybe_initialize_distributed():
-  """Multi-host: connect the processes (TPU pods, SLURM, or JAX_COORDINATOR_ADDRESS set)."""
+  """Multi-host: connect the processes (TPU pods, SLURM, or JAX_COORDINATOR_ADDRESS set). On
+  other clusters set JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES and JAX_PROCESS_ID in
+  each process (tests/test_multihost.py runs two on localhost this way)."""
   if jax.distributed.is_initialized() if hasattr(jax.distributed, 'is_initialized') else False:
     return
   if any(k in os.environ for k in ('JAX_COORDINATOR_ADDRESS', 'SLURM_NTASKS', 'TPU_WORKER_HOSTNAMES')):
     if int(os.environ.get('SLURM_NTASKS', '2')) > 1:
-      jax.distributed.initialize()
+      jax.config.update('jax_cpu_collectives_implementation', 'gloo')  # for CPU devices only
+      explicit = {k: int(os.environ[v]) for k, v in (('num_processes', 'JAX_NUM_PROCESSES'),
+                                                      ('process_id', 'JAX_PROCESS_ID'))
+                  if v in os.environ}
+      jax.distributed.initialize(**explicit)
 
 
 def make_mesh() -> jax.sharding.Mesh:

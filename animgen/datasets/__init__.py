@@ -23,3 +23,9 @@ from animgen.datasets.oneday_timelapse import OnedayTimelapse
 from animgen.datasets.sky_timelapse import SkyTimelapse
 from animgen.datasets.synthetic_timelapse import SyntheticTimelapse
 from animgen.datasets.tgif import Tgif
+
+# tfds name -> builder: the datasets animgen registers (input_pipeline checks names against it
+# before asking tfds, whose lookup of an unknown name logs tracebacks of its own catalogue)
+BUILDERS = {cls.name: cls for cls in (
+    BouncingBalls, BouncingMnist, CinemagraphFolder, ClipFolders, Image2gifPatterns, MovingMnist,
+    OnedayTimelapse, SkyTimelapse, SyntheticTimelapse, Tgif)}
