@@ -27,7 +27,7 @@ def tokenize(text: str, length: int | None = None) -> np.ndarray:
   """Caption text -> int32 token ids (0-padded to `length`). Case and punctuation are ignored.
 
   Raises InputError naming the unknown words and the vocabulary."""
-  words = re.findall(r"[a-z0-9<>]+", text.lower())
+  words = re.findall(r"[\w<>]+", text.lower())   # any letters: 'é' or '数字' is a word, unknown
   unknown = [w for w in words if w not in _IDS or w == '<pad>']
   if unknown:
     raise InputError(f'caption {text!r}: unknown word(s) {unknown}; the vocabulary is: '

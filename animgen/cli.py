@@ -19,8 +19,13 @@ import sys
 
 import numpy as np
 
-from animgen import runtime
+from animgen import runtime, validate
+from animgen.validate import Float, Int
 from animgen.errors import InputError
+
+# the most frames animate writes (a 4K photo's 100,000 frames are 2.5 TB as uint8)
+MAX_FRAMES = 100_000
+
 
 class _Parser(argparse.ArgumentParser):
   def error(self, message):  # argparse's errors are user errors too: one line, exit 2
@@ -95,8 +100,8 @@ def _check_animate_args(args):
   media.check_distinct([('IMAGE', args.image), ('--patch', args.patch),
                         ('--patch-mask', args.patch_mask), ('--arrows', args.arrows)],
                        [('-o', o) for o in args.output] + flows)
-  if args.frames < 2:
-    raise InputError(f'--frames {args.frames}: need at least 2 frames')
+  if args.arrows is not None:
+    animate.parse_arrows(args.arrows)   # a bad file or spec fails before any work
   if args.motion_only and args.appearance_only:
     raise InputError('--motion-only and --appearance-only exclude each other: pick one')
   if bool(args.patch) != bool(args.patch_mask):
@@ -148,6 +153,7 @@ def _animate_motion(args, image, loop, notes):
   from animgen import animate
   arrows = animate.parse_arrows(args.arrows) if args.arrows else None
   model = animate.motion_model(args.workdir)
+  notes.append(f'motion model: step {model.run.step} of {args.workdir}')
   book = model.codebook
   if book is None:
     raise InputError(f'no motion codebook in {args.workdir}: let training finish, or build it '
@@ -266,6 +272,10 @@ def cmd_animate(args):
   if not args.appearance_only:
     animate.require_run(args.workdir, 'motion')
   image = media.read_image(args.image)
+  h, w = image.shape[:2]
+  # the frames as uint8 and their float copy for the writer, and the flows at the network size
+  media.check_fits(args.frames * h * w * 3 * 5 + args.frames * 256 * 256 * 8,
+                   f'--frames {args.frames} at {w}x{h}', 'give fewer --frames or a smaller photo')
   a_model = animate.appearance_model(args.appearance_workdir) if use_appearance else None
   notes, flows = [], []
   if args.appearance_only:
@@ -282,7 +292,8 @@ def cmd_animate(args):
     codes = generate.appearance_codes(keys, start, z_in, length, min_loops)
     frames = animate.animate_appearance(a_model.maps, motion, codes, a_model.size,
                                         progress=not args.quiet)
-    notes.append(f'appearance: {source}, {len(codes) // length} motion loop(s) per cycle')
+    notes.append(f'appearance: {source}, {len(codes) // length} motion loop(s) per cycle, '
+                 f'step {a_model.run.step} of {args.appearance_workdir}')
   _write_animation(args, frames, flows, notes)
 
 
@@ -306,6 +317,9 @@ def cmd_sample(args):
   _check_sample_args(args)
   run = runs.load(args.workdir, 'syncdraw')
   method, state = run.method, run.state
+  if method.captions and args.caption is None:   # its decoder reads z and the caption's s^t
+    raise InputError(f'--workdir {args.workdir} was trained with captions: give --caption, '
+                     'e.g. --caption "the digit 3 is moving up and down"')
   tokens = method.caption_tokens(args.caption) if args.caption is not None else None
   # the run and the caption are checked: from here on, progress on stderr
   prog = Progress('animgen sample', quiet=args.quiet)
@@ -346,10 +360,10 @@ def _add_animate(sub):
   a.add_argument('--workdir', default=None,
                  help='training run with checkpoints (and codebook) (default runs/landscape; '
                  'runs/image2gif_real with --method image2gif)')
-  a.add_argument('--frames', type=int, default=None,
+  a.add_argument('--frames', type=validate.option(Int(2, hi=MAX_FRAMES)), default=None,
                  help='frames to generate (official 199); image2gif: frames written, the photo '
                  'included (default the run\'s sequence length, 6 for configs/image2gif.py:real)')
-  a.add_argument('--loop-frames', type=int, default=None,
+  a.add_argument('--loop-frames', type=validate.option(Int(2)), default=None,
                  help="length of the cross-faded loop (default (frames + 3) // 2: 101 for 199)")
   a.add_argument('--no-loop', action='store_true', help='write the generated frames unlooped')
   a.add_argument('--loop', choices=('crossfade', 'mrf'), default='crossfade',
@@ -357,29 +371,31 @@ def _add_animate(sub):
                  'generated frames; mrf: each pixel gets its own period and start by '
                  'animgen.looper (Liao 2013) and a periodic gradient-domain blend (use e.g. '
                  '--frames 64: it solves over every frame)')
-  a.add_argument('--min-period', type=int, default=32,
+  a.add_argument('--min-period', type=validate.option(Int(4, 4)), default=32,
                  help='--loop mrf: shortest loop period in frames (a multiple of 4)')
-  a.add_argument('--speed', type=float, default=0.2, help='motion speed s_m (official -ms 0.2)')
+  a.add_argument('--speed', type=validate.option(Float(0.0, 64.0, open_lo=True)), default=0.2,
+                 help='motion speed s_m (official -ms 0.2)')
   g = a.add_mutually_exclusive_group()
-  g.add_argument('--z-index', type=int, default=None, help='motion codebook row')
-  g.add_argument('--z-mix', type=float, default=None,
+  g.add_argument('--z-index', type=validate.option(Int(0)), default=None,
+                 help='motion codebook row')
+  g.add_argument('--z-mix', type=validate.option(validate.PROB), default=None,
                  help='official -mz: a fraction t in [0, 1] of the codebook, interpolating '
                  'rows floor and ceil of (K - 1) t (default: a random t from --seed)')
   g.add_argument('--z-normal', action='store_true',
                  help='z^M ~ N(0, I) from --seed (for runs trained with model.latent_reg=vae, '
                  'wae or wae_gan, Sec. 6.6)')
-  a.add_argument('--seed', type=int, default=None,
+  a.add_argument('--seed', type=validate.option(validate.SEED), default=None,
                  help='seed of random codebook rows / sequences and of --z-normal, --a-normal')
   a.add_argument('--arrows', default=None,
                  help='motion control (Eq. 12): "x0,y0,x1,y1;..." in photo pixels, or a JSON '
                  'file of [[x0, y0, x1, y1], ...]; motion goes from (x0, y0) to (x1, y1)')
-  a.add_argument('--pad', type=float, default=0.25,
+  a.add_argument('--pad', type=validate.option(Float(0.0, 1.0, open_hi=True)), default=0.25,
                  help='reflection padding of the flows and the photo, as a fraction of the '
                  'network size (official 0.25: 64 px at 256)')
   _add_appearance_args(a.add_argument_group('appearance (Algorithm 1, lines 10-17)'))
-  a.add_argument('--control-steps', type=int, default=200,
+  a.add_argument('--control-steps', type=validate.option(Int(1, hi=100_000)), default=200,
                  help='Adam steps of the Eq. 12/13 latent optimisation')
-  a.add_argument('--fps', type=float, default=None,
+  a.add_argument('--fps', type=validate.option(validate.FPS), default=None,
                  help='frame rate (default 30; 5 with --method image2gif: its 6 frames span '
                  'about a second)')
   a.add_argument('--flow-output', default=None, help='flow visualisation video path '
@@ -399,15 +415,15 @@ def _add_appearance_args(ap):
   ap.add_argument('--motion-only', action='store_true', help='no appearance change')
   ap.add_argument('--appearance-only', action='store_true',
                   help='no motion: recolour the still photo only')
-  ap.add_argument('--a-index', type=int, default=None,
+  ap.add_argument('--a-index', type=validate.option(Int(0)), default=None,
                   help='appearance codebook sequence (default: the latent LSTM when the run '
                   'has one, else a random --a-mix from --seed)')
-  ap.add_argument('--a-mix', type=float, default=None,
+  ap.add_argument('--a-mix', type=validate.option(validate.PROB), default=None,
                   help='official -az: a fraction t in [0, 1] choosing the appearance codebook '
                   'sequence int((N - 1) t)')
   ap.add_argument('--a-random', action='store_true',
                   help='a random codebook sequence even when a latent LSTM exists')
-  ap.add_argument('--a-speed', type=float, default=0.1,
+  ap.add_argument('--a-speed', type=validate.option(Float(0.0, 1.0, open_lo=True)), default=0.1,
                   help='appearance speed s_a: one appearance cycle spans at least int(1/s_a) '
                   'motion loops (official -as 0.1)')
   ap.add_argument('--a-normal', action='store_true',
@@ -425,9 +441,10 @@ def _add_sample(sub):
   sm.add_argument('--caption', default=None,
                   help='e.g. "the digit 3 is moving up and down" (runs trained with captions)')
   sm.add_argument('-o', '--output', required=True, help='.gif, .mp4, .png (animated) or a folder')
-  sm.add_argument('--num', type=int, default=1, help='GIFs to generate, side by side')
-  sm.add_argument('--seed', type=int, default=0)
-  sm.add_argument('--fps', type=float, default=4.0)
+  sm.add_argument('--num', type=validate.option(Int(1, hi=1024)), default=1,
+                  help='GIFs to generate, side by side')
+  sm.add_argument('--seed', type=validate.option(validate.SEED), default=0)
+  sm.add_argument('--fps', type=validate.option(validate.FPS), default=4.0)
   sm.add_argument('--attention', default=None,
                   help='also write the canvas + write-attention grid of every frame at every '
                   'step (Fig. 4) of the first GIF to this .png')

@@ -40,6 +40,7 @@ import tempfile
 
 import numpy as np
 
+from animgen import validate
 from animgen.errors import InputError
 
 MOTION_FILES = ('PMNet', 'EMNet')
@@ -507,11 +508,12 @@ class _Official:
 def _plan(files: _Official, out_motion, out_appearance) -> dict:
   """-> {kind: destination folder} of the runs that can be made; notes the skipped ones."""
   plan, path, have, epoch = {}, files.path, files.have, files.epoch
+  notes = []   # printed only once the plan stands: an error is the one line it prints
   if out_motion is not None:
     if have('PMNet'):
       plan['motion'] = _check_out(out_motion, '--motion-out')
     else:
-      print(f'animgen: note: no {path("PMNet")}: no motion run written', file=sys.stderr)
+      notes.append(f'animgen: note: no {path("PMNet")}: no motion run written')
   if out_appearance is not None:
     if have('PANet') and have('EANet'):
       plan['appearance'] = _check_out(out_appearance, '--appearance-out')
@@ -520,7 +522,7 @@ def _plan(files: _Official, out_motion, out_appearance) -> dict:
       raise InputError(f'{path(missing)} is missing: the appearance run needs both PANet and '
                        f'EANet of epoch {epoch}')
     else:
-      print(f'animgen: note: no {path("PANet")}: no appearance run written', file=sys.stderr)
+      notes.append(f'animgen: note: no {path("PANet")}: no appearance run written')
   if not plan:
     epochs = _epochs_found(files.model_dir)
     hint = (f'; it has epochs {", ".join(map(str, epochs))}: pass --epoch'
@@ -529,6 +531,8 @@ def _plan(files: _Official, out_motion, out_appearance) -> dict:
                      f'(PMNet_weight_{epoch}.pth, PANet_weight_{epoch}.pth){hint}')
   if 'motion' in plan and 'appearance' in plan and plan['motion'] == plan['appearance']:
     raise InputError('--motion-out and --appearance-out are the same folder: pass two folders')
+  for note in notes:
+    print(note, file=sys.stderr)
   return plan
 
 
@@ -657,7 +661,8 @@ def register(subparsers):
                  '--workdir of animgen animate)')
   c.add_argument('--appearance-out', default='runs/landscape_appearance',
                  help='new folder for the appearance run (default runs/landscape_appearance)')
-  c.add_argument('--epoch', type=int, default=5000, help='epoch in the file names (official 5000)')
+  c.add_argument('--epoch', type=validate.option(validate.Int(0)), default=5000,
+                 help='epoch in the file names (official 5000)')
   c.add_argument('--trust-pickle', action='store_true',
                  help='read the codebook pickles (unpickling can run code: only for files from '
                  'a source you trust)')

@@ -3,6 +3,11 @@
 --mode=train (default) trains and resumes from the latest checkpoint in --workdir;
 --mode=eval evaluates the latest checkpoint on the test split;
 --mode=finalize rebuilds the run's artefacts (e.g. the motion codebook).
+
+Every --config.* field is checked before any work (animgen/validate.py). Exit codes: 0 done;
+1 training diverged (NaN/Inf; the last good checkpoint is kept); 2 bad input (one line on
+stderr, nothing written); 75 stopped by SIGTERM after saving a checkpoint (rerun the same
+command to resume; 75 is sysexits' EX_TEMPFAIL, "try again later").
 """
 import os
 
@@ -23,15 +28,26 @@ def default_workdir(config_path: str) -> str:
   return os.path.join('runs', name + (f'_{variant}' if variant else ''))
 
 
+def _default_config(config_path: str):
+  """The config file's variant as it is before the user's --config.* overrides."""
+  import importlib.util
+  path, sep, arg = config_path.partition(':')
+  spec = importlib.util.spec_from_file_location('_animgen_config_defaults', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg) if sep else module.get_config()
+
+
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from absl import logging
   if not flags.FLAGS['verbosity'].present:  # keep library INFO chatter (orbax) out of the way
     logging.set_verbosity(logging.WARNING)
-  from animgen import trainer
+  from animgen import validate, trainer
   from animgen.errors import InputError
   with runtime.user_errors():
+    if len(argv) > 1:
+      raise InputError(f'unexpected argument {argv[1]!r}: every option is a --flag=value '
+                       '(see --help)')
     try:
       config = _CONFIG.value
       config.method  # noqa: B018  (forces the lazy load)
@@ -39,7 +55,10 @@ def main(argv):
       lines = [l.strip() for l in str(e).splitlines() if l.strip()]
       raise InputError(f'cannot load --config={flags.FLAGS["config"].config_filename}: '
                        f'{lines[-1] if lines else type(e).__name__}') from None
-    workdir = _WORKDIR.value or default_workdir(flags.FLAGS['config'].config_filename)
+    config_path = flags.FLAGS['config'].config_filename
+    validate.check(config, _default_config(config_path))
+    workdir = _WORKDIR.value or default_workdir(config_path)
+    validate.check_workdir(workdir)
     if _MODE.value == 'train':
       trainer.train_and_evaluate(config, workdir)
     elif _MODE.value == 'eval':
@@ -70,6 +89,8 @@ def _parse_flags(argv):
 
 def run():
   runtime.tune_malloc()   # before JAX starts its threads
+  runtime.quiet_tensorflow()
+  runtime.compilation_cache()   # a resumed or repeated run skips most compilation
   app.run(main, flags_parser=_parse_flags)
 
 

@@ -474,6 +474,26 @@ def _check_parent(path: str, flag: str) -> None:
     raise InputError(f'{flag} {path}: folder {parent} is not writable')
 
 
+def available_memory() -> int | None:
+  """Bytes of memory available to a new allocation (Linux MemAvailable), None if unknown."""
+  try:
+    with open('/proc/meminfo') as f:
+      for line in f:
+        if line.startswith('MemAvailable:'):
+          return int(line.split()[1]) * 1024
+  except (OSError, ValueError, IndexError):
+    pass
+  return None
+
+
+def check_fits(nbytes: float, what: str, hint: str) -> None:
+  """InputError, before any work, when `what` needs more memory than is available."""
+  avail = available_memory()
+  if avail is not None and nbytes > avail:
+    raise InputError(f'{what} needs about {nbytes / 2**30:.1f} GiB, more than the '
+                     f'{avail / 2**30:.1f} GiB of memory available: {hint}')
+
+
 def check_distinct(inputs, outputs) -> None:
   """InputError if an output path is an input or two outputs are one file; `inputs` and
   `outputs` are (flag, path) pairs (paths compared after resolving links and case-free of

@@ -212,7 +212,7 @@ def test_cli_appearance_only_lstm_patch_and_arrows(smoke_run, appearance_run, tm
     (['--patch', 'x.png'], '--patch-mask'),
     (['--a-speed', '0'], '--a-speed'),
     (['--motion-only', '--appearance-only'], 'exclude'),
-    (['--fps', '0'], '--fps 0'),
+    (['--fps', '0'], "--fps: '0'"),
     (['--loop', 'mrf', '--frames', '400'], '--frames 128 or fewer'),
     (['--flow-output', 'OUT'], 'is the -o output'),
     (['-o', 'OUT'], 'is the -o output'),

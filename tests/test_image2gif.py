@@ -719,8 +719,8 @@ def test_cli_animate_image2gif_bad_input_is_one_line_and_writes_nothing(dqn_run,
       ([photo, '-o', str(tmp_path / 'o.xyz'), '--workdir', workdir], '.xyz'),
       ([photo, '-o', out, '--workdir', workdir, '--z-index', '1'],
        '--z-index is an Animating Landscape option'),
-      ([photo, '-o', out, '--workdir', workdir, '--frames', '1'], '--frames 1'),
-      ([photo, '-o', out, '--workdir', workdir, '--fps', '0'], '--fps 0')):
+      ([photo, '-o', out, '--workdir', workdir, '--frames', '1'], "--frames: '1'"),
+      ([photo, '-o', out, '--workdir', workdir, '--fps', '0'], "--fps: '0'")):
     with pytest.raises(SystemExit) as e:
       cli.main(['animate'] + args + ['--method', 'image2gif', '-q'])
     lines = capsys.readouterr().err.strip().splitlines()

@@ -124,6 +124,8 @@ def test_short_clip_is_a_user_error():
     stages.period_set(40, stages.LoopConfig())
   with pytest.raises(InputError, match='multiple of 4'):
     stages.period_set(40, stages.LoopConfig(min_period=10))
+  with pytest.raises(InputError, match='--max-period 8 is below --min-period 16'):
+    stages.period_set(40, stages.LoopConfig(min_period=16, max_period=8))
 
 
 def _cli(*args, cwd=None):
@@ -159,17 +161,17 @@ def test_loop_command_on_the_shipped_cradle(tmp_path):
     (('data/clips/newtonscradle.gif', '-o', 'x.gif'), 'twice --min-period'),
     (('data/photos/china.jpg', '-o', 'x.gif'), 'not a still image'),
     (('data/clips/newtonscradle.gif', '-o', 'x.xyz', '--min-period', '16'), 'unknown extension'),
-    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--coarse', '-2'), '--coarse -2'),
-    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--candidates', '-5'), '--candidates -5'),
-    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--top-k', '0'), '--top-k 0'),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--coarse', '-2'), "--coarse: '-2'"),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--candidates', '-5'), "--candidates: '-5'"),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--top-k', '0'), "--top-k: '0'"),
     (('data/clips/newtonscradle.gif', '-o', 'data/clips/newtonscradle.gif'), 'is the input'),
     (('data/clips/newtonscradle.gif', '-o', 'x.gif', '-o', 'x.gif'), 'is the -o output'),
     (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--labels-out', 'x.gif'), 'is the -o'),
     (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--labels-out', 'x.txt'), 'use a .npz'),
-    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--out-frames', '-1'), '--out-frames -1'),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--out-frames', '-1'), "--out-frames: '-1'"),
     (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--max-seconds', 'nan'), '--max-seconds'),
-    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--start', '-2'), '--start -2'),
-    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--max-size', '-1'), '--max-size -1'),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--start', '-2'), "--start: '-2'"),
+    (('data/clips/newtonscradle.gif', '-o', 'x.gif', '--max-size', '-1'), "--max-size: '-1'"),
 ])
 def test_loop_bad_input_is_one_line_exit_2(tmp_path, args, message):
   r = _cli(*[a if not a.startswith('x.') else str(tmp_path / a) for a in args])

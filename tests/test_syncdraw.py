@@ -157,6 +157,8 @@ def test_tokenize_pads_and_names_the_vocabulary():
   assert bouncing_mnist.detokenize(ids) == 'the digit 3 is moving up and down'
   with pytest.raises(InputError, match=r"unknown word\(s\) \['flying'\].*left right up down"):
     bouncing_mnist.tokenize('the digit 3 is flying')
+  with pytest.raises(InputError, match=r"unknown word\(s\) \['数字'\]"):
+    bouncing_mnist.tokenize('数字')                  # not "empty": its word is not in the vocabulary
 
 
 def test_alignment_weights_sum_to_one_and_skip_padding():
@@ -302,6 +304,9 @@ def test_sample_cli(caption_run, tmp_path):
   assert bad.returncode == 2
   line = bad.stderr.strip().splitlines()[-1]
   assert "unknown word(s) ['flying']" in line and 'moving' in line
+  prior = run_cli(['-m', 'animgen.cli', 'sample', '--workdir', workdir, '-o', out])
+  lines = prior.stderr.strip().splitlines()
+  assert prior.returncode == 2 and len(lines) == 1 and 'trained with captions' in lines[0], lines
 
 
 def test_eight_devices_equal_one(tmp_path, data_dir):

@@ -9,16 +9,20 @@ candidate maps, their one-hot responses the semantics F of the energy, and they 
 natural (`FALLBACK_NATURAL`).
 """
 import dataclasses
-import math
 import os
 import time
 
 import numpy as np
 
+from animgen import validate
 from animgen.errors import InputError
+from animgen.validate import Float, Int
 
 DEFAULT_MAX_SIZE = 960      # Oh Sec. 5: at most 960x540 ...
 DEFAULT_MAX_SECONDS = 5.0   # ... and at most 5 s
+# Peak memory of a solve per pixel-frame: 19.24 GiB at 960x540x90 (bench/README.md, the
+# paper's frame size); the cost tables at full size dominate it
+BYTES_PER_PIXEL_FRAME = 440
 # Without a segmenter the moving regions count as natural classes (ours: what loops in a
 # cinemagraph is mostly water, trees, sky, fire; a person is protected with a segmenter)
 FALLBACK_NATURAL = True
@@ -177,20 +181,6 @@ def _check_args(args):
   media.check_distinct(ins, outs)
   if args.labels_out:
     media.check_data_output(args.labels_out, '--labels-out', '.npz')
-  for flag, value in (('--max-seconds', args.max_seconds), ('--start', args.start)):
-    if not (math.isfinite(value) and value >= 0):
-      raise InputError(f'{flag} {value}: give a number of seconds >= 0')
-  for flag, value in (('--max-size', args.max_size), ('--frames', args.frames),
-                      ('--out-frames', args.out_frames), ('--max-period', args.max_period)):
-    if value < 0:
-      raise InputError(f'{flag} {value}: give a count >= 0 (0: the default)')
-  for flag, value in (('--candidates', args.candidates), ('--top-k', args.top_k)):
-    if value < 1:
-      raise InputError(f'{flag} {value}: use a count >= 1')
-  if args.p_short < 1:
-    raise InputError(f'--p-short {args.p_short}: use a period in frames >= 1')
-  if args.coarse < 0:
-    raise InputError(f'--coarse {args.coarse}: use 0 (automatic), 1 (full size) or a factor > 1')
   if args.segmentation and args.segmenter:
     raise InputError('--segmentation and --segmenter both give the semantics: use one')
   if args.segmenter_classes and not args.segmenter:
@@ -395,6 +385,9 @@ def cmd_loop(args):
   t, h, w, _ = video.shape
   coarse = args.coarse or auto_coarse(h, w)
   config = _loop_config(args, t, coarse)
+  from animgen import media
+  media.check_fits(BYTES_PER_PIXEL_FRAME * t * h * w, f'looping {t} frames at {w}x{h}',
+                   'give a smaller --max-size, --max-seconds or --frames')
   mask = _read_mask(args.mask, h, w) if args.mask else None
   starts1 = (_read_stage1(args.reuse_stage1, stages.period_set(t, config))
              if args.reuse_stage1 else None)
@@ -454,11 +447,12 @@ def register(sub):
   p.add_argument('video', help='MP4/AVI/MOV/GIF or a folder of frames')
   p.add_argument('-o', '--output', required=True, action='append',
                  help='.gif, .mp4, .png (animated) or a folder; repeat for several formats')
-  p.add_argument('--candidates', type=int, default=1,
+  p.add_argument('--candidates', type=validate.option(Int(1, hi=64)), default=1,
                  help='N > 1: solve every candidate (each object, each pair of objects, all '
                  'together), write the best to OUTPUT and the next N - 1 as OUTPUT_<candidate>, '
                  'and all of them with energies in OUTPUT_candidates.json')
-  p.add_argument('--top-k', type=int, default=4, help='candidate objects (Oh Sec. 3.1: K = 4)')
+  p.add_argument('--top-k', type=validate.option(Int(1, hi=32)), default=4,
+                 help='candidate objects (Oh Sec. 3.1: K = 4)')
   _add_semantics_args(p)
   p.add_argument('--mask', default=None,
                  help='image, white where the loop should move: replaces the candidate map and '
@@ -475,23 +469,27 @@ def register(sub):
                  'same clip and options (e.g. to edit a candidate with --mask)')
   p.add_argument('--labels-out', default=None,
                  help='.npz with per-pixel int periods and starts per candidate, and the maps')
-  p.add_argument('--min-period', type=int, default=32, help='minimum loop period in frames '
+  p.add_argument('--min-period', type=validate.option(Int(4, 4)), default=32,
+                 help='minimum loop period in frames '
                  '(Oh supp.: 32; a multiple of 4)')
-  p.add_argument('--p-short', type=int, default=costs_p_short(),
+  p.add_argument('--p-short', type=validate.option(Int(1)), default=costs_p_short(),
                  help='natural pixels pay alpha_inf for periods below this (Oh supp.: 20; with '
                  'the minimum period 32 it never acts, as in the paper: lower --min-period)')
-  p.add_argument('--max-period', type=int, default=0, help='maximum period (0: clip length)')
-  p.add_argument('--coarse', type=int, default=0,
+  p.add_argument('--max-period', type=validate.option(Int(0)), default=0,
+                 help='maximum period (0: clip length)')
+  p.add_argument('--coarse', type=validate.option(Int(0, hi=64)), default=0,
                  help='solve stages 1-2 at 1/N resolution, then refine; 0 (default): automatic, '
                  'full size below 256 px, else a factor keeping >= 64 px; 1: always full size')
-  p.add_argument('--max-size', type=int, default=DEFAULT_MAX_SIZE,
+  p.add_argument('--max-size', type=validate.option(Int(0)), default=DEFAULT_MAX_SIZE,
                  help='downscale so the longer side is at most this (Oh: 960); 0 keeps it')
-  p.add_argument('--max-seconds', type=float, default=DEFAULT_MAX_SECONDS,
+  p.add_argument('--max-seconds', type=validate.option(Float(0.0)), default=DEFAULT_MAX_SECONDS,
                  help='use at most this many seconds (Oh: 5); 0 keeps all')
-  p.add_argument('--start', type=float, default=0.0, help='skip this many seconds first')
-  p.add_argument('--frames', type=int, default=0, help='use this many frames (overrides '
+  p.add_argument('--start', type=validate.option(Float(0.0)), default=0.0,
+                 help='skip this many seconds first')
+  p.add_argument('--frames', type=validate.option(Int(0)), default=0,
+                 help='use this many frames (overrides '
                  '--max-seconds)')
-  p.add_argument('--out-frames', type=int, default=0,
+  p.add_argument('--out-frames', type=validate.option(Int(0)), default=0,
                  help='output length (default: the longest period; every pixel loops a whole '
                  'number of times in it)')
   # periodic by default: on the shipped tree clip its wrap seam is 0.0146 against 0.0211

@@ -50,6 +50,10 @@ def period_set(num_frames: int, config: LoopConfig) -> np.ndarray:
   if config.min_period < 2 or config.min_period % q:
     raise InputError(f'--min-period {config.min_period}: use a multiple of {q} that is at '
                      'least 4')
+  if config.max_period and config.max_period < config.min_period:
+    raise InputError(f'--max-period {config.max_period} is below --min-period '
+                     f'{config.min_period}: give --max-period 0 (the clip length) or at least '
+                     f'{config.min_period}')
   top = min(num_frames, config.max_period or num_frames)
   periods = np.arange(config.min_period, top + 1, q)
   if num_frames < 2 * config.min_period or not len(periods):

@@ -12,22 +12,14 @@ import time
 
 import numpy as np
 
+from animgen import validate
 from animgen.errors import InputError
-
-
-def _positive(flag, value, low=1):
-  if not low <= value:
-    raise InputError(f'{flag} {value}: use an integer >= {low}')
+from animgen.validate import Float, Int
 
 
 def cmd_panel(args):
   from animgen import media
   from animgen.preference import panel
-  _positive('--clips', args.clips, 2)
-  _positive('--users', args.users, 2)
-  _positive('--groups', args.groups)
-  if not 0 < args.observed <= 1:
-    raise InputError(f'--observed {args.observed}: use a share in (0, 1]')
   if os.path.exists(os.path.join(args.dir, 'ratings.csv')):
     raise InputError(f'{args.dir}: already holds a panel (ratings.csv); give a new folder')
   media.check_data_output(args.dir, 'DIR')
@@ -56,13 +48,19 @@ def register(sub):
   s = p.add_subparsers(dest='prefs_command', required=True, parser_class=type(p))
   a = s.add_parser('panel', help='make a simulated user panel (cinemagraphs, ratings, truth)')
   a.add_argument('dir', help='new folder for ratings.csv, cinemagraphs.npz, truth.npz')
-  a.add_argument('--seed', type=int, default=0)
-  a.add_argument('--clips', type=int, default=244, help='clips (paper: 244)')
-  a.add_argument('--users', type=int, default=59, help='users (paper: 59)')
-  a.add_argument('--groups', type=int, default=4, help='latent taste groups')
-  a.add_argument('--size', type=int, default=64, help='clip side in pixels')
-  a.add_argument('--frames', type=int, default=40, help='frames per clip')
-  a.add_argument('--observed', type=float, default=0.63, help='share of ratings observed')
+  a.add_argument('--seed', type=validate.option(validate.SEED), default=0)
+  a.add_argument('--clips', type=validate.option(Int(2, hi=100_000)), default=244,
+                 help='clips (paper: 244)')
+  a.add_argument('--users', type=validate.option(Int(2, hi=100_000)), default=59,
+                 help='users (paper: 59)')
+  a.add_argument('--groups', type=validate.option(Int(1, hi=1000)), default=4,
+                 help='latent taste groups')
+  a.add_argument('--size', type=validate.option(Int(16, hi=1024)), default=64,
+                 help='clip side in pixels')
+  a.add_argument('--frames', type=validate.option(Int(8, hi=1000)), default=40,
+                 help='frames per clip')
+  a.add_argument('--observed', type=validate.option(Float(0.0, 1.0, open_lo=True)), default=0.63,
+                 help='share of ratings observed')
   a.add_argument('--no-faces', action='store_true', help='zero the face features')
   a.add_argument('-q', '--quiet', action='store_true')
   a.set_defaults(func=cmd_panel)
@@ -97,7 +95,6 @@ def cmd_features(args):
   """The context features of a folder of cinemagraph files as a panel's cinemagraphs.npz."""
   from animgen import media
   from animgen.preference import features
-  _positive('--max-frames', args.max_frames, 2)
   media.check_data_output(args.output, ext='.npz')
   ids, paths = cinemagraph_files(args.folder)
   motion = (features.load_motion_features(args.motion_features, len(ids))
@@ -129,7 +126,8 @@ def _register_features(s):
   f.add_argument('--motion-features', default=None,
                  help='.npz with features [N, D], one row per file in natural order (e.g. real '
                  'C3D features), instead of the flow-histogram stand-in')
-  f.add_argument('--max-frames', type=int, default=150, help='read at most this many frames')
+  f.add_argument('--max-frames', type=validate.option(Int(2, hi=100_000)), default=150,
+                 help='read at most this many frames')
   f.add_argument('--no-faces', action='store_true', help='zero the face features')
   f.add_argument('-q', '--quiet', action='store_true')
   f.set_defaults(func=cmd_features)
@@ -361,7 +359,7 @@ def _register_eval(s):
   e.add_argument('--grid', choices=('small', 'paper'), default='small',
                  help="the joint models' lambda x d search: a 4 x 3 corner or supp. Sec. 2's "
                  'full 7 x 9 grid')
-  e.add_argument('--seed', type=int, default=0)
+  e.add_argument('--seed', type=validate.option(validate.SEED), default=0)
   e.add_argument('-q', '--quiet', action='store_true')
   e.set_defaults(func=cmd_eval)
 
@@ -372,5 +370,5 @@ def _register_fit(s):
   f.add_argument('-o', '--output', required=True, help='model .npz (plain arrays, no pickles)')
   f.add_argument('--mapping', choices=('rbf', 'linear'), default='rbf',
                  help="auto-encoder mappings: Gaussian RBF (the paper's best) or linear")
-  f.add_argument('--seed', type=int, default=0)
+  f.add_argument('--seed', type=validate.option(validate.SEED), default=0)
   f.set_defaults(func=cmd_fit)
