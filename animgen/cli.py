@@ -45,6 +45,16 @@ ANIMATE_DEFAULTS = {'landscape': {'workdir': 'runs/landscape', 'frames': 199, 'f
 IMAGE2GIF_OPTIONS = ('image', 'output', 'workdir', 'frames', 'fps', 'no_flow', 'quiet', 'method')
 
 
+def _read_patch(args):
+  """The --patch image and --patch-mask (bool [H, W, 1]), read before any work starts."""
+  from animgen import media
+  target = media.read_image(args.patch)
+  mask = media.read_image(args.patch_mask).mean(-1, keepdims=True) > 0.5
+  if not mask.any():
+    raise InputError(f'--patch-mask {args.patch_mask} is empty: mark the patch pixels white')
+  return target, mask
+
+
 def _appearance_keys(args, image, loop0, model):
   """Appearance key codes -> (keys [K, Z], start row, z_in = E^A(first loop frame), source):
   from colour patches (Eq. 13), z^A ~ N(0, I), the latent LSTM (Appendix B), or a codebook
@@ -56,10 +66,7 @@ def _appearance_keys(args, image, loop0, model):
   z_in = animate.encode_frame(model, loop0)
   if args.patch:
     small = animate.network_input(image, size)
-    target = media.read_image(args.patch)
-    mask = media.read_image(args.patch_mask).mean(-1, keepdims=True) > 0.5
-    if not mask.any():
-      raise InputError(f'--patch-mask {args.patch_mask} is empty: mark the patch pixels white')
+    target, mask = args.patch_images
     rs = lambda a: warp.resize(jnp.asarray(a, jnp.float32)[None], size, size, 'bilinear')
     z_hat, _ = animate.code_from_patch(model.maps, small, rs(target) * 2.0 - 1.0,
                                        (rs(mask) > 0.5).astype(jnp.float32), z_in,
@@ -277,6 +284,7 @@ def cmd_animate(args):
   media.check_fits(args.frames * h * w * 3 * 5 + args.frames * 256 * 256 * 8,
                    f'--frames {args.frames} at {w}x{h}', 'give fewer --frames or a smaller photo')
   a_model = animate.appearance_model(args.appearance_workdir) if use_appearance else None
+  args.patch_images = _read_patch(args) if args.patch else None
   notes, flows = [], []
   if args.appearance_only:
     motion = media.to_uint8(image)[None]
@@ -303,8 +311,9 @@ def _check_sample_args(args):
   media.check_output(args.output)
   if args.num < 1:
     raise InputError(f'--num {args.num}: need at least one GIF')
-  if args.attention and os.path.splitext(args.attention)[1].lower() != '.png':
-    raise InputError(f'--attention {args.attention}: give a .png path')
+  if args.attention:
+    media.check_data_output(args.attention, '--attention', '.png')
+  media.check_distinct([], [('-o', args.output), ('--attention', args.attention)])
 
 
 def cmd_sample(args):

@@ -476,9 +476,8 @@ def _check_out(path, flag):
   path = os.path.abspath(path)
   if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
     raise InputError(f'{flag} {path} already exists: pass a new folder or remove it first')
-  parent = os.path.dirname(path)
-  if os.path.exists(parent) and not os.access(parent, os.W_OK):
-    raise InputError(f'{flag} {path}: folder {parent} is not writable')
+  from animgen import media
+  media.check_can_make(path, flag)
   return path
 
 
@@ -505,10 +504,10 @@ class _Official:
     return os.path.isfile(self.path(stem, ext))
 
 
-def _plan(files: _Official, out_motion, out_appearance) -> dict:
-  """-> {kind: destination folder} of the runs that can be made; notes the skipped ones."""
+def _plan(files: _Official, out_motion, out_appearance):
+  """-> ({kind: destination folder} of the runs that can be made, notes on the skipped ones)."""
   plan, path, have, epoch = {}, files.path, files.have, files.epoch
-  notes = []   # printed only once the plan stands: an error is the one line it prints
+  notes = []   # printed once every input is read: an error is the one line convert prints
   if out_motion is not None:
     if have('PMNet'):
       plan['motion'] = _check_out(out_motion, '--motion-out')
@@ -531,9 +530,7 @@ def _plan(files: _Official, out_motion, out_appearance) -> dict:
                      f'(PMNet_weight_{epoch}.pth, PANet_weight_{epoch}.pth){hint}')
   if 'motion' in plan and 'appearance' in plan and plan['motion'] == plan['appearance']:
     raise InputError('--motion-out and --appearance-out are the same folder: pass two folders')
-  for note in notes:
-    print(note, file=sys.stderr)
-  return plan
+  return plan, notes
 
 
 def _inputs(plan: dict, files: _Official) -> list:
@@ -638,11 +635,17 @@ def convert(model_dir: str, out_motion: str | None = 'runs/landscape',
     raise InputError(f'{model_dir} is not a folder: pass the folder holding the official '
                      f'PMNet/PANet/EANet_weight_{epoch}.pth files')
   files = _Official(model_dir, epoch)
-  plan = _plan(files, out_motion, out_appearance)
+  plan, notes = _plan(files, out_motion, out_appearance)
   inputs = _inputs(plan, files)
+  if not trust_pickle:   # refused before the weights are read
+    for path in inputs:
+      if path.endswith('.pkl'):
+        load_pickle(path, trust_pickle)
   with prog.stage(f'read {len(inputs)} official file(s)', len(inputs), 'files',
                   os.path.basename(inputs[0])) as stage:
     loaded = _read(plan, files, trust_pickle, stage)
+  for note in notes:
+    print(note, file=sys.stderr)
   return _write(plan, loaded, files, image_size, prog)
 
 

@@ -469,9 +469,21 @@ def check_output(path: str, flag: str = '-o') -> None:
 
 
 def _check_parent(path: str, flag: str) -> None:
-  parent = os.path.dirname(os.path.abspath(path.rstrip('/'))) or '.'
-  if os.path.exists(parent) and not os.access(parent, os.W_OK):
-    raise InputError(f'{flag} {path}: folder {parent} is not writable')
+  check_can_make(os.path.dirname(os.path.abspath(path.rstrip('/'))) or '.', flag, path)
+
+
+def check_can_make(folder: str, flag: str, shown: str | None = None) -> None:
+  """InputError unless `folder` is a folder, or can be made in the nearest existing folder
+  above it, and that folder is writable."""
+  shown = shown or folder
+  probe = os.path.abspath(os.path.expanduser(folder))
+  while not os.path.exists(probe):
+    probe = os.path.dirname(probe)
+  if not os.path.isdir(probe):
+    raise InputError(f'{flag} {shown}: {probe} is a file, not a folder')
+  if not os.access(probe, os.W_OK | os.X_OK):
+    raise InputError(f'{flag} {shown}: folder {probe} is not writable; give a folder you can '
+                     'write to')
 
 
 def available_memory() -> int | None:

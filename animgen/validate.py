@@ -208,17 +208,11 @@ def _combinations(c) -> None:
 def check_workdir(workdir: str) -> None:
   """A workdir that can hold a run: not a file, inside a folder that exists or can be made and
   is writable."""
+  from animgen import media
   path = os.path.abspath(os.path.expanduser(workdir))
   if os.path.exists(path) and not os.path.isdir(path):
     raise InputError(f'--workdir={workdir} is a file: give a folder for the run')
-  probe = path
-  while not os.path.exists(probe):
-    probe = os.path.dirname(probe)
-  if not os.path.isdir(probe):
-    raise InputError(f'--workdir={workdir}: {probe} is a file, not a folder')
-  if not os.access(probe, os.W_OK | os.X_OK):
-    raise InputError(f'--workdir={workdir}: {probe} is not writable: give a folder you can '
-                     'write to')
+  media.check_can_make(path, '--workdir', workdir)
 
 
 def option(rule, parse=None):

@@ -203,7 +203,8 @@ MAIN_CASES = [
     ["--config.model.widths=(1,2)"], ['--config.dtype=float7'], ['--config.image_size=12'],
     ['--config.train.num_steps=abc'], ['--config.data_dir=' + __file__], ['stray'],
     ['--config.dataset=nope/x'], ['--config.train.init_from=/nonexistent/run'],
-    ['--workdir=' + __file__], ['--mode=eval'], ['--mode=finalize'],
+    ['--workdir=' + __file__], ['--workdir=' + __file__ + '/run'], ['--mode=eval'],
+    ['--mode=finalize'],
     ['--config=configs/landscape.py:nope'],
     ['--config.no_such_field=1'],
 ]
@@ -254,8 +255,19 @@ def _workdir_with(src, tmp, name, config_json=None, codebook=None):
   return dest
 
 
+@pytest.fixture(scope='module')
+def prefs_model(tmp_path_factory):
+  """A preference model fitted on a small random panel (as tests/test_preference_cli.py)."""
+  import test_preference_cli
+  from animgen.preference import panel
+  d = tmp_path_factory.mktemp('fuzz_prefs')
+  panel.write_panel(str(d / 'panel'), test_preference_cli._random_panel())  # pylint: disable=protected-access
+  cli.main(['prefs', 'fit', str(d / 'panel'), '-o', str(d / 'model.npz')])
+  return str(d / 'model.npz')
+
+
 @pytest.fixture
-def inputs(tmp_path, smoke_run):
+def inputs(tmp_path, smoke_run, appearance_run, prefs_model):
   """Malformed files of every kind, in tmp_path/in (the outputs go to tmp_path/out)."""
   d = tmp_path / 'in'
   d.mkdir()
@@ -292,80 +304,125 @@ def inputs(tmp_path, smoke_run):
           src, d, 'run_garbage_codebook', codebook=lambda p: _write(p, b'garbage')),
       'run_no_config': str(d / 'emptydir'),
       'motion_run': src,
+      'appearance_run': appearance_run[1],
+      'prefs_model': prefs_model,
       'pth_dir': str(d / 'pth'),
+      'one_gif_dir': str(d / 'gifs'),
   }
   os.makedirs(f['emptydir'])
-  _write(d / 'pth' / 'motion_predictor_epoch5000.pth', b'\x80\x04garbage pickle')
+  for name in ('PMNet_weight_5000.pth', 'EMNet_weight_5000.pth', 'codebook_m_5000.pkl'):
+    _write(d / 'pth' / name, b'\x80\x04garbage pickle')
+  os.makedirs(f['one_gif_dir'])
+  shutil.copy(os.path.join(ROOT, 'data', 'clips', 'newtonscradle.gif'), f['one_gif_dir'])
   return tmp_path, f
 
 
 def _file_cases():
-  """(id, argv with IN:<file> placeholders and OUT for the output folder)."""
+  """(id, argv with IN:<file> placeholders and OUT for the output folder, what the one line
+  must name: the file, folder or option at fault)."""
   a = ['animate']
-  lp = ['loop', TREE, '-o', 'OUT/l.gif']
+  lp = ['loop', TREE, '-o', 'OUT/l.gif', '--min-period', '16']   # tree.mp4: 40 frames
   an = ['animate', PHOTO, '-o', 'OUT/a.gif', '--workdir', 'IN:motion_run', '--frames', '3']
+  ap = an + ['--appearance-workdir', 'IN:appearance_run']
   return [
-      *[(f'animate photo {k}', a + [f'IN:{k}', '-o', 'OUT/a.gif', '--workdir', 'IN:motion_run'])
-        for k in ('empty.jpg', 'text.png', 'half.jpg', 'emptydir')],
-      *[(f'loop video {k}', ['loop', f'IN:{k}', '-o', 'OUT/l.gif'])
+      *[(f'animate photo {k}', a + [f'IN:{k}', '-o', 'OUT/a.gif', '--workdir', 'IN:motion_run'],
+         k) for k in ('empty.jpg', 'text.png', 'half.jpg', 'emptydir')],
+      *[(f'loop video {k}', ['loop', f'IN:{k}', '-o', 'OUT/l.gif'], k)
         for k in ('empty.mp4', 'text.gif', 'half.mp4', 'emptydir', 'text.png')],
-      *[(f'loop mask {k}', lp + ['--mask', f'IN:{k}']) for k in ('empty.jpg', 'text.png',
-                                                                   'black.png')],
-      *[(f'loop segmentation {k}', lp + ['--segmentation', f'IN:{k}'])
+      *[(f'loop mask {k}', lp + ['--mask', f'IN:{k}'], k) for k in ('empty.jpg', 'text.png',
+                                                                      'black.png')],
+      *[(f'loop segmentation {k}', lp + ['--segmentation', f'IN:{k}'], k)
         for k in ('garbage.npz', 'pickled.npz', 'nokeys.npz', 'text.png')],
-      *[(f'loop segmenter {k}', lp + ['--segmenter', f'IN:{k}'])
+      *[(f'loop segmenter {k}', lp + ['--segmenter', f'IN:{k}'], k)
         for k in ('model.onnx', 'model.xyz', 'emptydir')],
-      *[(f'loop prefs {k}', lp + ['--prefs', f'IN:{k}', '--user', 'u0'])
+      *[(f'loop prefs {k}', lp + ['--prefs', f'IN:{k}', '--user', 'u0'], k)
         for k in ('garbage.npz', 'pickled.npz', 'nokeys.npz')],
-      ('loop user-ratings garbage', lp + ['--prefs', 'IN:nokeys.npz', '--user-ratings',
-                                          'IN:ratings.csv']),
-      *[(f'loop reuse-stage1 {k}', lp + ['--reuse-stage1', f'IN:{k}'])
+      ('loop prefs unknown user', lp + ['--prefs', 'IN:prefs_model', '--user', 'nobody'],
+       'nobody'),
+      *[(f'loop user-ratings {k}', lp + ['--prefs', 'IN:prefs_model', '--user-ratings',
+                                         f'IN:{k}'], k)
+        for k in ('ratings.csv', 'empty.jpg', 'emptydir')],
+      *[(f'loop reuse-stage1 {k}', lp + ['--reuse-stage1', f'IN:{k}'], k)
         for k in ('garbage.npz', 'pickled.npz', 'nokeys.npz')],
-      *[(f'animate arrows {k}', an + ['--arrows', f'IN:{k}'])
+      *[(f'animate arrows {k}', an + ['--arrows', f'IN:{k}'], k)
         for k in ('bad.json', 'deep.json', 'shape.json', 'empty.jpg')],
-      *[(f'animate arrows text {t!r}', an + [f'--arrows={t}']) for t in ('', 'a,b,c', '1,2,3',
-                                                                          '1,2,3,nan')],
-      *[(f'animate workdir {k}', ['animate', PHOTO, '-o', 'OUT/a.gif', '--workdir', f'IN:{k}'])
+      *[(f'animate arrows text {t!r}', an + [f'--arrows={t}'], '--arrows')
+        for t in ('', 'a,b,c', '1,2,3', '1,2,3,nan')],
+      *[(f'animate workdir {k}', ['animate', PHOTO, '-o', 'OUT/a.gif', '--workdir', f'IN:{k}'],
+         k.replace('run_no_config', 'emptydir'))
         for k in ('run_truncated', 'run_empty_obj', 'run_list', 'run_pickled_codebook',
                   'run_garbage_codebook', 'run_no_config', 'text.png')],
-      *[(f'animate patch {k}', an + ['--appearance-workdir', 'IN:motion_run', '--patch',
-                                     f'IN:{k}', '--patch-mask', 'IN:black.png'])
-        for k in ('text.png',)],
+      *[(f'animate appearance-workdir {k}', an + ['--appearance-workdir', f'IN:{k}'], k)
+        for k in ('motion_run', 'emptydir', 'text.png')],
+      *[(f'animate patch {k}', ap + ['--patch', f'IN:{k}', '--patch-mask', 'IN:black.png'], k)
+        for k in ('text.png', 'empty.jpg')],
+      ('animate patch-mask all black', ap + ['--patch', PHOTO, '--patch-mask', 'IN:black.png'],
+       '--patch-mask'),
       ('animate frames beyond memory', ['animate', PHOTO, '-o', 'OUT/a.gif', '--workdir',
-                                        'IN:motion_run', '--frames', '99999']),
+                                        'IN:motion_run', '--frames', '99999'], '--frames'),
       ('convert pth without trust', ['convert', 'IN:pth_dir', '--motion-out', 'OUT/m',
-                                     '--appearance-out', 'OUT/a']),
+                                     '--appearance-out', 'OUT/a'], '--trust-pickle'),
       ('convert pth garbage trusted', ['convert', 'IN:pth_dir', '--motion-out', 'OUT/m',
-                                       '--appearance-out', 'OUT/a', '--trust-pickle']),
-      ('convert empty dir', ['convert', 'IN:emptydir', '--motion-out', 'OUT/m']),
-      ('prefs fit no panel', ['prefs', 'fit', 'IN:emptydir', '-o', 'OUT/m.npz']),
-      ('prefs features no files', ['prefs', 'features', 'IN:emptydir', '-o', 'OUT/f.npz']),
-      ('prefs features motion garbage', ['prefs', 'features', 'IN:emptydir', '-o', 'OUT/f.npz',
-                                         '--motion-features', 'IN:pickled.npz']),
-      ('sample wrong method', ['sample', '--workdir', 'IN:motion_run', '-o', 'OUT/s.gif']),
-      ('sample no run', ['sample', '--workdir', 'IN:emptydir', '-o', 'OUT/s.gif']),
+                                       '--appearance-out', 'OUT/a', '--trust-pickle'],
+       'PMNet_weight_5000.pth'),
+      ('convert empty dir', ['convert', 'IN:emptydir', '--motion-out', 'OUT/m'], 'emptydir'),
+      ('prefs fit no panel', ['prefs', 'fit', 'IN:emptydir', '-o', 'OUT/m.npz'], 'emptydir'),
+      ('prefs features no files', ['prefs', 'features', 'IN:emptydir', '-o', 'OUT/f.npz'],
+       'emptydir'),
+      *[(f'prefs features motion {k}', ['prefs', 'features', 'IN:one_gif_dir', '-o',
+                                        'OUT/f.npz', '--motion-features', f'IN:{k}'], k)
+        for k in ('pickled.npz', 'garbage.npz', 'nokeys.npz')],
+      ('sample wrong method', ['sample', '--workdir', 'IN:motion_run', '-o', 'OUT/s.gif'],
+       'landscape_motion'),
+      ('sample no run', ['sample', '--workdir', 'IN:emptydir', '-o', 'OUT/s.gif'], 'emptydir'),
       ('datasets manual dir file', ['datasets', 'prepare', 'sky_timelapse/default',
-                                    '--data-dir', 'OUT/tfds', '--manual-dir', 'IN:text.png']),
+                                    '--data-dir', 'OUT/tfds', '--manual-dir', 'IN:text.png'],
+       'text.png'),
       ('datasets data dir file', ['datasets', 'prepare', 'synthetic_timelapse/tiny',
-                                  '--data-dir', 'IN:text.png']),
+                                  '--data-dir', 'IN:text.png'], 'text.png'),
       ('datasets manual dir empty', ['datasets', 'prepare', 'sky_timelapse/default',
-                                     '--data-dir', 'OUT/tfds', '--manual-dir', 'IN:emptydir']),
-      ('datasets unknown', ['datasets', 'prepare', 'nope/x', '--data-dir', 'OUT/tfds']),
+                                     '--data-dir', 'OUT/tfds', '--manual-dir', 'IN:emptydir'],
+       'emptydir'),
+      ('datasets unknown', ['datasets', 'prepare', 'nope/x', '--data-dir', 'OUT/tfds'],
+       'nope/x'),
+      # an output inside a file, or two outputs on one path: refused before any work
+      ('loop labels-out under a file', lp + ['--labels-out', 'IN:text.png/l.npz'], 'text.png'),
+      ('loop output under a file', ['loop', TREE, '-o', 'IN:text.png/l.gif', '--min-period',
+                                    '16'], 'text.png'),
+      ('animate output under a file', an[:2] + ['-o', 'IN:text.png/a.gif'] + an[4:],
+       'text.png'),
+      ('animate flow-output under a file', an + ['--flow-output', 'IN:text.png/f.gif'],
+       'text.png'),
+      ('sample attention under a file', ['sample', '--workdir', 'IN:motion_run', '-o',
+                                         'OUT/s.gif', '--attention', 'IN:text.png/a.png'],
+       'text.png'),
+      ('sample attention is the output', ['sample', '--workdir', 'IN:motion_run', '-o',
+                                          'OUT/s.png', '--attention', 'OUT/s.png'],
+       '--attention'),
+      ('convert out under a file', ['convert', 'IN:pth_dir', '--motion-out', 'IN:text.png/m',
+                                    '--trust-pickle'], 'text.png'),
+      ('prefs fit output under a file', ['prefs', 'fit', 'IN:emptydir', '-o',
+                                         'IN:text.png/m.npz'], 'text.png'),
+      ('datasets data dir under a file', ['datasets', 'prepare', 'synthetic_timelapse/tiny',
+                                          '--data-dir', 'IN:text.png/tfds'], 'text.png'),
   ]
 
 
 FILE_CASES = _file_cases()
 
 
-@pytest.mark.parametrize('argv', [c[1] for c in FILE_CASES], ids=[c[0] for c in FILE_CASES])
-def test_a_malformed_input_file_is_one_line(argv, inputs, capfd):
+@pytest.mark.parametrize('argv,culprit', [c[1:] for c in FILE_CASES],
+                         ids=[c[0] for c in FILE_CASES])
+def test_a_malformed_input_file_is_one_line(argv, culprit, inputs, capfd):
   root, files = inputs
   out = []
   for a in argv:
     for k, v in files.items():
       a = a.replace(f'IN:{k}', v)
     out.append(a.replace('OUT', str(root / 'out')))
-  _refused(out, capfd, root)
+  line = _refused(out, capfd, root)
+  names = [culprit] + ([os.path.basename(files[culprit])] if culprit in files else [])
+  assert any(n in line for n in names), (culprit, line)   # the line names what is at fault
 
 
 def test_a_loop_beyond_memory_is_refused_with_the_estimate(tmp_path, capfd, monkeypatch):

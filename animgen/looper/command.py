@@ -197,6 +197,8 @@ def _read_mask(path, h, w):
   if mask.shape != (h, w):
     from PIL import Image
     mask = np.asarray(Image.fromarray((mask * 255).astype(np.uint8)).resize((w, h))) / 255.0
+  if not (mask > 0.5).any():
+    raise InputError(f'--mask {path} is all black: paint the region that may loop white')
   return mask > 0.5
 
 
@@ -391,13 +393,15 @@ def cmd_loop(args):
   mask = _read_mask(args.mask, h, w) if args.mask else None
   starts1 = (_read_stage1(args.reuse_stage1, stages.period_set(t, config))
              if args.reuse_stage1 else None)
+  responses = None
+  if args.segmentation:   # a user's file: read, or refused, before any progress line
+    responses = class_responses(video, args, None)
   # every input is checked: from here on, progress on stderr
   prog = Progress('animgen loop', quiet=args.quiet)
   prog.say(f'{t} frames at {w}x{h}, {fps:g} fps')
   if coarse > 1:
     prog.say(f'coarse-to-fine: stages 1-2 at 1/{coarse} size (--coarse 1 solves at full size)')
-  responses = None
-  if args.segmenter or args.segmentation:
+  if args.segmenter:
     with prog.stage('semantic responses'):
       responses = class_responses(video, args, prog.say)
   F, natural, maps, names = _targets(args, video, mask, responses, prog)
