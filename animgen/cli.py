@@ -488,7 +488,7 @@ def build_parser():
 def main(argv=None):
   runtime.tune_malloc()
   runtime.compilation_cache()
-  with runtime.user_errors():
+  with runtime.user_errors(hold_warnings=True):
     args = build_parser().parse_args(argv)
     args.func(args)
   return 0

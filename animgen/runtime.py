@@ -141,13 +141,18 @@ def _one_line(e: Exception) -> str:
 
 
 @contextlib.contextmanager
-def user_errors():
+def user_errors(hold_warnings: bool = False):
   """InputError and bad flags -> one line on stderr, exit 2; TrainingDiverged -> exit 1;
-  Interrupted (SIGTERM, checkpoint saved) -> exit 75."""
+  Interrupted (SIGTERM, checkpoint saved) -> exit 75. hold_warnings: Python warnings raised
+  inside (e.g. torch's while reading a user's file) are shown when the block ends, and not at
+  all when it ends in an InputError, whose line is then the only one."""
+  import warnings
   from absl import flags
   from animgen.errors import EXIT_INTERRUPTED, InputError, Interrupted, TrainingDiverged
   try:
-    yield
+    with warnings.catch_warnings(record=hold_warnings) as caught:
+      held = caught or []
+      yield
   except InputError as e:
     print(f'animgen: error: {_clip(_one_line(e))}', file=sys.stderr, flush=True)
     sys.exit(2)
@@ -160,3 +165,6 @@ def user_errors():
   except Interrupted as e:
     print(f'animgen: {e}', file=sys.stderr, flush=True)
     sys.exit(EXIT_INTERRUPTED)
+  else:
+    for w in held:
+      warnings.showwarning(w.message, w.category, w.filename, w.lineno)

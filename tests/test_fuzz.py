@@ -425,6 +425,17 @@ def test_a_malformed_input_file_is_one_line(argv, culprit, inputs, capfd):
   assert any(n in line for n in names), (culprit, line)   # the line names what is at fault
 
 
+def test_a_warning_raised_while_reading_a_bad_file_stays_off_the_error_line(tmp_path):
+  """torch warns about the pickle protocol of a garbage .pth before refusing it: in a
+  subprocess (pytest would catch the warning in-process) the error is still the one line."""
+  for name in ('PMNet_weight_5000.pth', 'codebook_m_5000.pkl'):
+    _write(tmp_path / 'pth' / name, b'\x80\x04garbage pickle')
+  r = run_cli(['-m', 'animgen.cli', 'convert', str(tmp_path / 'pth'), '--motion-out',
+               str(tmp_path / 'm'), '--trust-pickle'])
+  lines = [l for l in r.stderr.splitlines() if l.strip()]
+  assert r.returncode == 2 and len(lines) == 1 and 'PMNet_weight_5000.pth' in lines[0], lines
+
+
 def test_a_loop_beyond_memory_is_refused_with_the_estimate(tmp_path, capfd, monkeypatch):
   from animgen import media
   monkeypatch.setattr(media, 'available_memory', lambda: 64 << 20)
