@@ -36,10 +36,8 @@ def get_builder(name: str, data_dir: str | None = None, manual_dir: str | None =
     raise InputError(f'unknown dataset {name!r}: {base} has ' + ', '.join(
         f'{base}/{v}' for v in variants))
   data_dir = os.path.expanduser(data_dir or '~/tensorflow_datasets')
-  if os.path.exists(data_dir) and not os.path.isdir(data_dir):
-    raise InputError(f'data dir {data_dir} is a file: give a folder for the prepared datasets')
   from animgen import media
-  media.check_can_make(data_dir, 'data dir')
+  media.check_can_make(data_dir, 'data dir')   # a file, or a folder under one, is refused
   config_kw = {}
   if manual_dir:
     config_kw['download_config'] = tfds.download.DownloadConfig(

@@ -209,10 +209,7 @@ def check_workdir(workdir: str) -> None:
   """A workdir that can hold a run: not a file, inside a folder that exists or can be made and
   is writable."""
   from animgen import media
-  path = os.path.abspath(os.path.expanduser(workdir))
-  if os.path.exists(path) and not os.path.isdir(path):
-    raise InputError(f'--workdir={workdir} is a file: give a folder for the run')
-  media.check_can_make(path, '--workdir', workdir)
+  media.check_can_make(workdir, '--workdir', workdir)
 
 
 def option(rule, parse=None):
