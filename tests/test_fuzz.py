@@ -51,8 +51,9 @@ def _refused(argv, capfd, root):
   return lines[0]
 
 
-def _options():
-  """(subcommand words, option flag, its validate rule) for every typed option of `animgen`."""
+def _options(choices=False):
+  """(subcommand words, option flag, its validate rule) for every typed option of `animgen`;
+  choices: (words, flag, allowed values) for every option with a fixed set of values."""
   out = []
 
   def walk(parser, words):
@@ -60,13 +61,16 @@ def _options():
       if isinstance(a, argparse._SubParsersAction):   # pylint: disable=protected-access
         for name, sp in a.choices.items():
           walk(sp, words + (name,))
-      elif a.option_strings and a.type is not None:
+      elif a.option_strings and choices and a.choices:
+        out.append((words, a.option_strings[-1], tuple(a.choices)))
+      elif a.option_strings and not choices and a.type is not None:
         out.append((words, a.option_strings[-1], a.type))
   walk(cli.build_parser(), ())
   return out
 
 
 OPTIONS = _options()
+CHOICES = _options(choices=True)
 # required arguments of each subcommand (the option under test is appended)
 BASE = {
     ('animate',): [PHOTO, '-o', 'OUT/a.gif'], ('loop',): [TREE, '-o', 'OUT/l.gif'],
@@ -120,6 +124,14 @@ def test_a_malformed_option_value_is_one_line(words, flag, converter, tmp_path, 
     assert flag in line, line
 
   check()
+
+
+@pytest.mark.parametrize('words,flag,allowed', CHOICES,
+                         ids=[f'{" ".join(w)} {f}' for w, f, _ in CHOICES])
+def test_a_value_outside_an_options_choices_is_one_line(words, flag, allowed, tmp_path, capfd):
+  for text in ('nope', '', allowed[0].upper() + '_'):
+    line = _refused(_argv(words, [f'{flag}={text}'], tmp_path), capfd, tmp_path)
+    assert flag in line and allowed[0] in line, line   # names the option and what is allowed
 
 
 # --------------------------------------------------------------------------- config fields
