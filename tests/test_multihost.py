@@ -1,6 +1,9 @@
 """Multi-host: two processes on localhost joined by jax.distributed.initialize (a local
-coordinator, two fake CPU devices each) train the landscape smoke config through the real
-trainer as one process with four devices does, write one checkpoint, and both resume from it."""
+coordinator, two fake CPU devices each) train the DeepGIFs smoke config through the real
+trainer as one process with four devices does, write one checkpoint, and both resume from it.
+Its 16 training clips span two global batches of 8, so a process feeding other rows than its
+own part of each global batch changes the losses (the landscape smoke data, 4 clips, would not
+show it)."""
 import os
 import re
 import socket
@@ -13,7 +16,8 @@ import numpy as np
 from animgen import runs
 from conftest import ROOT
 
-COMMON = ['-m', 'animgen.main', '--config=configs/landscape.py:smoke',
+COMMON = ['-m', 'animgen.main', '--config=configs/deepgifs.py:smoke',
+          '--config.train.num_steps=4',
           '--config.train.log_every=1', '--config.train.sample_every=0']
 
 
@@ -57,7 +61,8 @@ def _state(workdir):
 def test_two_processes_train_as_one_and_both_resume(tmp_path, data_dir):
   from conftest import smoke_config
   from animgen import input_pipeline
-  input_pipeline.prepare(smoke_config(data_dir).dataset, data_dir)   # once, before the runs
+  config = smoke_config(data_dir, 'deepgifs')
+  input_pipeline.prepare(config.dataset, data_dir)   # once, before the runs
   multi, single = tmp_path / 'multi', tmp_path / 'single'
   p0, p1 = _launch(multi, data_dir)
   (ref,) = _launch(single, data_dir, processes=1)
@@ -69,7 +74,7 @@ def test_two_processes_train_as_one_and_both_resume(tmp_path, data_dir):
   a, step_a = _state(str(multi))
   b, step_b = _state(str(single))
   assert step_a == step_b == 4
-  lr = smoke_config(data_dir).optim.learning_rate
+  lr = config.optim.learning_rate
   for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a.params),
                           jax.tree_util.tree_leaves(b.params)):
     # Adam moves a weight by ~lr * sign(g) per step: 4 steps bound any rounding difference
