@@ -12,12 +12,12 @@ then compile time, median seconds per step, steps/s, GIFs/s, peak RSS (VmHWM) an
 scratch memory. The child applies the entry points' runtime set-up (animgen.runtime.tune_malloc()
 before JAX starts, release_memory() after init and compiling).
 
-  python bench/syncdraw.py --variants plain --torch   # and the PyTorch re-expression
+  python bench/syncdraw.py --torch               # and the PyTorch re-expressions
 
---torch also times bench/torch_sequence_models.py's PyTorch re-expression of the plain R-VAE
-step (variant plain only) at the same config, shapes and batch in the same run, in its own fresh
-process, and prints the ratio animgen / torch; peak RSS as in bench/sequence_models.py (whole
-process / timed steps alone).
+--torch also times bench/torch_sequence_models.py's PyTorch re-expression of each variant's step
+(plain, captions, cuboid; their losses equal animgen's, `--check`) at the same config, shapes
+and batch in the same run, in its own fresh process, and prints the ratio animgen / torch; peak
+RSS as in bench/sequence_models.py (whole process / timed steps alone).
 """
 import argparse
 import json
@@ -73,7 +73,7 @@ def main():
   p.add_argument('--variants', default='plain,captions,cuboid',
                  help='comma list of plain and configs/syncdraw.py variants')
   p.add_argument('--torch', action='store_true',
-                 help='also time the PyTorch re-expression of plain (bench/torch_sequence_models.py)')
+                 help='also time the PyTorch re-expressions (bench/torch_sequence_models.py)')
   add_torch_and_child_args(p)
   a = p.parse_args()
   if a.child:
@@ -94,8 +94,8 @@ def main():
       continue
     results.append(res)
     print(row(res), flush=True)
-    if a.torch and v == 'plain':
-      torch_row(results, v, 'syncdraw', res, a, None)
+    if a.torch:
+      torch_row(results, v, 'syncdraw' if v == 'plain' else f'syncdraw_{v}', res, a, None)
   if a.json:
     with open(a.json, 'w') as f:
       json.dump(results, f, indent=1)

@@ -15,6 +15,10 @@ configs/<method>.py, so that the shapes are the same by construction), of the tr
   deepgifs_lstm    DeepGIFs VAE + latent LSTM + GAN on clips, teacher forcing (configs/deepgifs.py)
   syncdraw         the Sync-DRAW R-VAE, T steps of per-frame Gaussian read / write attention,
                    summed BCE + KL, Adam with global-norm clipping (configs/syncdraw.py)
+  syncdraw_captions  the caption model: bidirectional LSTM over the words, alignment (Eqs.
+                   12-13) into the decoder, KL to Eq. 16's prior (configs/syncdraw.py:captions)
+  syncdraw_cuboid  the cuboid baseline: one K x K x K attention with a temporal bank
+                   (configs/syncdraw.py:cuboid)
 
 They are not any official code (none was copied; Image2GIF has none). The layers are PyTorch's
 own (Conv2d, ConvTranspose2d, BatchNorm, nn.LSTM for DeepGIFs as its public code), written as a
@@ -61,7 +65,8 @@ except ImportError:
   raise SystemExit('bench/torch_sequence_models.py needs torch: pip install -e ".[convert]"') \
       from None
 
-VARIANTS = ('image2gif_rnn', 'image2gif_dqn', 'deepgifs_vaegan', 'deepgifs_lstm', 'syncdraw')
+VARIANTS = ('image2gif_rnn', 'image2gif_dqn', 'deepgifs_vaegan', 'deepgifs_lstm', 'syncdraw',
+            'syncdraw_captions', 'syncdraw_cuboid')
 
 
 def adam(params, lr, b1, b2):
@@ -442,75 +447,146 @@ class DeepGIFsStep:
 
 
 # ============================================================================ Sync-DRAW
-class SyncDRAWNet(nn.Module):
-  """R-VAE with one Gaussian read / write attention per frame (Eqs. 1-11 of Mittal et al.):
-  frames [B, N, A, B] in [0, 1], canvases logits."""
+class CaptionEncoder(nn.Module):
+  """LSTM_lang (Sec. 3.2): word embeddings through a forward and a backward LSTM over the
+  right-padded tokens; the backward one reads each caption from its last word."""
 
-  def __init__(self, m):
+  def __init__(self, vocab, embed, hidden):
     super().__init__()
-    assert not m.cuboid and not m.captions, 'the torch reference is the plain Sync-DRAW only'
+    self.embed = nn.Embedding(vocab, embed)
+    self.fwd, self.bwd = LSTMCell(embed, hidden), LSTMCell(embed, hidden)
+    self.hidden = hidden
+
+  def _run(self, cell, x):
+    carry = (x.new_zeros(x.shape[0], self.hidden), x.new_zeros(x.shape[0], self.hidden))
+    hs = []
+    for i in range(x.shape[1]):
+      carry = cell(x[:, i], carry)
+      hs.append(carry[1])
+    return torch.stack(hs, 1)
+
+  def forward(self, tokens):
+    """tokens int64 [B, L] (0 pads) -> h^lang [B, L, 2H] (padded positions unused)."""
+    length = (tokens > 0).sum(1, keepdim=True)
+    pos = torch.arange(tokens.shape[1])[None]
+    rev = torch.where(pos < length, length - 1 - pos, pos)       # flip each caption's words
+    x = self.embed(tokens)
+    back = self._run(self.bwd, x.gather(1, rev[..., None].expand_as(x)))
+    back = back.gather(1, rev[..., None].expand_as(back))
+    return torch.cat([self._run(self.fwd, x), back], -1)
+
+
+class SyncDRAWNet(nn.Module):
+  """R-VAE with one Gaussian read / write attention per frame (Eqs. 1-11 of Mittal et al.), or
+  the cuboid baseline's one attention over the whole volume (Sec. 4.1), with or without a
+  caption (Eqs. 12-14, 16): frames [B, N, A, B] in [0, 1], canvases logits."""
+
+  def __init__(self, m, vocab=0):
+    super().__init__()
     self.n, self.size, self.k_r, self.k_w = m.frames, m.size, m.read_n, m.write_n
-    self.steps, self.z = m.steps, m.z_size
-    self.lstm_enc = LSTMCell(2 * m.frames * m.read_n ** 2 + m.dec_size, m.enc_size)
-    self.lstm_dec = LSTMCell(m.z_size, m.dec_size)
+    self.steps, self.z, self.cuboid = m.steps, m.z_size, bool(m.cuboid)
+    self.captions = bool(m.captions)
+    glimpse = 2 * (m.read_n ** 3 if self.cuboid else m.frames * m.read_n ** 2)
+    n_att = 8 if self.cuboid else 5 * m.frames
+    lang = 2 * m.lang_size if self.captions else 0
+    self.lstm_enc = LSTMCell(glimpse + m.dec_size, m.enc_size)
+    self.lstm_dec = LSTMCell(m.z_size + lang, m.dec_size)
     self.q_mu, self.q_logvar = nn.Linear(m.enc_size, m.z_size), nn.Linear(m.enc_size, m.z_size)
-    self.read_attention = nn.Linear(m.dec_size, 5 * m.frames)
-    self.write_attention = nn.Linear(m.dec_size, 5 * m.frames)
-    self.write_window = nn.Linear(m.dec_size, m.frames * m.write_n ** 2)
+    self.read_attention = nn.Linear(m.dec_size, n_att)
+    self.write_attention = nn.Linear(m.dec_size, n_att)
+    self.write_window = nn.Linear(m.dec_size, m.write_n ** 3 if self.cuboid
+                                  else m.frames * m.write_n ** 2)
+    if self.captions:
+      self.lang = CaptionEncoder(vocab, m.embed_dim, m.lang_size)
+      self.align_u = nn.Linear(lang, m.align_size, bias=False)             # U (Eq. 13)
+      self.align_w = nn.Linear(m.dec_size, m.align_size)                   # W h^gen + b
+      self.align_v = nn.Linear(m.align_size, 1, bias=False)                # v
+      self.prior_mu = nn.Linear(m.dec_size, m.z_size, bias=False)          # W_mu (Eq. 16)
+      self.prior_sigma = nn.Linear(m.dec_size, m.z_size, bias=False)       # W_sigma
     self.enc_size, self.dec_size = m.enc_size, m.dec_size
 
+  @staticmethod
+  def bank(g, delta, sigma2, size, k):
+    """K normalised Gaussians over 1..size centred at g + (u - K/2 - 0.5) delta (Eqs. 1-4)."""
+    offsets = torch.arange(1, k + 1, dtype=g.dtype) - k / 2.0 - 0.5
+    mu = g[..., None] + offsets * delta[..., None]                         # [..., K]
+    a = torch.arange(1, size + 1, dtype=g.dtype)
+    f = torch.exp(-(a - mu[..., None]).square() / (2.0 * sigma2[..., None, None]))
+    return f / f.sum(-1, keepdim=True).clamp(min=1e-8)
+
   def banks(self, raw, k):
-    """raw [B, 5 N] -> F_p, F_q [B, N, K, size] (Eqs. 1-4, centred offsets, float divisions)
-    and beta [B, N]."""
+    """raw [B, 5 N] (or [B, 8]) -> F_p, F_q [B, (N,) K, size], beta, F_Z [B, K, N] or None."""
     a_ = self.size
-    raw = raw.view(raw.shape[0], self.n, 5)
+    raw = raw if self.cuboid else raw.view(raw.shape[0], self.n, 5)
     gp = (a_ + 1) / 2.0 * (torch.tanh(raw[..., 0]) + 1.0)
     gq = (a_ + 1) / 2.0 * (torch.tanh(raw[..., 1]) + 1.0)
     sigma2 = torch.exp(raw[..., 2])
     delta = (a_ - 1) / max(k - 1, 1) * torch.exp(raw[..., 3])
     beta = torch.exp(raw[..., 4])
-    offsets = torch.arange(1, k + 1, dtype=raw.dtype) - k / 2.0 - 0.5
-    a = torch.arange(1, a_ + 1, dtype=raw.dtype)
+    fz = None
+    if self.cuboid:   # the temporal bank: the same rules over the N frames
+      gz = (self.n + 1) / 2.0 * (torch.tanh(raw[..., 5]) + 1.0)
+      fz = self.bank(gz, (self.n - 1) / max(k - 1, 1) * torch.exp(raw[..., 7]),
+                     torch.exp(raw[..., 6]), self.n, k)
+    return self.bank(gp, delta, sigma2, a_, k), self.bank(gq, delta, sigma2, a_, k), beta, fz
 
-    def bank(g):
-      mu = g[..., None] + offsets * delta[..., None]                       # [B, N, K]
-      f = torch.exp(-(a - mu[..., None]).square() / (2.0 * sigma2[..., None, None]))
-      return f / f.sum(-1, keepdim=True).clamp(min=1e-8)
+  def read(self, v, fp, fq, beta, fz):
+    if self.cuboid:
+      return beta[:, None, None, None] * torch.einsum('bsn,bua,bnac,bvc->bsuv', fz, fp, v, fq)
+    return beta[..., None, None] * (fp @ v @ fq.transpose(-1, -2))
 
-    return bank(gp), bank(gq), beta
+  def write(self, h_dec):
+    fp, fq, beta, fz = self.banks(self.write_attention(h_dec), self.k_w)
+    b, k = h_dec.shape[0], self.k_w
+    if self.cuboid:
+      w = self.write_window(h_dec).view(b, k, k, k)
+      return torch.einsum('bsn,bua,bsuv,bvc->bnac', fz, fp, w, fq) / beta[:, None, None, None]
+    w = self.write_window(h_dec).view(b, self.n, k, k)
+    return fp.transpose(-1, -2) @ w @ fq / beta[..., None, None]          # Eq. 10
 
-  def forward(self, x, noise=None):
-    """x [B, N, A, B] -> (canvas logits, mu [T, B, Z], logvar [T, B, Z])."""
+  def forward(self, x, noise=None, tokens=None):
+    """x [B, N, A, B] -> (canvas logits, mu, logvar, prior mu, prior logvar [T, B, Z])."""
     b = x.shape[0]
     zeros = lambda n: (x.new_zeros(b, n), x.new_zeros(b, n))
     enc, dec = zeros(self.enc_size), zeros(self.dec_size)
     canvas = torch.zeros_like(x)
-    mus, logvars = [], []
+    if self.captions:
+      h_lang = self.lang(tokens)
+      u_h, mask = self.align_u(h_lang), tokens > 0
+    outs = []
     for t in range(self.steps):
       h_dec = dec[1]
       x_hat = x - torch.sigmoid(canvas)                                     # Eq. 6
-      fp, fq, beta = self.banks(self.read_attention(h_dec), self.k_r)       # Eq. 5
-      read = [beta[..., None, None] * (fp @ v @ fq.transpose(-1, -2)) for v in (x, x_hat)]
+      fp, fq, beta, fz = self.banks(self.read_attention(h_dec), self.k_r)   # Eq. 5
+      read = [self.read(v, fp, fq, beta, fz) for v in (x, x_hat)]
       r = torch.cat([v.flatten(1) for v in read] + [h_dec], -1)
       enc = self.lstm_enc(r, enc)                                           # Eq. 7
       mu, logvar = self.q_mu(enc[1]), self.q_logvar(enc[1])
       eps = torch.randn(b, self.z) if noise is None else noise[t]
-      dec = self.lstm_dec(mu + torch.exp(0.5 * logvar) * eps, dec)          # Eqs. 8-9
-      fp, fq, beta = self.banks(self.write_attention(dec[1]), self.k_w)
-      w = self.write_window(dec[1]).view(b, self.n, self.k_w, self.k_w)
-      canvas = canvas + fp.transpose(-1, -2) @ w @ fq / beta[..., None, None]   # Eq. 10
-      mus.append(mu)
-      logvars.append(logvar)
-    return canvas, torch.stack(mus), torch.stack(logvars)
+      z = mu + torch.exp(0.5 * logvar) * eps                                # Eq. 8
+      if self.captions:
+        e = self.align_v(torch.tanh(u_h + self.align_w(h_dec)[:, None]))[..., 0]   # Eq. 13
+        alpha = torch.softmax(e.masked_fill(~mask, float('-inf')), -1)
+        s = torch.einsum('bl,blh->bh', alpha, h_lang)                       # Eq. 12
+        p_mu, p_logvar = torch.tanh(self.prior_mu(h_dec)), 2 * torch.tanh(self.prior_sigma(h_dec))
+        z = torch.cat([z, s], -1)                                           # Eq. 14
+      else:
+        p_mu, p_logvar = torch.zeros_like(mu), torch.zeros_like(logvar)
+      dec = self.lstm_dec(z, dec)                                           # Eq. 9
+      canvas = canvas + self.write(dec[1])                                  # Eqs. 10-11
+      outs.append((mu, logvar, p_mu, p_logvar))
+    return (canvas,) + tuple(torch.stack(v) for v in zip(*outs))
 
 
 class SyncDRAWStep:
-  """Eq. 15 (summed BCE of sigmoid(C^T) + KL to N(0, I), mean over GIFs), Adam(1e-3, 0.5,
-  0.999) after clipping the global gradient norm at 10 (animgen.methods.syncdraw)."""
+  """Eq. 15 (summed BCE of sigmoid(C^T) + KL to N(0, I), or to Eq. 16's prior with a caption;
+  mean over GIFs), Adam(1e-3, 0.5, 0.999) after clipping the global gradient norm at 10
+  (animgen.methods.syncdraw)."""
 
   def __init__(self, config):
+    from animgen import captions   # numpy only
     self.c = config
-    self.net = SyncDRAWNet(config.model)
+    self.net = SyncDRAWNet(config.model, len(captions.VOCAB))
     o = config.optim
     self.params = list(self.net.parameters())
     self.opt = adam(self.params, o.learning_rate, o.b1, o.b2)
@@ -518,12 +594,13 @@ class SyncDRAWStep:
   def modules(self):
     return [self.net]
 
-  def __call__(self, frames_u8, noise=None):
-    """frames_u8 uint8 [B, N, A, B] -> metrics."""
+  def __call__(self, frames_u8, tokens=None, noise=None):
+    """frames_u8 uint8 [B, N, A, B], tokens int64 [B, L] (caption model) -> metrics."""
     x = frames_u8.float() / 255.0
-    canvas, mu, logvar = self.net(x, noise)
+    canvas, mu, logvar, p_mu, p_logvar = self.net(x, noise, tokens)
     rec = (F.softplus(canvas) - x * canvas).sum((1, 2, 3))
-    kl = (0.5 * (-logvar + logvar.exp() + mu.square() - 1.0)).sum(-1).sum(0)
+    kl = (0.5 * (p_logvar - logvar + (logvar.exp() + (mu - p_mu).square()) * (-p_logvar).exp()
+                 - 1.0)).sum(-1).sum(0)
     loss = (rec + kl).mean()
     self.opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -545,9 +622,9 @@ def get_config(variant, batch=0, remat=None):
     from configs.deepgifs import get_config as g
     c = g('vaegan' if variant == 'deepgifs_vaegan' else None)
     c.train.init_from = ''
-  elif variant == 'syncdraw':
+  elif variant.startswith('syncdraw'):
     from configs.syncdraw import get_config as g
-    c = g()
+    c = g(variant.partition('_')[2] or None)
   else:
     raise SystemExit(f'unknown variant {variant!r}: choose from {", ".join(VARIANTS)}')
   c.batch_size = batch or c.batch_size
@@ -580,8 +657,19 @@ def build(variant, config):
     return DeepGIFsStep(config), (torch.from_numpy(
         rng.integers(0, 256, (b, t, ch, s, s), dtype=np.uint8)),)
   m = config.model
-  return SyncDRAWStep(config), (torch.from_numpy(
-      rng.integers(0, 256, (b, m.frames, m.size, m.size), dtype=np.uint8)),)
+  frames = torch.from_numpy(rng.integers(0, 256, (b, m.frames, m.size, m.size), dtype=np.uint8))
+  return SyncDRAWStep(config), (frames, syncdraw_tokens(config, b))
+
+
+def syncdraw_tokens(config, batch):
+  """The caption tokens of bench/syncdraw.py's batch (digit d % 10, motion d % 2), or None."""
+  m = config.model
+  if not m.captions:
+    return None
+  from animgen import captions
+  return torch.from_numpy(np.stack([captions.tokenize(
+      captions.caption_text([d % 10], [d % 2]), m.caption_length)
+      for d in range(batch)]).astype(np.int64))
 
 
 def count_params(step):
@@ -640,7 +728,7 @@ def _deconv(mod, p):   # lax.conv_transpose's kernel, unflipped HWIO -> torch's 
 def _dense(mod, p, from_hwc=None, to_hwc=None):
   """Flax Dense -> nn.Linear; from_hwc / to_hwc = (H, W, C) of a flattened NHWC map on the
   input / output side (torch flattens C, H, W)."""
-  k, bias = np.asarray(p['kernel']), np.asarray(p['bias'])
+  k, bias = np.asarray(p['kernel']), (np.asarray(p['bias']) if 'bias' in p else None)
   if from_hwc:
     h, w, c = from_hwc
     k = k.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
@@ -649,6 +737,7 @@ def _dense(mod, p, from_hwc=None, to_hwc=None):
     k = k.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(k.shape[0], -1)
     bias = bias.reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
   _set(mod.weight, k.T)
+  assert (mod.bias is None) == (bias is None), mod
   if mod.bias is not None:
     _set(mod.bias, bias)
 
@@ -728,7 +817,14 @@ def load_syncdraw(step, params):
   n = step.net
   _cell(n.lstm_enc, params['lstm_enc'])
   _cell(n.lstm_dec, params['lstm_dec'])
-  for name in ('q_mu', 'q_logvar', 'read_attention', 'write_attention', 'write_window'):
+  names = ['q_mu', 'q_logvar', 'read_attention', 'write_attention', 'write_window']
+  if n.captions:
+    names += ['align_u', 'align_w', 'align_v', 'prior_mu', 'prior_sigma']
+    lang = params['lang']
+    _set(n.lang.embed.weight, lang['Embed_0']['embedding'])
+    _cell(n.lang.fwd, lang['OptimizedLSTMCell_0'])      # flax's Bidirectional: forward first
+    _cell(n.lang.bwd, lang['OptimizedLSTMCell_1'])
+  for name in names:
     _dense(getattr(n, name), params[name])
 
 
@@ -738,14 +834,17 @@ def check(variant, batch=2, steps=2):
   import jax
   import jax.numpy as jnp
   from sequence_models import _setup
-  if variant == 'syncdraw':
+  if variant.startswith('syncdraw'):
     from animgen.methods.syncdraw import SyncDRAW
     config = get_config(variant, batch)
     method = SyncDRAW(config)
     m = config.model
     frames = np.random.default_rng(0).integers(0, 256, (batch, m.frames, m.size, m.size, 1),
                                                dtype=np.uint8)
+    tokens = syncdraw_tokens(config, batch)
     jbatch = {'frames': jnp.asarray(frames)}
+    if tokens is not None:
+      jbatch['caption'] = jnp.asarray(tokens.numpy(), jnp.int32)
   else:
     config, method, nb = _setup(variant, batch)
     if variant == 'image2gif_dqn':   # greedy actions: the two sides explore with other RNGs
@@ -770,7 +869,7 @@ def check(variant, batch=2, steps=2):
   else:
     step = SyncDRAWStep(config)
     load_syncdraw(step, host(state.params))
-    args = (torch.from_numpy(frames[..., 0].copy()),)
+    args = (torch.from_numpy(frames[..., 0].copy()), tokens)
     noise = [jax.random.normal(jax.random.fold_in(key, t), (batch, m.z_size))
              for t in range(m.steps)]
     kwargs = {'noise': torch.stack([_t(host(v)) for v in noise])}
