@@ -74,6 +74,7 @@ def test_winograd_conv_is_exact_with_numerical_gradients(x64, m, k, shape):
 _FAST_CASES = {
     '1x1_dot': ((1, 1, 3, 4), 1, None),
     'shift_sum': ((2, 2, 8, 2), 1, '_shift_sum'),
+    'shift_sum_fewer_outputs': ((3, 3, 8, 6), 1, '_shift_sum'),   # 6 < 8 < 6 x 9 (last deconv)
     'gemm_5x5': ((5, 5, 2, 3), 1, '_conv2d_gemm'),
     'gemm_stride2': ((3, 3, 2, 3), 2, '_conv2d_gemm'),
     'winograd_4x4_3x3': ((3, 3, 2, 1), 1, '_conv_winograd_tiled'),  # winograd_tile picks m = 4
