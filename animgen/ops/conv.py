@@ -211,21 +211,19 @@ def conv2d_fast(x, kernel, stride=1):
   gradient as patches^T @ grad (patches rebuilt in the backward pass, so only the input is kept,
   as for a convolution); the input gradient stays XLA's transposed convolution, which is as fast
   as the dot plus the patch scatter-add and needs no patch-sized buffer. A stride-1 conv with
-  fewer outputs than inputs that Winograd does not take instead runs as a 1x1 dot to Cout * k * k
-  maps and a sum of k * k shifted slices (_taps, _shift_sum): the same multiplications, and its
-  per-pixel buffer (Cout * k * k) is smaller than the patches (Cin * k * k) and their transpose
-  in the backward (Image2GIF's last deconv, 64 -> 4 x 3 phases: 1.34 -> 0.78 GiB of XLA scratch
-  at batch 8, bench/README.md)."""
+  few outputs (Cout * k * k <= Cin), or with fewer outputs than inputs where Winograd does not
+  apply, instead runs as a 1x1 dot to Cout * k * k maps and a sum of k * k shifted slices (_taps,
+  _shift_sum): the same multiplications, and its per-pixel buffer (Cout * k * k) is smaller than
+  the patches (Cin * k * k) and their transpose in the backward (Image2GIF's last deconv, 64 ->
+  4 x 3 phases: 1.34 -> 0.78 GiB of XLA scratch at batch 8, bench/README.md)."""
   k, _, cin, cout = kernel.shape
   if k == 1 and stride == 1:
     return jnp.einsum('bhwc,co->bhwo', x, kernel[0, 0])
-  taps = stride == 1 and cout < cin
-  if taps and cout * k * k <= cin:
+  winograd = k in WINOGRAD_TILE and stride == 1 and min(cin, cout) >= WINOGRAD_MIN_CHANNELS
+  if stride == 1 and (cout * k * k <= cin or (cout < cin and not winograd)):
     return _shift_sum(_taps(x, kernel), k, x.shape[1] - k + 1, x.shape[2] - k + 1)
-  if k in WINOGRAD_TILE and stride == 1 and min(cin, cout) >= WINOGRAD_MIN_CHANNELS:
+  if winograd:
     return conv_winograd(x, kernel.astype(x.dtype), winograd_tile(k, x.shape, cout))
-  if taps:
-    return _shift_sum(_taps(x, kernel), k, x.shape[1] - k + 1, x.shape[2] - k + 1)
   return _conv2d_gemm(x, kernel.astype(x.dtype), stride)
 
 
