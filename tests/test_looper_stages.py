@@ -358,6 +358,9 @@ def test_loop_candidates_writes_the_best_n_and_a_json_of_all(tmp_path):
   assert rows[0]['outputs'] == [str(tmp_path / 'c.gif')] and len(rows[1]['outputs']) == 1
   assert rows[2]['outputs'] == []   # --candidates 2: the third is solved and listed only
   assert all(row['looping'] > 0 and row['energy'] > 0 for row in rows)
+  # stage 3's capacity-rounding bound (expansion.rounding_bound of its moves' scales)
+  assert all(0 < row['rounding_bound'] and row['rounding_share'] == pytest.approx(
+      row['rounding_bound'] / row['energy']) for row in rows)
   written = sorted(os.listdir(tmp_path))
   assert len([n for n in written if n.endswith('.gif')]) == 3   # the clip and two loops
 

@@ -288,6 +288,10 @@ def _write_summary(args, loops, order, outputs, ratings=None):
   for rank, i in enumerate(order):
     loop = loops[i]
     row = {'rank': rank + 1, 'name': loop.name, 'energy': float(loop.energy),
+           # the largest energy a stage-3 move's cut can lose to int32 capacities (float-optimal
+           # cut of each move within it), absolute and as a share of the energy
+           'rounding_bound': loop.rounding,
+           'rounding_share': loop.rounding / max(float(loop.energy), 1e-30),
            'looping': float((loop.periods > 1).mean()),
            'periods': sorted(int(p) for p in np.unique(loop.periods) if p > 1),
            'outputs': outputs.get(i, [])}

@@ -72,9 +72,18 @@ def _move_terms(unary, pairwise, problem, labels, a, current=None):
   return d0, d1, edges
 
 
+def rounding_bound(shape, scale):
+  """How much float energy a move's cut can lose to the int32 rounding of its capacities at
+  `scale`: the integer energy of every cut is within 0.5 per pixel (its unary term) and 2 per
+  edge (the term's own rounding, plus the truncation excess of four rounded terms, halved and
+  floored) of scale x the cut's truncated float energy, so the cut that is optimal on the
+  integers is at most twice that sum, / scale, above the float-optimal cut of the move."""
+  h, w = shape
+  units = 0.5 * h * w + 2.0 * (h * (w - 1) + (h - 1) * w)
+  return 2.0 * units / scale
+
+
 def _capacities(d0, d1, edges, scale):
-  if scale is None:
-    scale = _auto_scale(d0, d1, edges)
   q = lambda v: jnp.round(v * scale).astype(jnp.int32)
   # y = 1 (switch to a) is the sink side. Node x pays c1 - c0 = D1 - D0 plus the edge parts below.
   diff, weights = q(d1) - q(d0), []
@@ -94,18 +103,20 @@ def _capacities(d0, d1, edges, scale):
 def move_capacities(unary, pairwise, problem, labels, a, scale=None):
   """int32 grid capacities (source, sink, right, left, down, up) of the truncated expansion move
   to label `a` (the arguments of `maxflow.grid_mincut`); the sink side is the pixels that switch."""
-  return _capacities(*_move_terms(unary, pairwise, problem, labels, a), scale)
+  terms = _move_terms(unary, pairwise, problem, labels, a)
+  return _capacities(*terms, _auto_scale(*terms) if scale is None else scale)
 
 
 def _move(unary, pairwise, problem, labels, a, scale, current, mincut='push-relabel'):
   """(pixels that switch to `a` in the min cut of the truncated move, costs of the labelling
-  after it as `_current` gives them, its true energy).
+  after it as `_current` gives them, its true energy, its `rounding_bound`).
 
   Everything is read from the move's own untruncated terms, so no cost is evaluated twice."""
   d0, d1, edges = _move_terms(unary, pairwise, problem, labels, a, current)
+  scale = _auto_scale(d0, d1, edges) if scale is None else scale
   _, keep = maxflow.mincut_fn(mincut)(*_capacities(d0, d1, edges, scale))
   after = _after(d0, d1, edges, ~keep)
-  return ~keep, after, _total(after)
+  return ~keep, after, _total(after), rounding_bound(labels.shape, scale)
 
 
 def _after(d0, d1, edges, y):
@@ -127,10 +138,11 @@ def move_energy(d0, d1, edges, y):
 
 
 @functools.partial(jax.jit, static_argnames=('unary', 'pairwise', 'num_labels', 'sweeps',
-                                             'mincut'))
+                                             'mincut', 'with_rounding'))
 def alpha_expansion(unary, pairwise, problem, labels0, num_labels, sweeps=1, order=None,
-                    scale=None, num_moves=None, mincut='auto'):
-  """Alpha-expansion from labels0 [H, W] int32. Returns (labels, energy).
+                    scale=None, num_moves=None, mincut='auto', with_rounding=False):
+  """Alpha-expansion from labels0 [H, W] int32. Returns (labels, energy), and with_rounding the
+  largest `rounding_bound` of the moves it made (each move's cut is float-optimal to within it).
 
   One sweep tries an expansion move for every label in `order` (default 0..num_labels-1), or
   for its first `num_moves` entries (a traced count: e.g. only the labels that a coarse solution
@@ -145,20 +157,21 @@ def alpha_expansion(unary, pairwise, problem, labels0, num_labels, sweeps=1, ord
   current0 = _current(unary, pairwise, problem, labels0)
 
   def move(k, carry):  # the costs of the current labelling ride along, updated by each move
-    labels, e, current = carry
+    labels, e, current, bound = carry
     a = order[k]
-    switch, after, e_new = _move(unary, pairwise, problem, labels, a, scale, current, mincut)
+    switch, after, e_new, b = _move(unary, pairwise, problem, labels, a, scale, current, mincut)
     better = e_new < e
     keep = lambda new, old: jnp.where(better, new, old)
     return (keep(jnp.where(switch, a, labels), labels), keep(e_new, e),
-            jax.tree.map(keep, after, current))
+            jax.tree.map(keep, after, current), jnp.maximum(bound, b))
 
   def sweep(carry):
-    labels, e, current, i, _ = carry
+    labels, e, current, bound, i, _ = carry
     count = order.shape[0] if num_moves is None else jnp.minimum(num_moves, order.shape[0])
-    labels, e_new, current = lax.fori_loop(0, count, move, (labels, e, current))
-    return labels, e_new, current, i + 1, e_new < e
+    labels, e_new, current, bound = lax.fori_loop(0, count, move, (labels, e, current, bound))
+    return labels, e_new, current, bound, i + 1, e_new < e
 
-  carry = (labels0, _total(current0), current0, 0, jnp.array(True))
-  labels, e, _, _, _ = lax.while_loop(lambda c: (c[3] < sweeps) & c[4], sweep, carry)
-  return labels, e
+  e0 = _total(current0)
+  carry = (labels0, e0, current0, jnp.zeros_like(e0), 0, jnp.array(True))
+  labels, e, _, bound, _, _ = lax.while_loop(lambda c: (c[4] < sweeps) & c[5], sweep, carry)
+  return (labels, e, bound) if with_rounding else (labels, e)

@@ -18,7 +18,7 @@ mincut = maxflow.host_mincut
 @functools.partial(jax.jit, static_argnames=('unary', 'pairwise'))
 def _move_graph(unary, pairwise, problem, labels, a):
   terms = expansion._move_terms(unary, pairwise, problem, labels, a)
-  return terms, expansion._capacities(*terms, None)
+  return terms, expansion._capacities(*terms, expansion._auto_scale(*terms))
 
 
 @functools.partial(jax.jit, static_argnames=('unary', 'pairwise'))

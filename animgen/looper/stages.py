@@ -42,6 +42,7 @@ class Loop:
   energy: float
   name: str = 'all'
   stage1: np.ndarray | None = None  # the shared stage-1 starts [n_p, h, w] at stage-1 size
+  rounding: float = 0.0   # stage 3's largest expansion.rounding_bound (energy units)
 
 
 def period_set(num_frames: int, config: LoopConfig) -> np.ndarray:
@@ -76,7 +77,7 @@ def start_tables(p_map, num_labels, num_frames, q):
 
 
 def _solve(problem, P, S, labels0, sweeps, pairwise=costs.pairwise, used_only=False,
-           mincut='auto'):
+           mincut='auto', with_rounding=False):
   """Alpha-expansion over the label tables P, S from labels0. used_only: moves only for the
   labels that labels0 uses (coarse-to-fine refinement: the coarse solution chose them)."""
   prob = costs.with_labels(problem, P, S)
@@ -86,7 +87,7 @@ def _solve(problem, P, S, labels0, sweeps, pairwise=costs.pairwise, used_only=Fa
     order, num_moves = jnp.argsort(~used, stable=True).astype(jnp.int32), jnp.sum(used)
   return expansion.alpha_expansion(costs.unary, pairwise, prob, labels0, P.shape[0],
                                    sweeps=sweeps, order=order, num_moves=num_moves,
-                                   mincut=mincut)
+                                   mincut=mincut, with_rounding=with_rounding)
 
 
 def _best_unary(problem, P, S):
@@ -133,13 +134,14 @@ def stage2(problem, P, S, labels0, *, sweeps=2, used_only=False, mincut='auto'):
 
 @functools.partial(jax.jit, static_argnames=('num_frames', 'q', 'sweeps', 'mincut'))
 def stage3(problem, p_map, s_map, *, num_frames, q, sweeps=1, mincut='auto'):
-  """Starts with the periods fixed -> (start [H, W], energy)."""
+  """Starts with the periods fixed -> (start [H, W], energy, rounding): the last stage, so its
+  moves' largest `expansion.rounding_bound` is the one reported with the loop."""
   num_labels = int((num_frames - 1) // q + 1)
   P = jnp.broadcast_to(p_map, (num_labels,) + p_map.shape).astype(jnp.int32)
   S = start_tables(p_map, num_labels, num_frames, q)
   lab0 = jnp.minimum(s_map // q, num_labels - 1).astype(jnp.int32)
-  lab, e = _solve(problem, P, S, lab0, sweeps, mincut=mincut)
-  return jnp.take_along_axis(S, lab[None], 0)[0], e
+  lab, e, rounding = _solve(problem, P, S, lab0, sweeps, mincut=mincut, with_rounding=True)
+  return jnp.take_along_axis(S, lab[None], 0)[0], e, rounding
 
 
 def _init_stage2(problem, P, S, seed_p=None, seed_s=None):
@@ -269,13 +271,13 @@ def _stage2_full(base, targets, starts1, periods, config, t, seed=None):
 
 
 def _stage3_all(base, e_full, p_map, s_map, config, t):
-  """Stage 3 for every candidate -> (starts, energies)."""
+  """Stage 3 for every candidate -> (starts, energies, rounding bounds)."""
   # stage 3 sweeps over every start label even after a coarse solve: restricting it to the
   # starts the upsampled solution uses cost 2 % energy on the benchmark clip (docs/looper.md)
-  s_map, energy = _per_target(base, lambda pr, pm, sm: stage3(
+  s_map, energy, rounding = _per_target(base, lambda pr, pm, sm: stage3(
       pr, pm, sm, num_frames=t, q=config.params.q, sweeps=config.sweeps, mincut=config.mincut),
       e_full, p_map, s_map)
-  return s_map, jax.block_until_ready(energy)
+  return s_map, jax.block_until_ready(energy), rounding
 
 
 def solve(video, config: LoopConfig, semantics=None, natural=None, targets=None,
@@ -324,9 +326,9 @@ def solve(video, config: LoopConfig, semantics=None, natural=None, targets=None,
     p_map, s_map, e_full = _stage2_full(base, targets, starts1, periods, config, t, seed)
     st.advance()
   with prog.stage('stage 3'):
-    s_map, energy = _stage3_all(base, e_full, p_map, s_map, config, t)
-  p_map, s_map, energy = map(np.asarray, (p_map, s_map, energy))
-  return [Loop(p_map[i], s_map[i], float(energy[i]), names[i], cache)
+    s_map, energy, rounding = _stage3_all(base, e_full, p_map, s_map, config, t)
+  p_map, s_map, energy, rounding = map(np.asarray, (p_map, s_map, energy, rounding))
+  return [Loop(p_map[i], s_map[i], float(energy[i]), names[i], cache, float(rounding[i]))
           for i in range(len(targets))]
 
 
@@ -357,13 +359,14 @@ def solve_videos(videos, config: LoopConfig, semantics=None, natural=None,
     P, S = stage2_tables(starts1, periods, t, q)
     p_map, s_map, _ = stage2(prob, P, S, _init_stage2(prob, P, S), sweeps=config.sweeps_stage2,
                              mincut=cut)
-    s_map, energy = stage3(prob, p_map, s_map, num_frames=t, q=q, sweeps=config.sweeps,
-                           mincut=cut)
-    return p_map, s_map, energy
+    s_map, energy, rounding = stage3(prob, p_map, s_map, num_frames=t, q=q,
+                                     sweeps=config.sweeps, mincut=cut)
+    return p_map, s_map, energy, rounding
 
   if semantics is None:
     out = jax.jit(jax.vmap(lambda v, a, b: one(v, None, a, b)))(videos, natural, targets)
   else:
     out = jax.jit(jax.vmap(one))(videos, jnp.asarray(semantics, jnp.float32), natural, targets)
-  p_map, s_map, energy = map(np.asarray, out)
-  return [Loop(p_map[i], s_map[i], float(energy[i]), f'video {i}') for i in range(n)]
+  p_map, s_map, energy, rounding = map(np.asarray, out)
+  return [Loop(p_map[i], s_map[i], float(energy[i]), f'video {i}', rounding=float(rounding[i]))
+          for i in range(n)]
