@@ -3,7 +3,7 @@
 The pure steps of Algorithm 1 are animgen/ops/generate.py; this module runs them over a photo at
 its own resolution as the official test.py does (the network sees the photo resized to S x S
 without keeping the aspect; the motion loop, the cross-faded loop and the appearance schedule
-follow REFERENCE.md step by step), with progress bars, codebook choices, and the code
+follow the official code step by step), with progress bars, codebook choices, and the code
 optimisation of the user controls of Sec. 6.4 (arrows -> z^M by Eq. 12; colour patches -> z^A
 by Eq. 13). Network parameters reach every jitted program as arguments (a
 jax.tree_util.Partial around the apply function), never as constants.
@@ -82,7 +82,7 @@ def appearance_model(workdir: str) -> AppearanceModel:
   run = runs.load(workdir, 'landscape_appearance')
   params, stats = run.state.params, run.state.batch_stats
   # The official test code runs E^A with BatchNorm in training mode (batch statistics of the
-  # one input; REFERENCE.md quirks): converted runs do the same, animgen's own runs use the
+  # one input; a quirk of the official code): converted runs do the same, animgen's own runs use the
   # running statistics they were evaluated with.
   batch_stats = run.converted_from is not None
   book, lstm = run.artefacts.get('codebook_appearance.npz'), run.artefacts.get('latent_lstm.npz')

@@ -2,7 +2,7 @@
 of animgen, not a test).
 
 Re-expressions, written for these benchmarks from the papers (Zhou et al. 2018 Sec. 3 and 5.1;
-Malik et al. Sec. 4 and the REFERENCE facts of the public DeepGIFs code; Mittal et al. 2017
+Malik et al. Sec. 4 and the published facts of the public DeepGIFs code; Mittal et al. 2017
 Sec. 3 and 4) with the layer sizes, losses and optimisers of animgen's configs (read from
 configs/<method>.py, so that the shapes are the same by construction), of the train steps of:
 

@@ -32,7 +32,7 @@ recurrent predictions, next to the still frame; no flow EPE without ground-truth
   python -m animgen.main --config=configs/landscape.py:folder,res=64 \
       --config.manual_dir=training_data/motion --workdir=runs/landscape_folder --mode=eval
 
-The CPU run whose flow EPE is at most half the zero-flow EPE (README "Results") is two
+The CPU run whose flow EPE is at most half the zero-flow EPE (docs/results/landscape.md) is two
 commands: :cpu for 4,546 steps with lr / 10 from step 4,000, then :cpu_large from its latest
 checkpoint (P^M, E^M and the common motion fields of the 64 clips that synthetic_timelapse/large
 shares with synthetic_timelapse/default carry over; Adam, the step and the step size start
@@ -120,7 +120,7 @@ def _default():
 
 # A run that ends on a 2-core CPU in under an hour (~1.1 s/step). Frames and the encoder's input
 # are at 64 px (the encoder at 128 px cost as much as the predictor at 64 px). Adam stays at
-# Sec. 4.3's 1e-4: 2e-4 diverges in longer runs and is worse at step 1500 (README). The paper
+# Sec. 4.3's 1e-4: 2e-4 diverges in longer runs and is worse at step 1500 (docs/results). The paper
 # network and losses are unchanged.
 _CPU = {
     'image_size': 64,

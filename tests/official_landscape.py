@@ -1,7 +1,7 @@
 """The official Animating Landscape networks and test.py generation, re-expressed in PyTorch.
 
-Written for animgen's tests from the layer and step facts in REFERENCE.md (predictor.py,
-encoder.py and test.py of endo-yuki-t/Animating-Landscape), not copied: the state dicts carry the
+Written for animgen's tests from the published layer and step facts of predictor.py,
+encoder.py and test.py of endo-yuki-t/Animating-Landscape, not copied: the state dicts carry the
 official key names, and `official_motion` / `official_appearance` run the official generation
 loop with torch's own grid_sample, reflect padding and align_corners=True interpolation, so that
 animgen's JAX generation can be checked against an independent implementation.

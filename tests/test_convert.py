@@ -129,7 +129,7 @@ def test_official_sizes_match_animgen_defaults():
         jax.random.key(0), jnp.zeros((1, 256, 256, 3)), jnp.zeros((1, NZ))))['params']
     convert._check_tree('predictor', params, want)
     n = sum(v.size for v in jax.tree_util.tree_leaves(params))
-    # REFERENCE.md counts 28,167,564 for the appearance net with its unused fc1 (512 * 6 + 6).
+    # The official code counts 28,167,564 for the appearance net with its unused fc1 (512 * 6 + 6).
     assert n == {2: 28_138_882, 6: 28_167_564 - (512 * 6 + 6)}[nout]
   for cin in (2, 3):
     sd = state_dict(TEncoder(cin, widths=(64, 128, 192, 256)))

@@ -344,7 +344,7 @@ def test_decoder_is_linear_then_upsample_conv_bn_leaky_blocks_then_tanh():
 
 
 def _public_code_parameter_counts(latent, channels=1):
-  """Parameters of the public PyTorch networks from their layer list (REFERENCE.md), by hand."""
+  """Parameters of the public PyTorch networks from their published layer list, by hand."""
   conv = lambda k, cin, cout: k * k * cin * cout + cout      # Conv2d with its bias
   bn = lambda c: 2 * c                                       # weight + bias (stats are buffers)
   lin = lambda i, o: i * o + o

@@ -77,7 +77,7 @@ def _reflect(a, ph, pw):
 
 
 def reference_motion(photo_u8, num_frames, speed, swap_order=False):
-  """REFERENCE.md "test.py motion loop, step by step" in float64 NumPy -> (frames uint8
+  """The official test.py motion loop, step by step, in float64 NumPy -> (frames uint8
   [T, H, W, 3], speed * flows [T, S, S, 2]). swap_order composes (id + B_t) at corr_{t-1}."""
   s, pad = ALG1_SIZE, ALG1_PAD
   p = s + 2 * pad

@@ -30,7 +30,7 @@ __all__ = ['BouncingMnist', 'BouncingMnistConfig', 'CONFIGS', 'MOTIONS', 'SPEED'
            'render_gif', 'split_motion', 'tokenize', 'trajectory']   # captions re-exported
 
 _TRAIN_SHARE = 0.8
-STEP, SPEED = 0.1, 2   # REFERENCE: public script step 0.1 x speed 2 (of the free range) per frame
+STEP, SPEED = 0.1, 2   # public script step 0.1 x speed 2 (of the free range) per frame
 
 
 @dataclasses.dataclass(eq=False)

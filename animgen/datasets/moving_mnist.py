@@ -92,7 +92,7 @@ class MovingMnistConfig(tfds.core.BuilderConfig):
   num_digits: int = 2
   speed_min: int = 2
   speed_max: int = 6
-  additive: bool = True       # REFERENCE: DeepGIFs' (Tencia Lee) script adds the digits
+  additive: bool = True       # DeepGIFs' (Tencia Lee) script adds the digits
   train_clips: int = 8000
   test_clips: int = 800
   seed: int = 0

@@ -149,7 +149,7 @@ def combinations(maps, names):
 def auto_coarse(h, w):
   """`--coarse 0`: full size while the shorter side is under 256 px; beyond, the largest power of
   two that keeps the coarse frame's shorter side at least 64 px (256x256 -> 4, 960x540 -> 8).
-  Ours: a full-size stage 1 takes ~100 s at 256x256x60 on a 2-core CPU (README)."""
+  Ours: a full-size stage 1 takes 46 s at 256x256x60 on a 2-core CPU with BK (bench/README.md)."""
   short, f = min(h, w), 1
   if short < 256:
     return 1
@@ -501,7 +501,7 @@ def register(sub):
                  help='output length (default: the longest period; every pixel loops a whole '
                  'number of times in it)')
   # periodic by default: on the shipped tree clip its wrap seam is 0.0146 against 0.0211
-  # (frames) and 0.0200 (none), the clip's own neighbouring-frame step being 0.0134 (README)
+  # (frames) and 0.0200 (none), the clip's own neighbouring-frame step being 0.0134
   p.add_argument('--blend', default='periodic', choices=('periodic', 'frames', 'none'),
                  help='periodic (default): one 3-D time-periodic screened Poisson blend of the '
                  'whole loop (Liao et al. 2015); frames: wrap cross-fade + per-frame screened '

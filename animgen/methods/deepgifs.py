@@ -195,7 +195,7 @@ class DeepGIFs(Method):
 
   def _update(self, state, x, target, lambda_gan, rng, sequence):
     """One simultaneous update of G (encoder, decoder, LSTM) and D from the same forward pass
-    (ours: REFERENCE does not give the update order of the public code)."""
+    (ours: the published facts of the public code do not give its update order)."""
     g_params, d_params = self._split(state.params)
     (_, (fake, stats, m)), g_grads = jax.value_and_grad(self._generator_loss, has_aux=True)(
         g_params, d_params, state.batch_stats, x, target, lambda_gan, rng, sequence)

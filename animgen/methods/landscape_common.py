@@ -12,8 +12,8 @@ from animgen.methods.base import Method
 from animgen.models.landscape import Encoder, LatentCritic, Predictor
 from animgen.ops import losses, warp
 
-CRITIC_CLIP = 0.01        # REFERENCE train.py: WGAN weight clipping to [-0.01, 0.01]
-CRITIC_LR_SCALE = 0.1     # REFERENCE train.py: critic learning rate 0.1 x the main one
+CRITIC_CLIP = 0.01        # official train.py: WGAN weight clipping to [-0.01, 0.01]
+CRITIC_LR_SCALE = 0.1     # official train.py: critic learning rate 0.1 x the main one
 
 
 def to_signed(frames_uint8):
@@ -82,7 +82,7 @@ def regularised_code(config, mu, logvar, rng, critic=None):
 
 
 def critic_tx(config):
-  """Adam with the main betas at 0.1 x the main learning rate (REFERENCE train.py)."""
+  """Adam with the main betas at 0.1 x the main learning rate (official train.py)."""
   o = config.optim
   return optax.adam(CRITIC_LR_SCALE * o.learning_rate, b1=o.b1, b2=o.b2)
 
@@ -102,14 +102,14 @@ def critic_update(config, state, codes, rng):
   prior = jax.random.normal(rng, codes.shape, jnp.float32)
   d = lambda p, z: jnp.mean(LatentCritic().apply({'params': p}, z))
 
-  # WGAN critic maximises D(prior) - D(E(x)): prior scores high (REFERENCE train.py; sign ours).
+  # WGAN critic maximises D(prior) - D(E(x)): prior scores high (official train.py; sign ours).
   def loss(p):
     return d(p, codes) - d(p, prior)
 
   value, grads = jax.value_and_grad(loss)(state.critic)
   updates, opt_state = critic_tx(config).update(grads, state.critic_opt_state, state.critic)
   critic = optax.apply_updates(state.critic, updates)
-  # Clip every critic parameter (kernels and biases) after each update, as WGAN (REFERENCE).
+  # Clip every critic parameter (kernels and biases) after each update, as WGAN (official train.py).
   critic = jax.tree_util.tree_map(lambda w: jnp.clip(w, -CRITIC_CLIP, CRITIC_CLIP), critic)
   return state.replace(critic=critic, critic_opt_state=opt_state), {'critic_gap': -value}
 
@@ -175,7 +175,7 @@ class LandscapeMethod(Method):
   def gradient_step(self, state, loss_fn, rng, *args):
     """Adam on loss_fn(params, batch_stats, *args, rng, critic) -> (aux, params, opt_state,
     state, metrics); one critic step per train step under wae_gan, simultaneous with P/E on the
-    same pre-step codes E(x) (REFERENCE train.py gives no order or n_critic; ours, Sec. 6.6)."""
+    same pre-step codes E(x) (official train.py gives no order or n_critic; ours, Sec. 6.6)."""
     gan = isinstance(state, CriticFields)
     critic_rng = None
     if gan and rng is not None:  # a key of its own for the critic's N(0, I) prior samples

@@ -98,7 +98,7 @@ class Encoder(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    init = nn.initializers.xavier_normal()  # official encoder uses Xavier init (REFERENCE.md)
+    init = nn.initializers.xavier_normal()  # official encoder uses Xavier init (official code)
     h = nn.Conv(self.widths[0], (4, 4), strides=(2, 2), padding=1, kernel_init=init,
                 name='conv1')(x)
     for i, w in enumerate(self.widths[1:]):
@@ -114,19 +114,19 @@ def count_params(tree) -> int:
 
 
 class LatentCritic(nn.Module):
-  """The official code's latent discriminator (REFERENCE train.py, Sec. 6.6):
+  """The official code's latent discriminator (official train.py, Sec. 6.6):
   Linear(latent -> 128) -> ReLU -> Linear(1) -> Sigmoid, [B, Z] -> [B, 1] in (0, 1)."""
   hidden: int = 128
 
   @nn.compact
   def __call__(self, z):
     z = z.astype(jnp.float32)
-    # PyTorch nn.Linear default init, as the official module has (REFERENCE train.py).
+    # PyTorch nn.Linear default init, as the official module has (official train.py).
     h = nn.Dense(self.hidden, kernel_init=torch_default_init,
                  bias_init=torch_bias_init(z.shape[-1]))(z)
     h = nn.relu(h)
     out = nn.Dense(1, kernel_init=torch_default_init, bias_init=torch_bias_init(self.hidden))(h)
-    return nn.sigmoid(out)  # sigmoid kept although the loss is WGAN's (REFERENCE train.py)
+    return nn.sigmoid(out)  # sigmoid kept although the loss is WGAN's (official train.py)
 
 
 class LatentLSTM(nn.Module):

@@ -82,7 +82,7 @@ class Conv(nn.Module):
 class InstanceNorm(nn.Module):
   """Per-sample, per-channel normalisation over H, W with biased variance.
 
-  Official custom InstanceNorm: eps 1e-9, scale initialised U(0, 1), shift 0 (REFERENCE.md).
+  Official custom InstanceNorm: eps 1e-9, scale initialised U(0, 1), shift 0 (official code).
   """
   epsilon: float = 1e-9
 

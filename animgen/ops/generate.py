@@ -1,6 +1,6 @@
 """Animating Landscape's generation (Endo et al. 2019, Algorithm 1, Sec. 5) as pure functions,
-step for step as the official test.py does it (REFERENCE.md, "test.py motion loop, step by step"
-and "test.py appearance").
+step for step as the official test.py does it (its motion loop and appearance schedule,
+step by step).
 
 Motion, with S the network size and P = S + 2 pad the padded grid (official 256, 64, 384):
 P^M sees the UNPADDED current S x S frame; its flow is scaled by S / P, reflection-padded by
