@@ -278,14 +278,14 @@ class Image2GIFStep:
       actions, seen = self.act(x, hs.detach(), eps)
       onehots = F.one_hot(actions, self.n).to(hs.dtype)
     pred = self._decode_all(hs, onehots).transpose(0, 1)          # [B, T, 3, 64, 64]
-    se = (pred - target).square().mean((2, 3, 4))                  # Eq. 1 per frame
+    se = (pred - target).square().sum((2, 3, 4))                   # Eq. 1 per frame
     l_mse = se.mean()
     adv = bce(self._disc(pred), 1.0)                              # Eq. 2 per frame
     l_adv = masked_mean(adv, valid)
     total = l_mse + lam * l_adv                                   # Eq. 3
     out = {'loss_mse': l_mse, 'loss_adv': l_adv, 'loss_g': total}
     if self.dqn:
-      reward = -(se + lam * adv).detach()
+      reward = -(se + lam * adv).detach() / pred[0, 0].numel()
       with torch.no_grad():
         next_q = self.target_q(pred.detach().flatten(0, 1)).view(b, t, -1)
       done = (steps >= length[:, None] - 2).float()

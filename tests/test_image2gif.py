@@ -318,11 +318,14 @@ def test_one_q_learning_transition_through_the_real_loss(data_dir):
            (0.2, 0.3 ** 2, 0.1), (0.1, 0.0, None)]                           # length 3 (+ pad)
   huber, rewards = [], []
   for s, se, nxt in steps:
-    r = -(se + adv)                                    # minus the frame's Eq. 3 loss
+    r = -(se + adv / 12288)        # minus the frame's Eq. 3 loss (squared norm) per value
     y = r if nxt is None else r + 0.9 * 4.0 * nxt      # max over the TARGET network: action 0
     e = abs(3.0 * s - y)                               # the online Q of the state's action
     huber.append(0.5 * e ** 2 if e <= 1 else e - 0.5)
     rewards.append(r)
+  # Eq. 1: each frame's squared error summed over its 64 x 64 x 3 values, padding included
+  np.testing.assert_allclose(out['loss_mse'], 12288 * np.mean([.01, 0, .09, .09, 0, 1.3 ** 2]),
+                             rtol=1e-5)
   np.testing.assert_allclose(out['loss_td'], np.mean(huber), rtol=1e-5)
   np.testing.assert_allclose(out['reward'], np.mean(rewards), rtol=1e-5)
   np.testing.assert_allclose(out['q_mean'], 3.0 * np.mean([s for s, *_ in steps]), rtol=1e-5)

@@ -72,9 +72,11 @@ def to_unit(x):
   return jnp.clip((x + 1.0) * 0.5, 0.0, 1.0)
 
 
-def frame_reward(se, adv, lambda_adv):
-  """The reward of the action that produced a frame: minus the frame's Eq. 3 loss (ours)."""
-  return -(se + lambda_adv * adv)
+def frame_reward(se, adv, lambda_adv, num_values):
+  """The reward of the action that produced a frame: minus the frame's Eq. 3 loss (ours) per
+  value of the frame (num_values = 64 * 64 * 3): a positive scale, which leaves the greedy policy
+  unchanged and keeps rewards near the [-1, 1] of Mnih 2015's clipping."""
+  return -(se + lambda_adv * adv) / num_values
 
 
 def td_target(reward, next_q_target, done, gamma):
@@ -324,8 +326,10 @@ class Image2GIF(Method):
     x, target, valid = self._split(batch)
     params = dict(gq_params)
     pred, seen, actions = self.policy_rollout(params, x, target.shape[1], rng, epsilon)
-    # Eq. 1 over every frame, black padding included (Sec. 5.2 pads short sequences)
-    se = jnp.mean(jnp.square(pred - target), axis=(2, 3, 4))       # [B, T-1]
+    # Eq. 1 |Y - G(x)|^2: the squared norm of each frame's error (summed over its pixels, as
+    # the equation writes it; a per-pixel mean would weigh lambda_adv 12,288 times more), its
+    # mean over the frames, black padding included (Sec. 5.2 pads short sequences)
+    se = jnp.sum(jnp.square(pred - target), axis=(2, 3, 4))        # [B, T-1]
     l_mse = jnp.mean(se)
     adv = losses.bce_with_logits(self.discriminate(d_params, pred), 1.0)  # Eq. 2 per frame
     l_adv = masked_mean(adv, valid)                   # GAN terms on true frames only (ours)
@@ -333,7 +337,7 @@ class Image2GIF(Method):
     out = {'loss_mse': l_mse, 'loss_adv': l_adv, 'loss_g': l_g}
     total = l_g
     if self.dqn:
-      reward = jax.lax.stop_gradient(frame_reward(se, adv, c.loss.lambda_adv))   # [B, T-1]
+      reward = jax.lax.stop_gradient(frame_reward(se, adv, c.loss.lambda_adv, pred[0, 0].size))
       l_td, dqn_out = self.td_loss(params['q'], target_q, seen, pred, actions, reward,
                                    batch['length'])
       total = total + l_td
