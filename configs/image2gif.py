@@ -15,9 +15,11 @@
                                 --config.manual_dir=DIR holding DIR/*.gif|mp4 and/or
                                 DIR/<name>/*.jpg|png), 1 input + 5 output frames, random crops
                                 and flips, z 512, N 512, lambda_adv 0.05, 13,500 iterations
-  configs/image2gif.py:cpu      1/8-width networks, batch 8, 240 steps, one model on all six
+  configs/image2gif.py:cpu      1/8-width networks, batch 8, 1,500 steps, one model on all six
                                 patterns (image2gif_patterns/small_all, padded to 27 frames;
-                                ours, to fit a CPU): ~20 min on a shared 2-core CPU
+                                ours, to fit a CPU); with pattern=<p> one model per pattern on
+                                its 2,000 / 100 sequences (the CPU results of docs/image2gif.md):
+                                ~6 min (RNN), ~11 min (RNN+DQN) on a shared 2-core CPU
   configs/image2gif.py:smoke    tiny networks, all six patterns of image2gif_patterns/tiny_all,
                                 for tests
 
@@ -102,14 +104,14 @@ def _default():
   return c
 
 
-# 1/8 of every width, batch 8, all six patterns in one model: ~20 min on a shared 2-core CPU
+# 1/8 of every width, batch 8; all six patterns in one model unless pattern=<p> names one
 _CPU = {
     'dataset': 'image2gif_patterns/small_all',
     'batch_size': 8,
     'model.widths': (8, 16, 32, 64),
     'model.decoder_widths': (64, 32, 16, 8),
     'model.discriminator_widths': (8, 16, 32, 64),
-    'train.num_steps': 240,                 # 0.2-0.25 steps/s measured with 3 other jobs running
+    'train.num_steps': 1500,                # RNN 4.6-4.8, RNN+DQN 2-2.8 steps/s, shared 2-core CPU
     'train.log_every': 10,
     'train.checkpoint_every': 50,
     'train.sample_every': 100,
