@@ -1,8 +1,8 @@
 """Same-machine PyTorch reference for bench/landscape.py (NOT part of animgen, not a test).
 
-A reference re-expression, written for this benchmark from the layer facts in
-the published facts of the official code (endo-yuki-t/Animating-Landscape), of the official motion training
-step: ConditionalMotionNet (3 reflection-padded down convs with z tiled and concatenated before
+A reference re-expression, written for this benchmark from the published layer facts of the
+official code (endo-yuki-t/Animating-Landscape), of the official motion training step:
+ConditionalMotionNet (3 reflection-padded down convs with z tiled and concatenated before
 each, 5 pre-activation InstanceNorm/LeakyReLU(0.1) residual blocks, U-Net skips, nearest x2
 upsample + conv, tanh * 1/64) and the BicycleGAN resnet_128 motion encoder, a grid_sample
 border warp, MSE + edge-weighted TV, Adam. It is not the official code (no code was copied);
