@@ -231,6 +231,69 @@ def test_smoke_run_evaluates_elbo_adherence_and_figure(caption_run):
   assert red.any()                             # the write windows are drawn
 
 
+def test_two_digit_caption_run_scores_adherence_per_named_digit(tmp_path_factory, data_dir):
+  config = smoke_config(data_dir, 'syncdraw', 'smoke,captions,two_digit',
+                        **{'train.sample_every': 0})
+  from conftest import shared_run
+  workdir, _, results = shared_run(tmp_path_factory, 'syncdraw_two_captions', config,
+                                   evaluate=True)
+  for k in ('digit_1', 'digit_2', 'motion_1', 'motion_2', 'both_1', 'both_2', 'all'):
+    assert 0.0 <= results[f'adherence_{k}'] <= 1.0, k
+  assert results['adherence_all'] <= min(results['adherence_both_1'], results['adherence_both_2'])
+  saved = json.load(open(os.path.join(workdir, 'caption_adherence_4.json')))
+  assert saved['num_generated'] == 100 * config.evals.captions.samples
+  assert len(saved['per_caption']) == 100     # every ordered pair of test (digit, motion) pairs
+  for text in saved['per_caption']:
+    words = text.split()
+    assert words.count('digit') == 2
+    for i in (i for i, w in enumerate(words) if w == 'digit'):
+      d = int(words[i + 1])
+      motion = ' '.join(words[i + 4:i + 7])
+      assert motion == bouncing_mnist.MOTIONS[bouncing_mnist.split_motion(d, 'test')]
+  assert set(saved['per_digit']) == {str(d) for d in range(10)}
+  assert 0.0 <= saved['classifier_all_acc'] <= saved['classifier_digit_acc'] <= 1.0
+
+
+def test_score_two_finds_each_named_digit_among_the_top_two_and_reads_its_motion():
+  from animgen.evaluators.captions import score_two
+  presence = np.full((4, 10), -5.0)
+  motion = np.zeros((4, 10, 2))
+  # caption: digit 3 moving up and down (1) and digit 6 moving left and right (0)
+  presence[0, [3, 6]] = 4.0                        # both present, both motions right
+  motion[0, 3], motion[0, 6] = (0, 1), (1, 0)
+  presence[1, [3, 1, 6]] = 4.0, 3.0, 2.0           # 6 only third most present
+  motion[1, 3], motion[1, 6] = (0, 1), (1, 0)
+  presence[2, [3, 6]] = 4.0                        # digit 3 moving the wrong way
+  motion[2, 3], motion[2, 6] = (1, 0), (1, 0)
+  presence[3, [8, 9]] = 4.0                        # neither; motions of absent digits ignored
+  motion[3, 3], motion[3, 6] = (0, 1), (1, 0)
+  s = score_two(presence, motion, np.array([3, 6]), np.array([1, 0]))
+  np.testing.assert_array_equal(s['digit_1'], [True, True, True, False])
+  np.testing.assert_array_equal(s['digit_2'], [True, False, True, False])
+  np.testing.assert_array_equal(s['motion_1'], [True, True, False, True])
+  np.testing.assert_array_equal(s['both_1'], [True, True, False, False])
+  np.testing.assert_array_equal(s['both_2'], [True, False, True, False])
+  np.testing.assert_array_equal(s['all'], [True, False, False, False])
+  np.testing.assert_allclose(s['digit'], [1.0, 0.5, 1.0, 0.0])
+
+
+def test_two_digit_classifier_labels_and_loss():
+  from animgen.evaluators import captions as ev
+  dc = bouncing_mnist.CONFIGS['two_digit_tiny']
+  x, d, m = ev.render_batch(np.random.default_rng(0), dc, 'train', 64)
+  assert x.shape == (64, dc.frames, dc.size, dc.size) and d.shape == m.shape == (64, 2)
+  assert ((d[:, 0] != d[:, 1]) | (m[:, 0] == m[:, 1])).all()   # a class twice moves one way
+  presence = np.full((1, 10), -30.0)
+  presence[0, [2, 7]] = 30.0
+  motion = np.zeros((1, 10, 2))
+  motion[0, 2], motion[0, 7] = (30, -30), (-30, 30)
+  exact = ev._classifier_loss((jnp.asarray(presence), jnp.asarray(motion)),
+                              jnp.array([[2, 7]]), jnp.array([[0, 1]]))
+  wrong = ev._classifier_loss((jnp.asarray(presence), jnp.asarray(motion)),
+                              jnp.array([[2, 7]]), jnp.array([[1, 1]]))
+  assert float(exact) < 1e-6 and float(wrong) > 10.0
+
+
 def test_attention_grid_draws_the_window_where_the_parameters_say():
   canvases = np.zeros((1, 2, 20, 20))
   write = {'gp': np.array([[6.0, 15.0]]), 'gq': np.array([[6.0, 10.0]]),

@@ -208,13 +208,18 @@ class SyncDRAW(nn.Module):
 
 
 class GifClassifier(nn.Module):
-  """Digit (10) and motion (2) of a single-digit GIF [B, N, H, W] (frames as channels); the
-  judge of the caption-adherence evaluation (ours)."""
+  """The judge of the caption-adherence evaluation (ours), on GIFs [B, N, H, W] (frames as
+  channels). digits=1: digit logits [B, 10] and motion logits [B, 2] of a single-digit GIF.
+  digits=2: digit-presence logits [B, 10] (multi-label) and each digit's motion logits
+  [B, 10, 2] of a two-digit GIF."""
+  digits: int = 1
 
   @nn.compact
   def __call__(self, x):
     h = jnp.moveaxis(x, 1, -1)
     for width in (32, 64, 64):
       h = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2))(h))
-    h = nn.relu(nn.Dense(128)(h.reshape(h.shape[0], -1)))
-    return nn.Dense(10)(h), nn.Dense(2)(h)
+    h = nn.relu(nn.Dense(128 * self.digits)(h.reshape(h.shape[0], -1)))
+    if self.digits == 1:
+      return nn.Dense(10)(h), nn.Dense(2)(h)
+    return nn.Dense(10)(h), nn.Dense(20)(h).reshape(-1, 10, 2)
