@@ -81,9 +81,10 @@ def run_reference(video, config):
   prob.U.block_until_ready()
   times['costs'] = time.perf_counter() - tic
 
-  def solve(P, S, lab0, sweeps):
+  def solve(P, S, lab0, sweeps, num_moves=None):
     pr = costs.with_labels(prob, P, S)
-    lab, e = reference.alpha_expansion(costs.unary, costs.pairwise, pr, lab0, P.shape[0], sweeps)
+    lab, e = reference.alpha_expansion(costs.unary, costs.pairwise, pr, lab0, P.shape[0], sweeps,
+                                       num_moves)
     return lab, e
   tic = time.perf_counter()
   h, w = video.shape[1:3]
@@ -93,7 +94,7 @@ def run_reference(video, config):
     p_map = jnp.full((h, w), int(p), jnp.int32)
     P = jnp.broadcast_to(p_map, (n, h, w))
     S = stages.start_tables(p_map, n, t, q)
-    lab, _ = solve(P, S, stages._best_unary(prob, P, S), config.sweeps)
+    lab, _ = solve(P, S, stages._best_unary(prob, P, S), config.sweeps, (t - int(p)) // q + 1)
     starts.append(jnp.take_along_axis(S, lab[None], 0)[0])
   times['stage 1'] = time.perf_counter() - tic
   tic = time.perf_counter()

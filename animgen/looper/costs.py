@@ -264,28 +264,31 @@ def unary(problem: Problem, lab):
   return temporal_cost(problem, p, s) + problem.params.alpha1 * label_cost(problem, p)
 
 
-def _lag_sum(G, q, g, p1, s1, p2, s2, crop):
-  """Sum of ||U(i) - U(j)||^2 over i in [s1, s1+p1), j in [s2, s2+p2), j - i = +-L != 0 with
-  g | L, from the lag tables G [n_lags, n_f, H, W] cropped to the labels' pixels.
+def _lag_sum(G, q, g, p1, s1, p2, s2, both, gather):
+  """Sum of ||U(i) - U(j)||^2 over i in [s1, s1+p1), j in [s2, s2+p2), j - i = L != 0 with
+  g | L, from the lag tables G [n_lags, n_f, H, W]; 0 where `both` is False. gather(table, i):
+  table [N, H, W] at the per-pixel index i (label-shaped) -> label-shaped values.
 
-  Only lags that are a multiple of some pixel's g are visited (a while loop that jumps to the
-  next such lag): equal periods p > T/2, as in stage 1, take one step instead of T/q."""
-  n_lags = G.shape[0]
+  Each pixel visits only its own lags: the multiples of its g between s2 - s1 - p1 and
+  s2 + p2 - s1 (where the two windows overlap), at most (p1 + p2) / g of them, so pixels with
+  equal periods take one or two steps whatever the other pixels' periods are."""
+  n_lags, n_f = G.shape[:2]
+  flat = G.reshape((n_lags * n_f,) + G.shape[2:])
+  first = -((s1 + p1 - 1 - s2) // g) * g          # the smallest multiple of g >= s2 - s1 - p1 + 1
+  count = jnp.where(both, (s2 + p2 - 1 - s1 - first) // g + 1, 0)
 
-  def next_lag(L):  # the smallest multiple of any pixel's g above L, as a table index
-    return jnp.min((L // g + 1) * g) // q - 1
-
-  def add_lag(carry):
-    j, total = carry
-    L = (j + 1) * q
-    G_L = crop(jax.lax.dynamic_index_in_dim(G, j, keepdims=False))  # index, then crop: no copy
-    get = lambda f: _at(G_L, f // q)
-    for pa, sa, pb, sb in ((p1, s1, p2, s2), (p2, s2, p1, s1)):  # j - i = +L, then -L
-      lo, hi = jnp.maximum(sa, sb - L), jnp.minimum(sa + pa, sb + pb - L)
-      total = total + jnp.where((hi > lo) & (L % g == 0), get(hi) - get(lo), 0.0)
-    return next_lag(L), total
-  return jax.lax.while_loop(lambda c: c[0] < n_lags, add_lag,
-                            (next_lag(0), jnp.zeros(p1.shape, G.dtype)))[1]
+  def add_lag(k, total):
+    L = first + k * g
+    # L > 0: i in [s1, s1+p1) with i + L in [s2, s2+p2); L < 0: the same with the labels swapped
+    pos = L > 0
+    sa, pa, sb, pb = (jnp.where(pos, a, b) for a, b in ((s1, s2), (p1, p2), (s2, s1), (p2, p1)))
+    m = jnp.abs(L)
+    lo, hi = jnp.maximum(sa, sb - m), jnp.minimum(sa + pa, sb + pb - m)
+    row = jnp.clip(m // q - 1, 0, n_lags - 1) * n_f
+    value = gather(flat, row + jnp.clip(hi // q, 0, n_f - 1)) - gather(
+        flat, row + jnp.clip(lo // q, 0, n_f - 1))
+    return total + jnp.where((k < count) & (m > 0) & (hi > lo), value, 0.0)
+  return jax.lax.fori_loop(0, jnp.max(count, initial=0), add_lag, jnp.zeros(p1.shape, G.dtype))
 
 
 def pair_distance(problem: Problem, p1, s1, p2, s2, rows=slice(None), cols=slice(None),
@@ -298,12 +301,11 @@ def pair_distance(problem: Problem, p1, s1, p2, s2, rows=slice(None), cols=slice
   # gather at full size, then crop: cropping the [H, W, T, C] tables first would copy them
   at = lambda table, i: _px(table, full(i))[rows, cols]
   U, cum, q = problem.U, problem.cum, problem.params.q
-  n_lags = problem.lag.shape[0]
   # every (i, j) with i = j (mod g) occurs once per LCM
   g = jnp.gcd(p1, p2)
   both = (p1 > 1) & (p2 > 1)  # pairs with a still pixel take no lag steps
-  g_loop = jnp.where(both, g, (n_lags + 1) * q)
-  loops = _lag_sum(problem.lag, q, g_loop, p1, s1, p2, s2, lambda a: a[..., rows, cols])
+  plane = lambda table, i: jnp.take_along_axis(table, full(i)[None], axis=0)[0][rows, cols]
+  loops = _lag_sum(problem.lag, q, jnp.maximum(g, 1), p1, s1, p2, s2, both, plane)
   loops = loops / (p1 // g * p2)
   if loops_only:
     return loops

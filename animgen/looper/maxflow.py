@@ -130,24 +130,24 @@ def host_mincut(source, sink, right, left, down, up):
   import maxflow as pymaxflow
   source, sink = np.asarray(source), np.asarray(sink)
   h, w = source.shape
-  g = pymaxflow.Graph[int]()
+  g = pymaxflow.Graph[int](h * w, 2 * h * w)   # nodes and edges reserved: no regrowth
   ids = g.add_grid_nodes((h, w))
   g.add_grid_tedges(ids, source, sink)
-  cap = np.zeros((h, w), np.int64)
-  for fwd, bwd, struct, cut in ((right, left, np.array([[0, 0, 0], [0, 0, 1], [0, 0, 0]]), 1),
-                                (down, up, np.array([[0, 0, 0], [0, 0, 0], [0, 1, 0]]), 0)):
+  for fwd, bwd, axis in ((right, left, 1), (down, up, 0)):
     fwd, bwd = np.asarray(fwd), np.asarray(bwd)
-    if fwd.size:
-      cap[:] = 0
-      rev = np.zeros_like(cap)
-      sl = (slice(None), slice(0, w - 1)) if cut else (slice(0, h - 1), slice(None))
-      cap[sl], rev[sl] = fwd, bwd
-      g.add_grid_edges(ids, weights=cap, structure=struct, symmetric=False)
-      # reverse capacities: edge (x + e) -> x, added from the neighbour's side
-      sl2 = (slice(None), slice(1, w)) if cut else (slice(1, h), slice(None))
-      back = np.zeros_like(cap)
-      back[sl2] = bwd
-      g.add_grid_edges(ids, weights=back, structure=struct[::-1, ::-1], symmetric=False)
+    if not fwd.size:
+      continue
+    first = (slice(None), slice(0, w - 1)) if axis else (slice(0, h - 1), slice(None))
+    step = np.zeros((3, 3), np.int64)
+    step[1 + (1 - axis), 1 + axis] = 1                 # x -> its right (axis 1) / down neighbour
+    cap = np.zeros((h, w), np.int64)
+    cap[first] = fwd
+    if np.any(bwd):   # expansion moves put every edge weight forward: their reverse arcs are 0
+      # add_grid_edges takes one weight per edge: the reverse arcs go in from the neighbour's side
+      back = np.zeros((h, w), np.int64)
+      back[(slice(None), slice(1, w)) if axis else (slice(1, h), slice(None))] = bwd
+      g.add_grid_edges(ids, weights=back, structure=step[::-1, ::-1], symmetric=False)
+    g.add_grid_edges(ids, weights=cap, structure=step, symmetric=False)
   flow = g.maxflow()
   return int(flow), ~g.get_grid_segments(ids)
 

@@ -29,13 +29,14 @@ def _energy(unary, pairwise, problem, labels):
 _move_energy = jax.jit(expansion.move_energy)
 
 
-def alpha_expansion(unary, pairwise, problem, labels0, num_labels, sweeps=1):
-  """`expansion.alpha_expansion` with PyMaxflow cuts: same order, truncation and acceptance."""
+def alpha_expansion(unary, pairwise, problem, labels0, num_labels, sweeps=1, num_moves=None):
+  """`expansion.alpha_expansion` with PyMaxflow cuts: same order, truncation and acceptance
+  (moves for the first num_moves labels only, if given)."""
   labels = jnp.asarray(labels0, jnp.int32)
   e = _energy(unary, pairwise, problem, labels)
   for _ in range(sweeps):
     e_sweep = e
-    for a in range(num_labels):
+    for a in range(num_labels if num_moves is None else min(num_moves, num_labels)):
       terms, caps = _move_graph(unary, pairwise, problem, labels, a)
       switch = jnp.asarray(~mincut(*caps)[1])
       new = jnp.where(switch, a, labels)

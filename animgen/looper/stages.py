@@ -77,11 +77,12 @@ def start_tables(p_map, num_labels, num_frames, q):
 
 
 def _solve(problem, P, S, labels0, sweeps, pairwise=costs.pairwise, used_only=False,
-           mincut='auto', with_rounding=False):
+           mincut='auto', with_rounding=False, num_moves=None):
   """Alpha-expansion over the label tables P, S from labels0. used_only: moves only for the
-  labels that labels0 uses (coarse-to-fine refinement: the coarse solution chose them)."""
+  labels that labels0 uses (coarse-to-fine refinement: the coarse solution chose them);
+  num_moves: moves only for the first num_moves labels (a traced count)."""
   prob = costs.with_labels(problem, P, S)
-  order = num_moves = None
+  order = None
   if used_only:
     used = jnp.zeros(P.shape[0], bool).at[labels0.ravel()].set(True)
     order, num_moves = jnp.argsort(~used, stable=True).astype(jnp.int32), jnp.sum(used)
@@ -108,8 +109,10 @@ def stage1(problem, periods, *, num_frames, q, sweeps=1, mincut='auto'):
     p_map = jnp.full((h, w), p, jnp.int32)
     P = jnp.broadcast_to(p_map, (num_labels, h, w))
     S = start_tables(p_map, num_labels, num_frames, q)
+    # labels past the last start s + p <= T repeat it (start_tables): one move per distinct start
+    distinct = (num_frames - p) // q + 1
     lab, _ = _solve(problem, P, S, _best_unary(problem, P, S), sweeps, costs.pairwise_loops,
-                    mincut=mincut)
+                    mincut=mincut, num_moves=distinct)
     return jnp.take_along_axis(S, lab[None], 0)[0]
   return jax.vmap(one)(periods)
 
