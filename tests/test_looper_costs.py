@@ -280,7 +280,7 @@ def test_pairwise_loops_equals_pairwise_when_every_label_loops():
   np.testing.assert_allclose(costs.pairwise_loops(prob, la, lb, 1), full, rtol=1e-6)
 
 
-@pytest.mark.parametrize('n', [1, 2, 7, 60, 65])  # 65: past the sorting network
+@pytest.mark.parametrize('n', [1, 2, 7, 60, 89, 129])  # 129: past the sorting network
 def test_median0_equals_numpy_median_with_ties(n):
   rng = np.random.default_rng(n)
   x = np.round(rng.normal(size=(n, 5, 6)) * 2) / 2  # coarse grid: many ties

@@ -78,12 +78,13 @@ def _median_rows(rows):
 
 
 # Longest time axis given to the sorting network: its compile time grows ~n log^2 n (2 s at
-# n = 64, 9 s at 150, and XLA's fusion pass runs out of memory near 300); longer axes sort.
-_NETWORK_MAX = 64
+# n = 64, 9 s at 128 for the two medians of a MAD, and XLA's fusion pass runs out of memory near
+# 300); longer axes sort. At 960x540 one median of 89 frames takes 0.07 s so, 4.6 s by XLA's sort.
+_NETWORK_MAX = 128
 
 
 def median0(x):
-  """jnp.median(x, axis=0), exactly. For n <= 64 by a sorting network over the time axis: the
+  """jnp.median(x, axis=0), exactly. For n <= 128 by a sorting network over the time axis: the
   ~500 min/max comparators of n = 60 inputs fuse into one elementwise kernel (only those that
   reach the two middle outputs are kept), ~50x faster than XLA:CPU's sort at 256x256."""
   if x.shape[0] > _NETWORK_MAX:
