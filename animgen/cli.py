@@ -172,7 +172,7 @@ def _animate_motion(args, image, loop, notes):
   else:
     z = animate.choose_code(book, args.z_index, args.z_mix, args.seed)
   if arrows is not None:
-    h, w = image.shape[:2]
+    h, w = args.photo_size                          # Eq. 12 reads positions relative to these
     small = animate.network_input(image, model.size)
     z0 = z if (args.z_index is not None or args.z_mix is not None) else book.mean(0)
     z, loss = animate.code_from_arrows(model.predict, small, arrows, h, w, z0,
@@ -279,6 +279,8 @@ def cmd_animate(args):
   if not args.appearance_only:
     animate.require_run(args.workdir, 'motion')
   image = media.read_image(args.image)
+  args.photo_size = image.shape[:2]                 # --arrows are in these pixels
+  image = media.downscale(image, args.max_size)
   h, w = image.shape[:2]
   # the frames as uint8 and their float copy for the writer, and the flows at the network size
   media.check_fits(args.frames * h * w * 3 * 5 + args.frames * 256 * 256 * 8,
@@ -404,6 +406,10 @@ def _add_animate(sub):
   _add_appearance_args(a.add_argument_group('appearance (Algorithm 1, lines 10-17)'))
   a.add_argument('--control-steps', type=validate.option(Int(1, hi=100_000)), default=200,
                  help='Adam steps of the Eq. 12/13 latent optimisation')
+  a.add_argument('--max-size', type=validate.option(Int(0)), default=0,
+                 help='downscale the photo so that its longer side is at most this many pixels '
+                 'before animating (default 0: its own resolution, as the official code; '
+                 '--arrows stay in the photo\'s own pixels)')
   a.add_argument('--fps', type=validate.option(validate.FPS), default=None,
                  help='frame rate (default 30; 5 with --method image2gif: its 6 frames span '
                  'about a second)')

@@ -159,6 +159,30 @@ def test_cli_animate_gif_of_the_shipped_photo(smoke_run, tmp_path):
   assert frames.shape == (5, 427, 640, 3)
   assert media.read_video(str(tmp_path / 'china.mp4'))[0].shape == (5, 427, 640, 3)
   assert not os.path.exists(tmp_path / 'china_flow.gif')
+  small = tmp_path / 'china_small.gif'
+  assert cli.main(['animate', photo, '-o', str(small), '--workdir', workdir, '--frames', '3',
+                   '--no-loop', '--no-flow', '--max-size', '160', '-q']) == 0
+  assert media.read_video(str(small))[0].shape == (3, 107, 160, 3)   # 427 * 160 / 640 = 106.75
+
+
+def test_cli_animate_max_size_keeps_arrows_in_the_photo_pixels(smoke_run, tmp_path, monkeypatch):
+  from animgen import animate
+  _, workdir, _ = smoke_run
+  src = tmp_path / 'p.png'
+  Image.fromarray((_photo(20, 30) * 255).astype(np.uint8)).save(src)
+  seen = {}
+  real = animate.code_from_arrows
+
+  def spy(predict, small, arrows, h, w, *a, **k):
+    seen['hw'] = (h, w)
+    return real(predict, small, arrows, h, w, *a, **k)
+  monkeypatch.setattr(animate, 'code_from_arrows', spy)
+  out = tmp_path / 'arrows_small.mp4'
+  assert cli.main(['animate', str(src), '-o', str(out), '--workdir', workdir, '--motion-only',
+                   '--arrows', '2,10,25,10', '--frames', '3', '--no-loop', '--no-flow',
+                   '--control-steps', '2', '--max-size', '15', '-q']) == 0
+  assert seen['hw'] == (20, 30)                      # the arrows' pixels: the photo's own
+  assert media.read_video(str(out))[0].shape[:3] == (3, 10, 15)
 
 
 def test_cli_animate_motion_and_appearance_together(smoke_run, appearance_run, tmp_path):
