@@ -254,13 +254,32 @@ def _truncated_move_energies(terms, ys):
   return out
 
 
+def test_move_rounding_is_reached_when_rounding_hides_the_better_cut():
+  """A 1 x 2 move whose integer capacities tie keeping and switching both pixels, while the
+  float energy of switching is 1.96 lower: the cut keeps them (the source side of a tie), and
+  that loss is two thirds of move_rounding, so a bound half as large would be wrong."""
+  d0, d1 = jnp.full((1, 2), 0.49), jnp.zeros((1, 2))
+  right = [jnp.full((1, 1), v) for v in (1.49, 5.0, 5.0, 0.51)]   # A, B, C, D
+  down = [jnp.zeros((0, 2))] * 4
+  terms = (d0, d1, [right, down])
+  side = np.asarray(mincut(*expansion._capacities(*terms, 1.0))[1])
+  energies = _truncated_move_energies(terms, np.array([[[0, 0]], [[1, 1]]], bool))
+  chosen = _truncated_move_energies(terms, ~side[None])[0]
+  gap = chosen - energies.min()
+  assert gap == pytest.approx(1.96, abs=1e-5)
+  bound = float(expansion.move_rounding(*terms, 1.0))
+  assert bound == pytest.approx(2 * (0.49 + 0.49 + 0.49), abs=1e-5)
+  assert bound / 2 < gap <= bound
+
+
 def test_rounding_bound_holds_for_every_move_and_has_teeth():
   """Against brute force over all 512 cuts of 3 x 3 moves: the cut that is optimal on the
-  int32 capacities is within expansion.rounding_bound of the float-optimal cut, at coarse
-  scales where rounding does cost energy; alpha_expansion reports the largest bound it met."""
+  int32 capacities is within expansion.move_rounding (and so within the worst-case
+  rounding_bound) of the float-optimal cut, at coarse scales where rounding does cost energy;
+  alpha_expansion reports the largest bound it met."""
   h, w, L = 3, 3, 4
   ys = np.array(list(itertools.product([False, True], repeat=h * w))).reshape(-1, h, w)
-  ratios = []
+  ratios, tight_ratios = [], []
   for seed in range(40):
     rng = np.random.default_rng(100 + seed)
     p = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32),
@@ -275,13 +294,17 @@ def test_rounding_bound_holds_for_every_move_and_has_teeth():
       chosen = _truncated_move_energies(terms, ~side[None])[0]
       gap = chosen - energies.min()
       bound = expansion.rounding_bound((h, w), scale)
-      assert -1e-3 <= gap <= bound + 1e-3, (seed, scale, gap, bound)
+      tight = float(expansion.move_rounding(*terms, scale))
+      assert -1e-3 <= gap <= tight + 1e-3, (seed, scale, gap, tight)
+      assert tight <= bound * (1 + 1e-5), (seed, scale, tight, bound)
       ratios.append(gap / bound)
+      tight_ratios.append(gap / tight)
   # rounding does cost energy here (up to 4 % of the worst-case bound): a bound 1/25 the size
-  # would fail the assertion above
+  # would fail the assertion above; the move's own bound is tighter
   assert max(ratios) > 0.02
+  assert max(tight_ratios) > 2 * max(ratios)
   p = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), _problem(rng, 8, 6, L, integer=False))
   _, _, reported = expansion.alpha_expansion(unary_fn, pairwise_fn, p,
                                              jnp.zeros((8, 6), jnp.int32), L, 1, scale=0.5,
                                              with_rounding=True)
-  assert float(reported) == pytest.approx(expansion.rounding_bound((8, 6), 0.5))
+  assert 0 < float(reported) <= expansion.rounding_bound((8, 6), 0.5)

@@ -42,7 +42,7 @@ class Loop:
   energy: float
   name: str = 'all'
   stage1: np.ndarray | None = None  # the shared stage-1 starts [n_p, h, w] at stage-1 size
-  rounding: float = 0.0   # stage 3's largest expansion.rounding_bound (energy units)
+  rounding: float = 0.0   # stage 3's largest expansion.move_rounding (energy units)
 
 
 def period_set(num_frames: int, config: LoopConfig) -> np.ndarray:
@@ -138,7 +138,7 @@ def stage2(problem, P, S, labels0, *, sweeps=2, used_only=False, mincut='auto'):
 @functools.partial(jax.jit, static_argnames=('num_frames', 'q', 'sweeps', 'mincut'))
 def stage3(problem, p_map, s_map, *, num_frames, q, sweeps=1, mincut='auto'):
   """Starts with the periods fixed -> (start [H, W], energy, rounding): the last stage, so its
-  moves' largest `expansion.rounding_bound` is the one reported with the loop."""
+  moves' largest `expansion.move_rounding` is the one reported with the loop."""
   num_labels = int((num_frames - 1) // q + 1)
   P = jnp.broadcast_to(p_map, (num_labels,) + p_map.shape).astype(jnp.int32)
   S = start_tables(p_map, num_labels, num_frames, q)
