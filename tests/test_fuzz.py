@@ -109,7 +109,7 @@ def _bad_texts(rule):
 def test_every_numeric_option_is_declared_with_a_rule():
   plain = [(w, f) for w, f, t in OPTIONS if not hasattr(t, 'rule')]
   assert not plain, f'options parsed without a validate rule: {plain}'
-  assert len(OPTIONS) == 38   # animate 14, loop 11, prefs 11, sample 3... (a new one: add it)
+  assert len(OPTIONS) == 39   # animate 15, loop 11, prefs 11, sample 3... (a new one: add it)
 
 
 @pytest.mark.parametrize('words,flag,converter', OPTIONS,
