@@ -131,16 +131,18 @@ def move_capacities(unary, pairwise, problem, labels, a, scale=None):
   return _capacities(*terms, _auto_scale(*terms) if scale is None else scale)
 
 
-def _move(unary, pairwise, problem, labels, a, scale, current, mincut='push-relabel'):
+def _move(unary, pairwise, problem, labels, a, scale, current, mincut='push-relabel',
+          with_rounding=False):
   """(pixels that switch to `a` in the min cut of the truncated move, costs of the labelling
-  after it as `_current` gives them, its true energy, its `move_rounding`).
+  after it as `_current` gives them, its true energy, its `move_rounding` or 0).
 
   Everything is read from the move's own untruncated terms, so no cost is evaluated twice."""
   d0, d1, edges = _move_terms(unary, pairwise, problem, labels, a, current)
   scale = _auto_scale(d0, d1, edges) if scale is None else scale
   _, keep = maxflow.mincut_fn(mincut)(*_capacities(d0, d1, edges, scale))
   after = _after(d0, d1, edges, ~keep)
-  return ~keep, after, _total(after), move_rounding(d0, d1, edges, scale)
+  rounding = move_rounding(d0, d1, edges, scale) if with_rounding else jnp.float32(0)
+  return ~keep, after, _total(after), rounding
 
 
 def _after(d0, d1, edges, y):
@@ -183,7 +185,8 @@ def alpha_expansion(unary, pairwise, problem, labels0, num_labels, sweeps=1, ord
   def move(k, carry):  # the costs of the current labelling ride along, updated by each move
     labels, e, current, bound = carry
     a = order[k]
-    switch, after, e_new, b = _move(unary, pairwise, problem, labels, a, scale, current, mincut)
+    switch, after, e_new, b = _move(unary, pairwise, problem, labels, a, scale, current, mincut,
+                                    with_rounding)
     better = e_new < e
     keep = lambda new, old: jnp.where(better, new, old)
     return (keep(jnp.where(switch, a, labels), labels), keep(e_new, e),
