@@ -262,7 +262,7 @@ def cmd_animate(args):
   if args.method == 'image2gif':
     return cmd_animate_image2gif(args)
   from animgen import animate, media
-  from animgen.ops import generate
+  from animgen.ops import generate, warp
   _check_animate_args(args)
   min_loops = animate.appearance_repeats(args.a_speed)
   mrf = args.loop == 'mrf' and not args.no_loop
@@ -280,7 +280,7 @@ def cmd_animate(args):
     animate.require_run(args.workdir, 'motion')
   image = media.read_image(args.image)
   args.photo_size = image.shape[:2]                 # --arrows are in these pixels
-  image = media.downscale(image, args.max_size)
+  image = warp.shrink(image[None], args.max_size)[0]
   h, w = image.shape[:2]
   # the frames as uint8 and their float copy for the writer, and the flows at the network size
   media.check_fits(args.frames * h * w * 3 * 5 + args.frames * 256 * 256 * 8,

@@ -195,19 +195,6 @@ def read_image(path) -> np.ndarray:
     return _decode_frame(im, path, orient=True)
 
 
-def downscale(image: np.ndarray, max_size: int) -> np.ndarray:
-  """float image [H, W, 3] shrunk (Lanczos) so that its longer side is at most max_size
-  (0: unchanged; never enlarged)."""
-  h, w = image.shape[:2]
-  if not max_size or max(h, w) <= max_size:
-    return image
-  scale = max_size / max(h, w)
-  size = (max(1, round(w * scale)), max(1, round(h * scale)))
-  chans = [Image.fromarray(np.asarray(image[..., c], np.float32), 'F').resize(size, Image.LANCZOS)
-           for c in range(image.shape[2])]
-  return np.clip(np.stack([np.asarray(c) for c in chans], -1), 0.0, 1.0)
-
-
 def natural_key(name: str):
   """Sort key for file names in natural order: digit runs compare as numbers ('frame_2' before
   'frame_10'), the rest case-insensitively; names equal under that compare as plain text."""

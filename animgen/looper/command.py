@@ -55,13 +55,7 @@ def read_clip(path, max_size, max_seconds, start, frames):
   if len(video) < 2:
     raise InputError(f'{path}: {len(video)} frame(s) after trimming; a loop needs a video, not '
                      'a still image')
-  t, h, w, _ = video.shape
-  scale = min(1.0, max_size / max(h, w)) if max_size else 1.0
-  if scale < 1.0:
-    import jax.numpy as jnp
-    h2, w2 = max(8, round(h * scale)), max(8, round(w * scale))
-    video = np.asarray(warp.resize(jnp.asarray(video), h2, w2))  # antialiased
-  return np.clip(video, 0.0, 1.0).astype(np.float32), fps
+  return warp.shrink(video, max_size, min_side=8), fps
 
 
 def class_responses(video, args, say):

@@ -5,6 +5,7 @@ one pixel. Channel order (dx, dy). Out-of-range samples use border or reflection
 """
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def identity_grid(h: int, w: int, dtype=jnp.float32) -> jax.Array:
@@ -64,6 +65,17 @@ def backward_warp(image: jax.Array, flow: jax.Array, padding: str = 'border') ->
   h, w = image.shape[1:3]
   grid = identity_grid(h, w, flow.dtype)[None] + flow
   return sample(image, grid, padding)
+
+
+def shrink(x, max_size: int, min_side: int = 1):
+  """[B, H, W, C] resized (antialiased) so that its longer side is at most max_size (0: as it
+  is; never enlarged), each side at least min_side -> float32 numpy in [0, 1]."""
+  h, w = x.shape[1:3]
+  if max_size and max(h, w) > max_size:
+    scale = max_size / max(h, w)
+    x = resize(jnp.asarray(x, jnp.float32), max(min_side, round(h * scale)),
+               max(min_side, round(w * scale)))
+  return np.clip(np.asarray(x, np.float32), 0.0, 1.0)
 
 
 def resize(x: jax.Array, h: int, w: int, method: str = 'bilinear') -> jax.Array:
