@@ -86,6 +86,7 @@ def run_reference(video, config):
     lab, e = reference.alpha_expansion(costs.unary, costs.pairwise, pr, lab0, P.shape[0], sweeps,
                                        num_moves)
     return lab, e
+  best = lambda P, S: jnp.argmin(stages.unary_table(prob, P, S), axis=0).astype(jnp.int32)
   tic = time.perf_counter()
   h, w = video.shape[1:3]
   n = int((t - 1) // q + 1)
@@ -94,12 +95,12 @@ def run_reference(video, config):
     p_map = jnp.full((h, w), int(p), jnp.int32)
     P = jnp.broadcast_to(p_map, (n, h, w))
     S = stages.start_tables(p_map, n, t, q)
-    lab, _ = solve(P, S, stages._best_unary(prob, P, S), config.sweeps, (t - int(p)) // q + 1)
+    lab, _ = solve(P, S, best(P, S), config.sweeps, (t - int(p)) // q + 1)
     starts.append(jnp.take_along_axis(S, lab[None], 0)[0])
   times['stage 1'] = time.perf_counter() - tic
   tic = time.perf_counter()
   P, S = stages.stage2_tables(jnp.stack(starts), jnp.asarray(periods, jnp.int32), t, q)
-  lab, _ = solve(P, S, stages._init_stage2(prob, P, S), config.sweeps_stage2)
+  lab, _ = solve(P, S, best(P, S), config.sweeps_stage2)
   p_map = jnp.take_along_axis(P, lab[None], 0)[0]
   s_map = jnp.take_along_axis(S, lab[None], 0)[0]
   times['stage 2'] = time.perf_counter() - tic

@@ -213,6 +213,34 @@ def test_pair_distance(case):
   np.testing.assert_allclose(got, want, **TOL)
 
 
+@pytest.mark.parametrize('chunk', [3, 4096])
+@pytest.mark.parametrize('regime', ['sparse', 'dense', 'equal'])
+def test_pair_distance_regimes(case, monkeypatch, chunk, regime):
+  """The elements that need extra work (a still label, or more than costs._DENSE_STEPS lag
+  steps) are evaluated on their own in chunks when they are few and with every element when they
+  are many: both give D_y, at any chunk size (3: two chunks of four elements, one part-filled)."""
+  problem, ref, rng = case
+  monkeypatch.setattr(costs, '_CHUNK', chunk)
+  n = H * W
+  p1 = np.full(n, 8, np.int32)          # equal periods: at most two lag steps
+  s1, s2 = rng.choice([0, 4, 8, 12, 16], n), rng.choice([0, 4, 8, 12, 16], n)
+  p2 = p1.copy()
+  few = {'sparse': 4, 'dense': 10, 'equal': 0}[regime]
+  pick = rng.permutation(n)
+  still, heavy = pick[:few], pick[few:2 * few]
+  p1[still], s1[still] = 1, rng.choice([0, 4, 20], few)              # a still label
+  p2[heavy], s2[heavy] = 12, rng.choice([0, 4, 8, 12], few)          # gcd 4: 5 lag steps
+  if regime == 'equal':  # identical labels cost nothing and take no work
+    s2[pick[:5]] = s1[pick[:5]]
+  labels = [a.reshape(H, W).astype(np.int32) for a in (p1, s1, p2, s2)]
+  assert 4 * few < n if regime == 'sparse' else 4 * few > n or regime == 'equal'
+  got = jax.jit(lambda *a: costs.pair_distance(*a))(problem, *labels)  # traced with this chunk
+  want = [[ref.D((i, j), *(int(a[i, j]) for a in labels)) for j in range(W)] for i in range(H)]
+  np.testing.assert_allclose(got, want, **TOL)
+  got = costs.pair_distance(problem, *(a[:, 1:] for a in labels), cols=slice(1, None))
+  np.testing.assert_allclose(got, np.asarray(want)[:, 1:], **TOL)
+
+
 @pytest.mark.parametrize('axis', [0, 1])
 def test_spatial_cost(case, axis):
   problem, ref, rng = case

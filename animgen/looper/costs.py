@@ -265,20 +265,69 @@ def unary(problem: Problem, lab):
   return temporal_cost(problem, p, s) + problem.params.alpha1 * label_cost(problem, p)
 
 
-def _lag_sum(G, q, g, p1, s1, p2, s2, both, gather):
+# Lag steps that every element takes in `_lag_sum`: two neighbours with equal periods need at
+# most two. The elements with more (unequal periods), and the pairs with a still label, are few
+# away from period boundaries: they are evaluated on their own, gathered into chunks (`_sparse`).
+_DENSE_STEPS = 2
+_CHUNK = 4096
+
+
+def _sparse(mask, fn, args, dtype, dense=None):
+  """fn(valid, *args) on the elements where the flat bool `mask` is set, 0 elsewhere: only those
+  elements are evaluated, gathered into chunks of _CHUNK (valid [chunk] marks the chunk's real
+  elements; args are flat arrays of mask's length, given to fn gathered). dense(): the same
+  values on all elements at once, taken instead when more than a quarter are set (chunks cost
+  more than a dense pass then); outside vmap only one of the two runs."""
+  size = mask.shape[0]
+  chunk = min(_CHUNK, size)
+
+  def body(c, total, order):
+    idx = jax.lax.dynamic_slice(order, (c * chunk,), (chunk,))
+    valid = idx < size
+    value = fn(valid, *(a[jnp.minimum(idx, size - 1)] for a in args))
+    return total.at[idx].add(jnp.where(valid, value, 0), mode='drop')
+  n = jnp.sum(mask)
+
+  def chunked():
+    order = jnp.nonzero(mask, size=-(-size // chunk) * chunk, fill_value=size)[0]
+    return jax.lax.fori_loop(0, -(-n // chunk), lambda c, t: body(c, t, order), zeros())
+  zeros = lambda: jnp.zeros(size, dtype)
+  if dense is None:
+    return jax.lax.cond(n > 0, chunked, zeros)
+  full = lambda: jnp.where(mask, dense(), 0).astype(dtype)
+  return jax.lax.switch((n > 0).astype(jnp.int32) + (4 * n > size), (zeros, chunked, full))
+
+
+def _floordiv(a, b):
+  """a // b of int arrays by a float32 division, exact while |a| + b < 2^24: the quotient's
+  rounding error is below 1/b, its distance to the next integer. XLA:CPU does not vectorise an
+  integer division by a per-element divisor (~10x slower at 256x256)."""
+  return jnp.floor(a.astype(jnp.float32) / b.astype(jnp.float32)).astype(jnp.int32)
+
+
+@functools.lru_cache(maxsize=None)
+def _gcd_table(n):
+  """gcd(i, j) for 0 <= i, j <= n: a lookup instead of jnp.gcd's Euclid loop over the grid."""
+  return np.gcd.outer(np.arange(n + 1), np.arange(n + 1)).astype(np.int32)
+
+
+def _lag_sum(G, q, g, p1, s1, p2, s2, both, pixels):
   """Sum of ||U(i) - U(j)||^2 over i in [s1, s1+p1), j in [s2, s2+p2), j - i = L != 0 with
-  g | L, from the lag tables G [n_lags, n_f, H, W]; 0 where `both` is False. gather(table, i):
-  table [N, H, W] at the per-pixel index i (label-shaped) -> label-shaped values.
+  g | L, from the lag tables G [n_lags, n_f, H, W], summed over the grid pixels `pixels` (a
+  list of flat pixel-index arrays of the labels' shape, e.g. both pixels of an edge); 0 where
+  `both` is False.
 
-  Each pixel visits only its own lags: the multiples of its g between s2 - s1 - p1 and
-  s2 + p2 - s1 (where the two windows overlap), at most (p1 + p2) / g of them, so pixels with
-  equal periods take one or two steps whatever the other pixels' periods are."""
+  Each element visits only its own lags: the multiples of its g between s2 - s1 - p1 and
+  s2 + p2 - s1 (where the two windows overlap), at most (p1 + p2) / g of them. All elements
+  take the first _DENSE_STEPS together and the few with more go on in chunks (`_sparse`), so a
+  few boundary pixels with ~20 steps do not make every pixel of the grid take ~20."""
   n_lags, n_f = G.shape[:2]
-  flat = G.reshape((n_lags * n_f,) + G.shape[2:])
-  first = -((s1 + p1 - 1 - s2) // g) * g          # the smallest multiple of g >= s2 - s1 - p1 + 1
-  count = jnp.where(both, (s2 + p2 - 1 - s1 - first) // g + 1, 0)
+  flat = G.reshape(n_lags * n_f, -1)
+  first = -_floordiv(s1 + p1 - 1 - s2, g) * g     # the smallest multiple of g >= s2 - s1 - p1 + 1
+  count = jnp.where(both, _floordiv(s2 + p2 - 1 - s1 - first, g) + 1, 0)
+  args = [jnp.ravel(a) for a in (first, count, g, p1, s1, p2, s2, *pixels)]
 
-  def add_lag(k, total):
+  def value(k, first, count, g, p1, s1, p2, s2, *pix):
     L = first + k * g
     # L > 0: i in [s1, s1+p1) with i + L in [s2, s2+p2); L < 0: the same with the labels swapped
     pos = L > 0
@@ -286,10 +335,21 @@ def _lag_sum(G, q, g, p1, s1, p2, s2, both, gather):
     m = jnp.abs(L)
     lo, hi = jnp.maximum(sa, sb - m), jnp.minimum(sa + pa, sb + pb - m)
     row = jnp.clip(m // q - 1, 0, n_lags - 1) * n_f
-    value = gather(flat, row + jnp.clip(hi // q, 0, n_f - 1)) - gather(
-        flat, row + jnp.clip(lo // q, 0, n_f - 1))
-    return total + jnp.where((k < count) & (m > 0) & (hi > lo), value, 0.0)
-  return jax.lax.fori_loop(0, jnp.max(count, initial=0), add_lag, jnp.zeros(p1.shape, G.dtype))
+    top, bottom = row + jnp.clip(hi // q, 0, n_f - 1), row + jnp.clip(lo // q, 0, n_f - 1)
+    v = sum(flat[top, x] - flat[bottom, x] for x in pix)
+    return jnp.where((k < count) & (m > 0) & (hi > lo), v, 0.0)
+
+  steps = lambda lo, hi, sub, total: jax.lax.fori_loop(
+      lo, hi, lambda k, t: t + value(k, *sub), total)
+  dense = steps(0, jnp.minimum(jnp.max(count, initial=0), _DENSE_STEPS), args,
+                jnp.zeros(args[0].shape, G.dtype))
+
+  def tail(valid, *sub):
+    sub = list(sub)
+    sub[1] = jnp.where(valid, sub[1], 0)
+    return steps(_DENSE_STEPS, jnp.max(sub[1]), sub, jnp.zeros(valid.shape, G.dtype))
+  rest = lambda: steps(_DENSE_STEPS, jnp.max(count, initial=0), args, jnp.zeros_like(dense))
+  return (dense + _sparse(args[1] > _DENSE_STEPS, tail, args, G.dtype, rest)).reshape(p1.shape)
 
 
 def pair_distance(problem: Problem, p1, s1, p2, s2, rows=slice(None), cols=slice(None),
@@ -298,16 +358,23 @@ def pair_distance(problem: Problem, p1, s1, p2, s2, rows=slice(None), cols=slice
   y = [rows, cols] of the grid; labels are arrays of that shape. Loops (p > 1) need s and p
   multiples of q; static starts may be any frame. loops_only: every label loops (stage 1), so
   the still-pixel cases are skipped."""
-  full = lambda i: jnp.zeros(problem.gamma_t.shape, i.dtype).at[rows, cols].set(i)
-  # gather at full size, then crop: cropping the [H, W, T, C] tables first would copy them
-  at = lambda table, i: _px(table, full(i))[rows, cols]
+  return _pair_sum(problem, p1, s1, p2, s2, [(rows, cols)], loops_only)
+
+
+def _pair_sum(problem: Problem, p1, s1, p2, s2, sides, loops_only=False):
+  """Sum of `pair_distance` over the pixel sets `sides` ([(rows, cols), ..]) with the same
+  labels, in one pass over the labels."""
+  grid = problem.gamma_t.shape
   U, cum, q = problem.U, problem.cum, problem.params.q
+  T = U.shape[2]
   # every (i, j) with i = j (mod g) occurs once per LCM
-  g = jnp.gcd(p1, p2)
+  g = jnp.asarray(_gcd_table(T))[jnp.clip(p1, 0, T), jnp.clip(p2, 0, T)]
   both = (p1 > 1) & (p2 > 1)  # pairs with a still pixel take no lag steps
-  plane = lambda table, i: jnp.take_along_axis(table, full(i)[None], axis=0)[0][rows, cols]
-  loops = _lag_sum(problem.lag, q, jnp.maximum(g, 1), p1, s1, p2, s2, both, plane)
-  loops = loops / (p1 // g * p2)
+  work = (p1 != p2) | (s1 != s2)   # D(l, l) = 0: equal labels take no work at all
+  index = jnp.arange(grid[0] * grid[1], dtype=jnp.int32).reshape(grid)
+  pixels = [index[rows, cols] for rows, cols in sides]
+  loops = _lag_sum(problem.lag, q, jnp.maximum(g, 1), p1, s1, p2, s2, both & work, pixels)
+  loops = loops * jnp.maximum(g, 1) / (p1 * p2).astype(loops.dtype)  # / LCM = g / (p1 p2)
   if loops_only:
     return loops
   # A still label (p = 1) with frame f against the window [s, s + p) of the other label (p = 1
@@ -316,12 +383,27 @@ def pair_distance(problem: Problem, p1, s1, p2, s2, rows=slice(None), cols=slice
   still1 = p1 == 1
   frame = jnp.where(still1, s1, s2)
   s, p = jnp.where(still1, s2, s1), jnp.where(still1, p2, p1)
-  u = at(U, frame)
-  win = at(cum, s + p) - at(cum, s)
   c = U.shape[-1]
-  one = jnp.sum(u * u - 2 * u * win[..., :c] / p[..., None], axis=-1) + win[..., c] / p
-  two = _sqdist(u, at(U, s))
-  return jnp.where(both, loops, jnp.where(p == 1, two, jnp.maximum(one, 0.0)))
+  U_px, cum_px = U.reshape((-1,) + U.shape[2:]), cum.reshape((-1,) + cum.shape[2:])
+
+  def one_still(u, win, u_s, p):
+    one = jnp.sum(u * u - 2 * u * win[..., :c] / p[..., None], axis=-1) + win[..., c] / p
+    return jnp.where(p == 1, _sqdist(u, u_s), jnp.maximum(one, 0.0))
+
+  def chunk(_, frame, s, p, *pix):   # the elements with a still label, gathered
+    at = lambda table, x, f: table[x, jnp.clip(f, 0, table.shape[1] - 1)]
+    return sum(one_still(at(U_px, x, frame), at(cum_px, x, s + p) - at(cum_px, x, s),
+                         at(U_px, x, s), p) for x in pix)
+
+  def dense():   # every element: gathered at full size, then cropped (cropping the
+    total = 0.0  # [H, W, T, C] tables first would copy them)
+    for rows, cols in sides:
+      at = lambda table, i: _px(table, jnp.zeros(grid, i.dtype).at[rows, cols].set(i))[rows, cols]
+      total = total + one_still(at(U, frame), at(cum, s + p) - at(cum, s), at(U, s), p)
+    return total.ravel()
+  args = [jnp.ravel(a) for a in (frame, s, p, *pixels)]
+  still = _sparse(jnp.ravel(~both & work), chunk, args, U.dtype, dense)
+  return jnp.where(both, loops, still.reshape(p1.shape))
 
 
 def _sides(axis):
@@ -334,9 +416,7 @@ def spatial_cost(problem: Problem, p_x, s_x, p_z, s_z, axis, loops_only=False):
   """E_spa (Eq. 4, 5) of the edges along `axis` (1: right, [H, W-1]; 0: down, [H-1, W]) with
   labels (p_x, s_x) on their first pixel and (p_z, s_z) on their second."""
   gamma = problem.gamma_right if axis == 1 else problem.gamma_down
-  d = sum(pair_distance(problem, p_x, s_x, p_z, s_z, *side, loops_only=loops_only)
-          for side in _sides(axis))
-  return gamma * d
+  return gamma * _pair_sum(problem, p_x, s_x, p_z, s_z, _sides(axis), loops_only)
 
 
 def pairwise(problem: Problem, la, lb, axis, loops_only=False):

@@ -61,14 +61,12 @@ def _move_terms(unary, pairwise, problem, labels, a, current=None):
   full = jnp.full_like(labels, a)
   d0, cur_edges = current or _current(unary, pairwise, problem, labels)
   d1 = unary(problem, full)
-  # Per edge (x, z): A = V(cur, cur), B = V(cur, a), C = V(a, cur), D = V(a, a).
-  # B, C, D in one vmapped evaluation per axis: one copy of the pairwise program, not three.
+  # Per edge (x, z): A = V(cur, cur), B = V(cur, a), C = V(a, cur), D = V(a, a), each on its
+  # own (not vmapped together): the cost terms skip the work their own labels do not need.
   edges = []
   for axis, a_ in zip((1, 0), cur_edges):
     (x, z), (ax, az) = _ends(labels, axis), _ends(full, axis)
-    b_, c_, d_ = jax.vmap(lambda p, q, axis=axis: pairwise(problem, p, q, axis))(
-        jnp.stack([x, ax, ax]), jnp.stack([az, z, az]))
-    edges.append([a_, b_, c_, d_])
+    edges.append([a_] + [pairwise(problem, p, q, axis) for p, q in ((x, az), (ax, z), (ax, az))])
   return d0, d1, edges
 
 

@@ -76,27 +76,54 @@ def start_tables(p_map, num_labels, num_frames, q):
   return jnp.minimum(lam, _max_start(p_map, num_frames, q)[None]).astype(jnp.int32)
 
 
-def _solve(problem, P, S, labels0, sweeps, pairwise=costs.pairwise, used_only=False,
-           mincut='auto', with_rounding=False, num_moves=None):
-  """Alpha-expansion over the label tables P, S from labels0. used_only: moves only for the
-  labels that labels0 uses (coarse-to-fine refinement: the coarse solution chose them);
-  num_moves: moves only for the first num_moves labels (a traced count)."""
+def unary_table(problem, P, S, distinct=None):
+  """The unary cost of every label at every pixel, [L, H, W]: every move of a sweep reads one
+  row of it, and its argmin initialises a stage (Oh supp. step 1). distinct (a traced count):
+  the labels from it on repeat label distinct - 1 (stage 1's start tables), so only the first
+  `distinct` rows are evaluated."""
   prob = costs.with_labels(problem, P, S)
+  row = lambda lam: costs.unary(prob, jnp.full(P.shape[1:], lam, jnp.int32))
+  if distinct is None:
+    return jax.vmap(row)(jnp.arange(P.shape[0]))
+  table = jax.lax.fori_loop(0, distinct, lambda i, t: t.at[i].set(row(i)),
+                            jnp.zeros(P.shape, jnp.float32))
+  last = (jnp.arange(P.shape[0]) >= distinct)[:, None, None]
+  return jnp.where(last, table[distinct - 1], table)
+
+
+# The solver's cost functions on (problem, unary table) pairs: the unary term is looked up.
+def _tabled_unary(tabled, lab):
+  return jnp.take_along_axis(tabled[1], lab[None], 0)[0]
+
+
+def _tabled_pairwise(tabled, la, lb, axis):
+  return costs.pairwise(tabled[0], la, lb, axis)
+
+
+def _tabled_pairwise_loops(tabled, la, lb, axis):
+  return costs.pairwise_loops(tabled[0], la, lb, axis)
+
+
+def _solve(problem, P, S, labels0, sweeps, loops_only=False, used_only=False,
+           mincut='auto', with_rounding=False, distinct=None):
+  """Alpha-expansion over the label tables P, S from labels0 (-1 or None: the label of lowest
+  unary cost there). loops_only: every label loops (`costs.pairwise_loops`). used_only: moves
+  only for the labels that labels0 uses (coarse-to-fine refinement: the coarse solution chose
+  them); distinct (a traced count): the labels from it on repeat label distinct - 1, so moves
+  and unary costs are only for the first `distinct` (stage 1)."""
+  prob = costs.with_labels(problem, P, S)
+  table = unary_table(problem, P, S, distinct)
+  num_moves = distinct
+  best = jnp.argmin(table, axis=0).astype(jnp.int32)
+  labels0 = best if labels0 is None else jnp.where(labels0 < 0, best, labels0)
   order = None
   if used_only:
     used = jnp.zeros(P.shape[0], bool).at[labels0.ravel()].set(True)
     order, num_moves = jnp.argsort(~used, stable=True).astype(jnp.int32), jnp.sum(used)
-  return expansion.alpha_expansion(costs.unary, pairwise, prob, labels0, P.shape[0],
+  pairwise = _tabled_pairwise_loops if loops_only else _tabled_pairwise
+  return expansion.alpha_expansion(_tabled_unary, pairwise, (prob, table), labels0, P.shape[0],
                                    sweeps=sweeps, order=order, num_moves=num_moves,
                                    mincut=mincut, with_rounding=with_rounding)
-
-
-def _best_unary(problem, P, S):
-  """Per-pixel label of the lowest unary cost (the stage initialisation, Oh supp. step 1)."""
-  prob = costs.with_labels(problem, P, S)
-  u = jax.vmap(lambda lam: costs.unary(prob, jnp.full(P.shape[1:], lam, jnp.int32)))(
-      jnp.arange(P.shape[0]))
-  return jnp.argmin(u, axis=0).astype(jnp.int32)
 
 
 @functools.partial(jax.jit, static_argnames=('num_frames', 'q', 'sweeps', 'mincut'))
@@ -111,9 +138,11 @@ def stage1(problem, periods, *, num_frames, q, sweeps=1, mincut='auto'):
     S = start_tables(p_map, num_labels, num_frames, q)
     # labels past the last start s + p <= T repeat it (start_tables): one move per distinct start
     distinct = (num_frames - p) // q + 1
-    lab, _ = _solve(problem, P, S, _best_unary(problem, P, S), sweeps, costs.pairwise_loops,
-                    mincut=mincut, num_moves=distinct)
+    lab, _ = _solve(problem, P, S, None, sweeps, loops_only=True, mincut=mincut,
+                    distinct=distinct)
     return jnp.take_along_axis(S, lab[None], 0)[0]
+  if periods.shape[0] == 1:  # not vmapped: the cost terms' branches stay branches
+    return one(periods[0])[None]
   return jax.vmap(one)(periods)
 
 
@@ -129,7 +158,8 @@ def stage2_tables(starts1, periods, num_frames, q):
 
 @functools.partial(jax.jit, static_argnames=('sweeps', 'used_only', 'mincut'))
 def stage2(problem, P, S, labels0, *, sweeps=2, used_only=False, mincut='auto'):
-  """Per-pixel periods with their paired starts -> (period [H, W], start [H, W], energy)."""
+  """Per-pixel periods with their paired starts -> (period [H, W], start [H, W], energy).
+  labels0: from `init_stage2` (None or -1: the label of lowest unary cost)."""
   lab, e = _solve(problem, P, S, labels0, sweeps, used_only=used_only, mincut=mincut)
   pick = lambda t: jnp.take_along_axis(t, lab[None], 0)[0]
   return pick(P), pick(S), e
@@ -147,13 +177,11 @@ def stage3(problem, p_map, s_map, *, num_frames, q, sweeps=1, mincut='auto'):
   return jnp.take_along_axis(S, lab[None], 0)[0], e, rounding
 
 
-def _init_stage2(problem, P, S, seed_p=None, seed_s=None):
-  """Stage-2 start labels: lowest unary, or the label matching an upsampled coarse solution."""
-  if seed_p is None:
-    return _best_unary(problem, P, S)
+def init_stage2(P, S, seed_p, seed_s):
+  """Stage-2 start labels from an upsampled coarse solution: the label matching it, -1 (the
+  lowest unary cost, filled in by `stage2`) where none does."""
   match = (P == seed_p[None]) & ((P > 1) | (S == seed_s[None]))
-  return jnp.where(match.any(0), jnp.argmax(match, 0), _best_unary(problem, P, S)).astype(
-      jnp.int32)
+  return jnp.where(match.any(0), jnp.argmax(match, 0), -1).astype(jnp.int32)
 
 
 def _upsample(x, h, w):
@@ -184,15 +212,16 @@ def _coarse_factor(config: LoopConfig, h: int, w: int) -> int:
 
 
 def period_batch(config: LoopConfig, num_periods: int) -> int:
-  """Periods solved together in one stage-1 call: config.period_batch, or by default 2 on a CPU
+  """Periods solved together in one stage-1 call: config.period_batch, or by default 1 on a CPU
   and all of them on an accelerator. Under vmap a batch runs until its slowest period has
-  converged, and a CPU runs the batch's problems one after the other anyway, so there small
-  batches are faster (stage 1 of the shipped clips, 7 periods at 64-128 px on a 2-core CPU:
-  1.6-2.7x faster than one batch of all 7) and report progress per period pair. An accelerator
-  solves a batch in parallel: there all periods go in one call."""
+  converged, the cost terms' branches (`costs._sparse`) become selects that evaluate every
+  branch, and a CPU runs the batch's problems one after the other anyway, so there one period
+  per call is fastest (stage 1 at 256x256x60 on a 2-core CPU: 2.7 s against 4.2 s in pairs,
+  bench/README.md) and reports progress per period. An accelerator solves a batch in
+  parallel: there all periods go in one call."""
   if config.period_batch > 0:
     return min(config.period_batch, num_periods)
-  return min(2, num_periods) if jax.default_backend() == 'cpu' else num_periods
+  return 1 if jax.default_backend() == 'cpu' else num_periods
 
 
 def stage1_batched(problem, periods, *, num_frames, q, sweeps=1, batch=None, stage=None,
@@ -239,8 +268,12 @@ def _targeted(prob, targets):
 
 
 def _per_target(prob, fn, *batched):
-  """fn(prob with one candidate's E_static, *that candidate's arrays), vmapped over candidates."""
-  return jax.vmap(lambda e, *b: fn(prob.replace(e_static=e), *b))(*batched)
+  """fn(prob with one candidate's E_static, *that candidate's arrays), vmapped over candidates
+  (one candidate: called directly, so that the cost terms' branches stay branches)."""
+  one = lambda e, *b: fn(prob.replace(e_static=e), *b)
+  if len(batched[0]) == 1:
+    return jax.tree.map(lambda x: jnp.asarray(x)[None], one(*(b[0] for b in batched)))
+  return jax.vmap(one)(*batched)
 
 
 def _stage2_coarse(small, small_targets, starts1, periods, config, t, h, w):
@@ -249,9 +282,8 @@ def _stage2_coarse(small, small_targets, starts1, periods, config, t, h, w):
   q = config.params.q
   P, S = stage2_tables(starts1, periods, t, q)
   e_small = _targeted(small, small_targets)
-  lab0 = _per_target(small, lambda pr: _init_stage2(pr, P, S), e_small)
-  p_s, s_s, _ = _per_target(small, lambda pr, l0: stage2(
-      pr, P, S, l0, sweeps=config.sweeps_stage2, mincut=config.mincut), e_small, lab0)
+  p_s, s_s, _ = _per_target(small, lambda pr: stage2(
+      pr, P, S, None, sweeps=config.sweeps_stage2, mincut=config.mincut), e_small)
   return _upsample(starts1, h, w), _upsample(p_s, h, w), _upsample(s_s, h, w)
 
 
@@ -262,10 +294,10 @@ def _stage2_full(base, targets, starts1, periods, config, t, seed=None):
   P, S = stage2_tables(starts1, periods, t, config.params.q)
   e_full = _targeted(base, targets)
   if seed is not None:
-    lab0 = _per_target(base, lambda pr, sp, ss: _init_stage2(pr, P, S, sp, ss), e_full, *seed)
+    lab0 = jax.vmap(lambda sp, ss: init_stage2(P, S, sp, ss))(*seed)
     sweeps = config.sweeps
   else:
-    lab0 = _per_target(base, lambda pr: _init_stage2(pr, P, S), e_full)
+    lab0 = jnp.full((len(targets),) + P.shape[1:], -1, jnp.int32)
     sweeps = config.sweeps_stage2
   p_map, s_map, _ = _per_target(base, lambda pr, l0: stage2(
       pr, P, S, l0, sweeps=sweeps, used_only=seed is not None, mincut=config.mincut), e_full,
@@ -360,7 +392,7 @@ def solve_videos(videos, config: LoopConfig, semantics=None, natural=None,
     cut = config.mincut
     starts1 = stage1(prob, periods, num_frames=t, q=q, sweeps=config.sweeps, mincut=cut)
     P, S = stage2_tables(starts1, periods, t, q)
-    p_map, s_map, _ = stage2(prob, P, S, _init_stage2(prob, P, S), sweeps=config.sweeps_stage2,
+    p_map, s_map, _ = stage2(prob, P, S, None, sweeps=config.sweeps_stage2,
                              mincut=cut)
     s_map, energy, rounding = stage3(prob, p_map, s_map, num_frames=t, q=q,
                                      sweeps=config.sweeps, mincut=cut)
