@@ -47,10 +47,20 @@ def clip(size, frames, name='tree'):
 
 
 def run_jax(video, config, repeat):
-  """Seconds of each stage of `stages.solve` (after one compile run) and the energy."""
+  """Seconds of each stage of `stages.solve` (after one compile run), of its time inside
+  PyMaxflow ('in BK': the host side of every BK cut, graph construction included) and the
+  energy."""
   import numpy as np
-  from animgen.looper import stages
-  marks = []
+  from animgen.looper import maxflow, stages
+  marks, in_bk = [], [0.0]
+  host = maxflow._bk_host
+
+  def timed(*args):
+    tic = time.perf_counter()
+    out = host(*args)
+    in_bk[0] += time.perf_counter() - tic
+    return out
+  maxflow._bk_host = timed   # before the first trace: bk_mincut's callback is what it finds then
   stages.solve(video, config)  # compile
   for _ in range(repeat):
     times, last = {}, [time.perf_counter()]
@@ -59,9 +69,11 @@ def run_jax(video, config, repeat):
       now = time.perf_counter()
       times[msg.split(':')[0].split(' (')[0]] = now - last[0]
       last[0] = now
+    in_bk[0] = 0.0
     tic = time.perf_counter()
     loop = stages.solve(video, config, progress=say)[0]
     times['total'] = time.perf_counter() - tic
+    times['in BK'] = in_bk[0]
     marks.append(times)
   best = {k: min(m[k] for m in marks) for k in marks[0]}
   return best, loop.energy, float(np.mean(loop.periods > 1))

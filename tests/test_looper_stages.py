@@ -263,7 +263,10 @@ def test_used_only_moves_visit_the_labels_of_the_start_labelling():
 
 
 def test_auto_coarse_factor():
+  """`--coarse 0` picks a factor; without --coarse the solve is exact at every frame size."""
+  from animgen import cli
   from animgen.looper.command import auto_coarse
+  assert cli.build_parser().parse_args(['loop', 'clip.mp4', '-o', 'x.gif']).coarse == 1
   assert auto_coarse(150, 200) == 1 and auto_coarse(240, 320) == 1  # the shipped clips: full size
   assert auto_coarse(256, 256) == 4      # coarse frame 64 px
   assert auto_coarse(540, 960) == 8      # 67 px

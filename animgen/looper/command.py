@@ -141,9 +141,9 @@ def combinations(maps, names):
 
 
 def auto_coarse(h, w):
-  """`--coarse 0`: full size while the shorter side is under 256 px; beyond, the largest power of
-  two that keeps the coarse frame's shorter side at least 64 px (256x256 -> 4, 960x540 -> 8).
-  Ours: a full-size stage 1 takes 46 s at 256x256x60 on a 2-core CPU with BK (bench/README.md)."""
+  """`--coarse 0` (asked for; the default is 1, the exact full-size solve): full size while the
+  shorter side is under 256 px; beyond, the largest power of two that keeps the coarse frame's
+  shorter side at least 64 px (256x256 -> 4, 960x540 -> 8)."""
   short, f = min(h, w), 1
   if short < 256:
     return 1
@@ -360,11 +360,11 @@ def _preferred_order(args, video, loops, n_out, responses, prog):
 def loop_frames(video, min_period=32, blend='periodic', say=None):
   """Any frames [T, H, W, 3] in [0, 1] -> (their MRF loop [P, H, W, 3], P the longest period,
   the stages.Loop): Liao's energy over every pixel (no candidates: all may loop), solved
-  coarse-to-fine where `auto_coarse` says so, rendered with `blend`. `animate --loop mrf` loops
-  generated animations with it."""
+  exactly at full size, rendered with `blend`. `animate --loop mrf` loops generated animations
+  with it."""
   from animgen.looper import render, stages
   t, h, w, _ = video.shape
-  config = stages.LoopConfig(min_period=min_period, coarse=auto_coarse(h, w))
+  config = stages.LoopConfig(min_period=min_period)
   stages.period_set(t, config)
   loop = stages.solve(np.asarray(video, np.float32), config)[0]
   n_out = int(loop.periods.max())
@@ -383,7 +383,7 @@ def cmd_loop(args):
   _check_args(args)
   video, fps = read_clip(args.video, args.max_size, args.max_seconds, args.start, args.frames)
   t, h, w, _ = video.shape
-  coarse = args.coarse or auto_coarse(h, w)
+  coarse = args.coarse or auto_coarse(h, w)   # 0: automatic, asked for
   config = _loop_config(args, t, coarse)
   from animgen import media
   media.check_fits(BYTES_PER_PIXEL_FRAME * t * h * w, f'looping {t} frames at {w}x{h}',
@@ -399,6 +399,9 @@ def cmd_loop(args):
   prog.say(f'{t} frames at {w}x{h}, {fps:g} fps')
   if coarse > 1:
     prog.say(f'coarse-to-fine: stages 1-2 at 1/{coarse} size (--coarse 1 solves at full size)')
+  elif min(h, w) >= 256:
+    prog.say(f'exact solve at full size (--coarse {auto_coarse(h, w)}: coarse-to-fine, faster, '
+             'not exact)')
   if args.segmenter:
     with prog.stage('semantic responses'):
       responses = class_responses(video, args, prog.say)
@@ -479,9 +482,10 @@ def register(sub):
                  'the minimum period 32 it never acts, as in the paper: lower --min-period)')
   p.add_argument('--max-period', type=validate.option(Int(0)), default=0,
                  help='maximum period (0: clip length)')
-  p.add_argument('--coarse', type=validate.option(Int(0, hi=64)), default=0,
-                 help='solve stages 1-2 at 1/N resolution, then refine; 0 (default): automatic, '
-                 'full size below 256 px, else a factor keeping >= 64 px; 1: always full size')
+  p.add_argument('--coarse', type=validate.option(Int(0, hi=64)), default=1,
+                 help='solve stages 1-2 at 1/N resolution, then refine (faster, not exact); 1 '
+                 '(default): the exact solve at full size; 0: automatic, full size below 256 '
+                 'px, else a factor keeping >= 64 px')
   p.add_argument('--max-size', type=validate.option(Int(0)), default=DEFAULT_MAX_SIZE,
                  help='downscale so the longer side is at most this (Oh: 960); 0 keeps it')
   p.add_argument('--max-seconds', type=validate.option(Float(0.0)), default=DEFAULT_MAX_SECONDS,

@@ -134,20 +134,39 @@ def prefix0(x):
   return jnp.concatenate([jnp.zeros_like(x[:1]), jax.lax.scan(step, jnp.zeros_like(x[0]), x)[1]])
 
 
+# Pixels per tile of `_lag_tables`: one tile's time series (T x C floats each) stay in cache
+# while every lag is taken from them.
+_LAG_TILE = 1024
+
+
 def _lag_tables(U, q):
   """G_L(f) = sum_{f' < f} ||U(f') - U(f'+L)||^2 at f = 0, q, .. <= T, for L = q, 2q, .. < T,
-  from U [T, H, W, C] -> [n_lags, n_f, H, W]."""
-  T = U.shape[0]
+  from the pixel-major U [H, W, T, C] -> [n_lags, n_f, H, W]. Computed per tile of pixels
+  (`lax.map`), all lags of a tile at once: the video is read once, not once per lag."""
+  H, W, T, C = U.shape
   nb = T // q  # f = 0, q, .., nb q: prefix sums of q-frame block sums
-  tables = []
-  for L in range(q, T, q):
-    d = jnp.sum((U[L:] - U[:-L]) ** 2, axis=-1)
-    # zeros past T - L: the same as clamping f at T - L (nb q > T - q >= T - L)
-    d = jnp.pad(d, [(0, nb * q - (T - L))] + [(0, 0)] * (d.ndim - 1))
-    tables.append(d.reshape((nb, q) + d.shape[1:]).sum(1))
-  if not tables:
-    return jnp.zeros((0, nb + 1) + U.shape[1:3], U.dtype)
-  return jax.vmap(prefix0)(jnp.stack(tables))
+  lags = range(q, T, q)
+  if not len(lags):
+    return jnp.zeros((0, nb + 1, H, W), U.dtype)
+  n = H * W
+  tile = min(_LAG_TILE, n)
+  x = jnp.pad(U.reshape(n, T, C), ((0, -n % tile), (0, 0), (0, 0)))
+
+  def one(x):  # [tile, T, C] -> [n_lags, nb + 1, tile]
+    x = jnp.transpose(x, (1, 2, 0))   # pixels innermost: the arithmetic runs along them
+    rows = []
+    for L in lags:
+      d = jnp.sum((x[L:] - x[:-L]) ** 2, axis=1)
+      # zeros past T - L: the same as clamping f at T - L (nb q > T - q >= T - L)
+      d = jnp.pad(d, ((0, nb * q - (T - L)), (0, 0)))
+      rows.append(d.reshape(nb, q, tile).sum(1))
+    blocks, run = jnp.stack(rows), [jnp.zeros((len(lags), tile), U.dtype)]
+    for b in range(nb):
+      run.append(run[-1] + blocks[:, b])
+    return jnp.stack(run, 1)
+  out = jax.lax.map(one, x.reshape(-1, tile, T, C))         # [n_tiles, n_lags, nb + 1, tile]
+  out = jnp.moveaxis(out, 0, 2).reshape(len(lags), nb + 1, -1)[..., :n]
+  return out.reshape(len(lags), nb + 1, H, W)
 
 
 def build_problem(video, params: Params = Params(), semantics=None, natural=None,
@@ -199,8 +218,9 @@ def _build(V, F, natural, params):
   lambda_t = jnp.where(natural, params.lambda_t, params.lambda_t / 2)
   gamma_t = 1 / (1 + lambda_t * mad_v)
   e_all = params.alpha_sta * jnp.minimum(1.0, params.lambda_sta * mad_n)
+  U = pixel_major(U)
   return Problem(
-      U=pixel_major(U), cum=pixel_major(cum), lag=_lag_tables(U, params.q), gamma_t=gamma_t,
+      U=U, cum=pixel_major(cum), lag=_lag_tables(U, params.q), gamma_t=gamma_t,
       gamma_right=gamma_right, gamma_down=gamma_down, e_static=e_all, e_static_all=e_all,
       natural=natural,
       P=jnp.ones((1, H, W), jnp.int32), S=jnp.zeros((1, H, W), jnp.int32), params=params)
