@@ -85,6 +85,24 @@ def test_bk_back_end_cuts_like_push_relabel_under_jit_and_vmap():
     maxflow.resolve('dinic')
 
 
+def test_parallel_cuts_in_worker_processes_cut_like_pymaxflow():
+  """Inside maxflow.parallel_cuts() the BK callback sends each graph to a worker process (bk.py
+  through a pipe): from two threads at once, every graph comes back with PyMaxflow's flow and a
+  cut of that capacity, and the context leaves cuts in-process again."""
+  import concurrent.futures
+  rng = np.random.default_rng(3)
+  grids = [_random_grid(rng, h, w, kind) for h, w, kind in GRIDS] * 2
+  cut = jax.jit(maxflow.bk_mincut)
+  with maxflow.parallel_cuts():
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+      out = list(pool.map(lambda caps: jax.block_until_ready(cut(*caps)), grids))
+    assert maxflow._WORKERS and all(w.poll() is None for w in maxflow._WORKERS)
+  assert not maxflow._PARALLEL
+  for caps, (flow, side) in zip(grids, out):
+    assert int(flow) == _pymaxflow(*caps)
+    assert _cut_capacity(np.asarray(side), *caps) == int(flow)
+
+
 def test_mincut_vmap_equals_separate_calls():
   rng = np.random.default_rng(1)
   grids = [_random_grid(rng, 12, 20, kind) for kind in ('uniform', 'strong', 'sparse')]

@@ -95,6 +95,21 @@ def test_expansion_energy_matches_pymaxflow_reference():
   assert abs(float(e) - float(ref_e)) <= 0.005 * float(ref_e)
 
 
+def test_stage1_periods_in_threads_equal_one_after_the_other():
+  """stage1_batched with two threads (BK cuts in worker processes) and in batches of two gives
+  the starts of solving one period after the other."""
+  prob = _looping_problem(seed=3)
+  periods = jnp.asarray([8, 12, 16], jnp.int32)
+  run = lambda **kw: np.asarray(stages.stage1_batched(prob, periods, num_frames=24, q=4,
+                                                      mincut='bk', **kw))
+  alone = run(batch=1)
+  np.testing.assert_array_equal(run(batch=1, threads=2), alone)
+  np.testing.assert_array_equal(run(batch=2, threads=2), alone)
+  assert len(np.unique(alone)) > 1
+  assert stages.stage1_threads(stages.LoopConfig(threads=3)) == 3
+  assert stages.stage1_threads(stages.LoopConfig(mincut='push-relabel')) == 1
+
+
 def test_vmapped_candidates_and_videos_equal_separate_solves():
   """Two target maps of one video, and two videos, each solved in one vmapped program, equal
   the separate solves (one compiled single solve for all three)."""

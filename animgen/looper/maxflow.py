@@ -8,15 +8,25 @@ iteration cap, so it never stops on an inexact cut), so the result is exact; jit
 vmappable: the solver of accelerators and vmapped batches.
 
 `bk_mincut`: the same cut by PyMaxflow (Boykov-Kolmogorov, a serial augmenting-path solver that
-is several times faster on a CPU), called from inside jitted code through `jax.pure_callback`.
+is several times faster on a CPU), called from inside jitted code through `jax.pure_callback`;
+inside `parallel_cuts()` each cut runs in a worker process (`bk.py`), so that solves running in
+several threads cut side by side.
 
 `resolve` picks one: 'auto' is BK on a CPU back end (when PyMaxflow imports) and push-relabel
 elsewhere.
 """
+import atexit
+import contextlib
+import queue
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from animgen.looper import bk
 
 MINCUTS = ('auto', 'push-relabel', 'bk')
 
@@ -125,37 +135,57 @@ def grid_mincut(source, sink, right, left, down, up, block=32):
   return flow, d >= inf
 
 
-def host_mincut(source, sink, right, left, down, up):
-  """(flow, source_side [H, W] bool) of a grid graph by PyMaxflow (exact, int capacities)."""
-  import maxflow as pymaxflow
-  source, sink = np.asarray(source), np.asarray(sink)
-  h, w = source.shape
-  g = pymaxflow.Graph[int](h * w, 2 * h * w)   # nodes and edges reserved: no regrowth
-  ids = g.add_grid_nodes((h, w))
-  g.add_grid_tedges(ids, source, sink)
-  for fwd, bwd, axis in ((right, left, 1), (down, up, 0)):
-    fwd, bwd = np.asarray(fwd), np.asarray(bwd)
-    if not fwd.size:
-      continue
-    first = (slice(None), slice(0, w - 1)) if axis else (slice(0, h - 1), slice(None))
-    step = np.zeros((3, 3), np.int64)
-    step[1 + (1 - axis), 1 + axis] = 1                 # x -> its right (axis 1) / down neighbour
-    cap = np.zeros((h, w), np.int64)
-    cap[first] = fwd
-    if np.any(bwd):   # expansion moves put every edge weight forward: their reverse arcs are 0
-      # add_grid_edges takes one weight per edge: the reverse arcs go in from the neighbour's side
-      back = np.zeros((h, w), np.int64)
-      back[(slice(None), slice(1, w)) if axis else (slice(1, h), slice(None))] = bwd
-      g.add_grid_edges(ids, weights=back, structure=step[::-1, ::-1], symmetric=False)
-    g.add_grid_edges(ids, weights=cap, structure=step, symmetric=False)
-  flow = g.maxflow()
-  return int(flow), ~g.get_grid_segments(ids)
+host_mincut = bk.host_mincut
 
 
 def _bk_host(source, sink, right, left, down, up):
-  """Host side of `bk_mincut`: numpy arrays in, (int32 flow, bool source side) out."""
-  flow, side = host_mincut(source, sink, right, left, down, up)
-  return np.int32(flow), np.asarray(side, bool)
+  """Host side of `bk_mincut`: numpy arrays in, (int32 flow, bool source side) out; inside
+  `parallel_cuts()` in a worker process, so that cuts of concurrent solves run side by side
+  (PyMaxflow holds the GIL)."""
+  if not _PARALLEL:
+    return bk.cut(source, sink, right, left, down, up)
+  try:
+    worker = _IDLE.get_nowait()
+  except queue.Empty:   # a new worker running bk.py, which imports numpy and PyMaxflow only
+    # (run_path: bk.py's folder, which holds this maxflow.py, stays off the worker's sys.path)
+    run = 'import runpy, sys; runpy.run_path(sys.argv[1], run_name="__main__")'
+    worker = subprocess.Popen([sys.executable, '-c', run, bk.__file__], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    _WORKERS.append(worker)
+  try:
+    bk.send(worker.stdin, source, sink, right, left, down, up)
+    return bk.receive(worker.stdout, *np.shape(source))
+  finally:
+    _IDLE.put(worker)
+
+
+_PARALLEL = 0     # open `parallel_cuts` contexts
+_IDLE = queue.SimpleQueue()   # worker processes waiting for a graph
+_WORKERS = []
+
+
+@atexit.register
+def _stop_workers():
+  for worker in _WORKERS:
+    try:
+      worker.stdin.close()   # its read ends: it returns
+      worker.wait(timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+      worker.kill()
+
+
+@contextlib.contextmanager
+def parallel_cuts():
+  """BK cuts made in this context (from any thread) run in worker processes, one per cut in
+  flight, started on first use and kept for later contexts: for solves that
+  run concurrently in threads (`stages.stage1_batched` on a CPU), whose cuts would otherwise
+  take turns on the GIL."""
+  global _PARALLEL
+  _PARALLEL += 1
+  try:
+    yield
+  finally:
+    _PARALLEL -= 1
 
 
 def bk_mincut(source, sink, right, left, down, up):

@@ -10,6 +10,7 @@ Periods and starts are multiples of q = 4 frames and periods are at least `min_p
 32). `coarse` > 1 solves stages 1-2 on a frame downscaled by that factor and refines at full size
 (stage 2 seeded from the upsampled labels, one sweep over the labels they use, then stage 3).
 """
+import contextlib
 import dataclasses
 import functools
 
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from animgen.errors import InputError
-from animgen.looper import costs, expansion
+from animgen.looper import costs, expansion, maxflow
 from animgen.progress import Progress
 
 
@@ -31,6 +32,7 @@ class LoopConfig:
   coarse: int = 1           # >1: stages 1-2 at 1/coarse resolution, then refine
   period_batch: int = 0     # periods per stage-1 call; 0: automatic (see `period_batch`)
   mincut: str = 'auto'      # cut back end (maxflow.MINCUTS): 'auto' is BK on a CPU
+  threads: int = 0          # stage-1 batches solved at once; 0: automatic (see `stage1_threads`)
   params: costs.Params = costs.Params()
 
 
@@ -224,26 +226,46 @@ def period_batch(config: LoopConfig, num_periods: int) -> int:
   return 1 if jax.default_backend() == 'cpu' else num_periods
 
 
+def stage1_threads(config: LoopConfig) -> int:
+  """Stage-1 batches solved at once: config.threads, or by default one per CPU core where the
+  cuts are BK's on a CPU (each cut then runs in a worker process while another batch computes
+  its costs), else 1 (an accelerator solves the periods of one batch in parallel)."""
+  if config.threads > 0:
+    return config.threads
+  import os
+  cpu = jax.default_backend() == 'cpu' and maxflow.resolve(config.mincut) == 'bk'
+  return (os.cpu_count() or 1) if cpu else 1
+
+
 def stage1_batched(problem, periods, *, num_frames, q, sweeps=1, batch=None, stage=None,
-                   mincut='auto'):
+                   mincut='auto', threads=1):
   """`stage1` over `periods` `batch` at a time (default all at once) -> int32 [n_p, H, W].
 
   Every batch has the same shape, so it compiles once: the last one repeats its last period.
   The periods are independent problems, so any batch gives the same starts up to ties broken
-  by float rounding. `stage` (a progress.Stage) advances by the periods of each batch."""
+  by float rounding. threads > 1: that many batches are solved at once from threads, their BK
+  cuts in worker processes (`maxflow.parallel_cuts`), so that one batch's cut overlaps the
+  other's cost terms. `stage` (a progress.Stage) advances by the periods of each batch."""
+  import concurrent.futures
   n = len(periods)
   batch = n if not batch else min(batch, n)
   pad = (-n) % batch
   padded = jnp.concatenate([periods, jnp.repeat(periods[-1:], pad)])
-  out = []
-  for i in range(0, n + pad, batch):
-    out.append(jax.block_until_ready(
-        stage1(problem, padded[i:i + batch], num_frames=num_frames, q=q, sweeps=sweeps,
-               mincut=mincut)))
-    if stage is not None:
-      nxt = i + batch
-      stage.advance(min(batch, n - i), f'p = {int(periods[nxt])}' if nxt < n else None)
-  return jnp.concatenate(out)[:n]
+  firsts = list(range(0, n + pad, batch))
+  solve = lambda i: jax.block_until_ready(stage1(
+      problem, padded[i:i + batch], num_frames=num_frames, q=q, sweeps=sweeps, mincut=mincut))
+  threads = min(threads, len(firsts))
+  parallel = threads > 1 and maxflow.resolve(mincut) == 'bk'
+  out, done = {}, 0
+  with (maxflow.parallel_cuts() if parallel else contextlib.nullcontext()), \
+      concurrent.futures.ThreadPoolExecutor(threads if parallel else 1) as pool:
+    jobs = {pool.submit(solve, i): i for i in firsts}
+    for job in concurrent.futures.as_completed(jobs):
+      out[jobs[job]] = job.result()
+      done += min(batch, n - jobs[job])
+      if stage is not None:
+        stage.advance(min(batch, n - jobs[job]), f'{n - done} left' if done < n else None)
+  return jnp.concatenate([out[i] for i in firsts])[:n]
 
 
 def _build_problems(video, config, semantics, natural, targets, f):
@@ -349,7 +371,8 @@ def solve(video, config: LoopConfig, semantics=None, natural=None, targets=None,
     with prog.stage(f'stage 1 ({n_p} periods)', n_p, 'periods', f'p = {int(periods[0])}') as st:
       starts1 = stage1_batched(small if f > 1 else base, periods, num_frames=t,
                                q=config.params.q, sweeps=config.sweeps,
-                               batch=period_batch(config, n_p), stage=st, mincut=config.mincut)
+                               batch=period_batch(config, n_p), stage=st, mincut=config.mincut,
+                               threads=stage1_threads(config))
   cache = np.asarray(starts1)
   num_labels = n_p + len(range(0, t, config.params.q))
   seed = None
