@@ -1,6 +1,7 @@
 """The three looping stages end to end: a known periodic region is found, the JAX solver matches
 PyMaxflow on real moves of a looping problem, vmapped candidates equal separate solves, and the
 `animgen loop` command."""
+import dataclasses
 import os
 import subprocess
 import sys
@@ -106,24 +107,28 @@ def test_stage1_periods_in_threads_equal_one_after_the_other():
   np.testing.assert_array_equal(run(batch=1, threads=2), alone)
   np.testing.assert_array_equal(run(batch=2, threads=2), alone)
   assert len(np.unique(alone)) > 1
-  assert stages.stage1_threads(stages.LoopConfig(threads=3)) == 3
-  assert stages.stage1_threads(stages.LoopConfig(mincut='push-relabel')) == 1
+  assert stages.solve_threads(stages.LoopConfig(threads=3)) == 3
+  assert stages.solve_threads(stages.LoopConfig(mincut='push-relabel')) == 1
 
 
 def test_vmapped_candidates_and_videos_equal_separate_solves():
-  """Two target maps of one video, and two videos, each solved in one vmapped program, equal
-  the separate solves (one compiled single solve for all three)."""
+  """Two target maps of one video (in one vmapped program, threads=1, and each from its own
+  thread, threads=2), and two videos in one vmapped program, equal the separate solves."""
   a, square = periodic_square(T=24, H=16, W=16, lo=4, hi=12, period=8)
   b, _ = periodic_square(T=24, H=16, W=16, lo=2, hi=10, period=12, seed=1)
   half = np.zeros_like(square)
   half[:, :8] = True
-  config = stages.LoopConfig(min_period=8)
-  candidates = stages.solve(a, config, targets=np.stack([square, half]))
+  config = stages.LoopConfig(min_period=8, mincut='bk')
+  candidates = stages.solve(a, dataclasses.replace(config, threads=1),
+                            targets=np.stack([square, half]))
+  threaded = stages.solve(a, dataclasses.replace(config, threads=2),
+                          targets=np.stack([square, half]))
   videos = stages.solve_videos(np.stack([a, b]), config, targets=np.stack([square, square]))
   assert len(candidates) == 2 and len(videos) == 2
   alone_a = stages.solve(a, config, targets=square[None])[0]
-  for alone, loop in ((alone_a, candidates[0]), (alone_a, videos[0]),
-                      (stages.solve(a, config, targets=half[None])[0], candidates[1]),
+  alone_half = stages.solve(a, config, targets=half[None])[0]
+  for alone, loop in ((alone_a, candidates[0]), (alone_a, videos[0]), (alone_a, threaded[0]),
+                      (alone_half, candidates[1]), (alone_half, threaded[1]),
                       (stages.solve(b, config, targets=square[None])[0], videos[1])):
     np.testing.assert_array_equal(alone.periods, loop.periods)
     np.testing.assert_array_equal(alone.starts, loop.starts)

@@ -32,7 +32,7 @@ class LoopConfig:
   coarse: int = 1           # >1: stages 1-2 at 1/coarse resolution, then refine
   period_batch: int = 0     # periods per stage-1 call; 0: automatic (see `period_batch`)
   mincut: str = 'auto'      # cut back end (maxflow.MINCUTS): 'auto' is BK on a CPU
-  threads: int = 0          # stage-1 batches solved at once; 0: automatic (see `stage1_threads`)
+  threads: int = 0          # problems solved at once; 0: automatic (see `solve_threads`)
   params: costs.Params = costs.Params()
 
 
@@ -226,10 +226,11 @@ def period_batch(config: LoopConfig, num_periods: int) -> int:
   return 1 if jax.default_backend() == 'cpu' else num_periods
 
 
-def stage1_threads(config: LoopConfig) -> int:
-  """Stage-1 batches solved at once: config.threads, or by default one per CPU core where the
-  cuts are BK's on a CPU (each cut then runs in a worker process while another batch computes
-  its costs), else 1 (an accelerator solves the periods of one batch in parallel)."""
+def solve_threads(config: LoopConfig) -> int:
+  """Independent problems (stage-1 batches of periods, candidates of stages 2-3) solved at once
+  from threads: config.threads, or by default one per CPU core where the cuts are BK's on a CPU
+  (each cut then runs in a worker process while another problem computes its costs), else 1
+  (an accelerator solves a vmapped batch in parallel)."""
   if config.threads > 0:
     return config.threads
   import os
@@ -289,13 +290,21 @@ def _targeted(prob, targets):
   return jax.vmap(lambda t: costs.retarget(prob, t).e_static)(jnp.asarray(targets))
 
 
-def _per_target(prob, fn, *batched):
-  """fn(prob with one candidate's E_static, *that candidate's arrays), vmapped over candidates
-  (one candidate: called directly, so that the cost terms' branches stay branches)."""
-  one = lambda e, *b: fn(prob.replace(e_static=e), *b)
-  if len(batched[0]) == 1:
-    return jax.tree.map(lambda x: jnp.asarray(x)[None], one(*(b[0] for b in batched)))
-  return jax.vmap(one)(*batched)
+def _per_target(prob, fn, *batched, threads=1):
+  """fn(prob with one candidate's E_static, *that candidate's arrays) for every candidate,
+  stacked: vmapped over the candidates when threads == 1, else each candidate on its own from
+  `threads` threads with their BK cuts in worker processes (as stage 1's periods; there the cost
+  terms' branches stay branches). One candidate is called directly."""
+  one = lambda i: fn(prob.replace(e_static=batched[0][i]), *(b[i] for b in batched[1:]))
+  n = len(batched[0])
+  if n > 1 and threads == 1:
+    return jax.vmap(lambda e, *b: fn(prob.replace(e_static=e), *b))(*batched)
+  if n == 1:
+    return jax.tree.map(lambda x: jnp.asarray(x)[None], one(0))
+  import concurrent.futures
+  with maxflow.parallel_cuts(), concurrent.futures.ThreadPoolExecutor(min(threads, n)) as pool:
+    out = list(pool.map(lambda i: jax.block_until_ready(one(i)), range(n)))
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *out)
 
 
 def _stage2_coarse(small, small_targets, starts1, periods, config, t, h, w):
@@ -305,7 +314,8 @@ def _stage2_coarse(small, small_targets, starts1, periods, config, t, h, w):
   P, S = stage2_tables(starts1, periods, t, q)
   e_small = _targeted(small, small_targets)
   p_s, s_s, _ = _per_target(small, lambda pr: stage2(
-      pr, P, S, None, sweeps=config.sweeps_stage2, mincut=config.mincut), e_small)
+      pr, P, S, None, sweeps=config.sweeps_stage2, mincut=config.mincut), e_small,
+      threads=solve_threads(config))
   return _upsample(starts1, h, w), _upsample(p_s, h, w), _upsample(s_s, h, w)
 
 
@@ -323,7 +333,7 @@ def _stage2_full(base, targets, starts1, periods, config, t, seed=None):
     sweeps = config.sweeps_stage2
   p_map, s_map, _ = _per_target(base, lambda pr, l0: stage2(
       pr, P, S, l0, sweeps=sweeps, used_only=seed is not None, mincut=config.mincut), e_full,
-      lab0)
+      lab0, threads=solve_threads(config))
   return jax.block_until_ready(p_map), s_map, e_full
 
 
@@ -333,7 +343,7 @@ def _stage3_all(base, e_full, p_map, s_map, config, t):
   # starts the upsampled solution uses cost 2 % energy on the benchmark clip (docs/looper.md)
   s_map, energy, rounding = _per_target(base, lambda pr, pm, sm: stage3(
       pr, pm, sm, num_frames=t, q=config.params.q, sweeps=config.sweeps, mincut=config.mincut),
-      e_full, p_map, s_map)
+      e_full, p_map, s_map, threads=solve_threads(config))
   return s_map, jax.block_until_ready(energy), rounding
 
 
@@ -372,7 +382,7 @@ def solve(video, config: LoopConfig, semantics=None, natural=None, targets=None,
       starts1 = stage1_batched(small if f > 1 else base, periods, num_frames=t,
                                q=config.params.q, sweeps=config.sweeps,
                                batch=period_batch(config, n_p), stage=st, mincut=config.mincut,
-                               threads=stage1_threads(config))
+                               threads=solve_threads(config))
   cache = np.asarray(starts1)
   num_labels = n_p + len(range(0, t, config.params.q))
   seed = None
