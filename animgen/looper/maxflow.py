@@ -177,9 +177,9 @@ def _stop_workers():
 @contextlib.contextmanager
 def parallel_cuts():
   """BK cuts made in this context (from any thread) run in worker processes, one per cut in
-  flight, started on first use and kept for later contexts: for solves that
-  run concurrently in threads (`stages.stage1_batched` on a CPU), whose cuts would otherwise
-  take turns on the GIL."""
+  flight, started on first use and kept for later contexts: for solves that run concurrently
+  in threads (stage-1 periods and candidates on a CPU, `stages._threaded`), whose cuts would
+  otherwise take turns on the GIL."""
   global _PARALLEL
   _PARALLEL += 1
   try:

@@ -10,7 +10,6 @@ Periods and starts are multiples of q = 4 frames and periods are at least `min_p
 32). `coarse` > 1 solves stages 1-2 on a frame downscaled by that factor and refines at full size
 (stage 2 seeded from the upsampled labels, one sweep over the labels they use, then stage 3).
 """
-import contextlib
 import dataclasses
 import functools
 
@@ -238,6 +237,22 @@ def solve_threads(config: LoopConfig) -> int:
   return (os.cpu_count() or 1) if cpu else 1
 
 
+def _threaded(fn, items, threads):
+  """(index, fn(item)) for every item, as each finishes: from `threads` threads with their BK
+  cuts in worker processes (`maxflow.parallel_cuts`) when threads > 1, else one after the other
+  in order."""
+  if threads <= 1 or len(items) <= 1:
+    for i, item in enumerate(items):
+      yield i, fn(item)
+    return
+  import concurrent.futures
+  with maxflow.parallel_cuts(), concurrent.futures.ThreadPoolExecutor(
+      min(threads, len(items))) as pool:
+    jobs = {pool.submit(fn, item): i for i, item in enumerate(items)}
+    for job in concurrent.futures.as_completed(jobs):
+      yield jobs[job], job.result()
+
+
 def stage1_batched(problem, periods, *, num_frames, q, sweeps=1, batch=None, stage=None,
                    mincut='auto', threads=1):
   """`stage1` over `periods` `batch` at a time (default all at once) -> int32 [n_p, H, W].
@@ -247,7 +262,6 @@ def stage1_batched(problem, periods, *, num_frames, q, sweeps=1, batch=None, sta
   by float rounding. threads > 1: that many batches are solved at once from threads, their BK
   cuts in worker processes (`maxflow.parallel_cuts`), so that one batch's cut overlaps the
   other's cost terms. `stage` (a progress.Stage) advances by the periods of each batch."""
-  import concurrent.futures
   n = len(periods)
   batch = n if not batch else min(batch, n)
   pad = (-n) % batch
@@ -255,17 +269,12 @@ def stage1_batched(problem, periods, *, num_frames, q, sweeps=1, batch=None, sta
   firsts = list(range(0, n + pad, batch))
   solve = lambda i: jax.block_until_ready(stage1(
       problem, padded[i:i + batch], num_frames=num_frames, q=q, sweeps=sweeps, mincut=mincut))
-  threads = min(threads, len(firsts))
-  parallel = threads > 1 and maxflow.resolve(mincut) == 'bk'
   out, done = {}, 0
-  with (maxflow.parallel_cuts() if parallel else contextlib.nullcontext()), \
-      concurrent.futures.ThreadPoolExecutor(threads if parallel else 1) as pool:
-    jobs = {pool.submit(solve, i): i for i in firsts}
-    for job in concurrent.futures.as_completed(jobs):
-      out[jobs[job]] = job.result()
-      done += min(batch, n - jobs[job])
-      if stage is not None:
-        stage.advance(min(batch, n - jobs[job]), f'{n - done} left' if done < n else None)
+  for k, starts in _threaded(solve, firsts, threads if maxflow.resolve(mincut) == 'bk' else 1):
+    out[firsts[k]] = starts
+    done += min(batch, n - firsts[k])
+    if stage is not None:
+      stage.advance(min(batch, n - firsts[k]), f'{n - done} left' if done < n else None)
   return jnp.concatenate([out[i] for i in firsts])[:n]
 
 
@@ -301,10 +310,8 @@ def _per_target(prob, fn, *batched, threads=1):
     return jax.vmap(lambda e, *b: fn(prob.replace(e_static=e), *b))(*batched)
   if n == 1:
     return jax.tree.map(lambda x: jnp.asarray(x)[None], one(0))
-  import concurrent.futures
-  with maxflow.parallel_cuts(), concurrent.futures.ThreadPoolExecutor(min(threads, n)) as pool:
-    out = list(pool.map(lambda i: jax.block_until_ready(one(i)), range(n)))
-  return jax.tree.map(lambda *xs: jnp.stack(xs), *out)
+  out = dict(_threaded(lambda i: jax.block_until_ready(one(i)), range(n), threads))
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *(out[i] for i in range(n)))
 
 
 def _stage2_coarse(small, small_targets, starts1, periods, config, t, h, w):
